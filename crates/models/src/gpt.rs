@@ -1,0 +1,504 @@
+//! LlamaGen GPT (`autoregressive/models/gpt.py::Transformer`), class- and text-conditional.
+//!
+//! Module and field names equal the official state-dict keys, so checkpoints load unchanged:
+//! `cls_embedding.{embedding_table | cap_proj.fc1, cap_proj.fc2, uncond_embedding}`,
+//! `tok_embeddings`, `layers.N.{attention.{wqkv, wo}, feed_forward.{w1, w2, w3}, attention_norm,
+//! ffn_norm}`, `norm`, `output`.
+
+use burn::module::Param;
+use burn::nn::{Embedding, EmbeddingConfig, Linear, LinearConfig, RmsNorm, RmsNormConfig};
+use burn::prelude::*;
+use burn::tensor::activation::{gelu_approximate, silu};
+use burn::tensor::TensorData;
+
+use crate::attention::{attend, build_mask, Visibility};
+use crate::cache::KvCache;
+use crate::config::{GptConfig, ModelType};
+use crate::error::ModelError;
+use crate::rope::{apply_rotary, Rope2d};
+
+/// Zero rotary rows kept after the grid so that draft-tree positions past the last cell stay
+/// in range (LANTERN keeps 10; deeper trees need more).
+pub const EXTRA_ROPE_ROWS: usize = 64;
+
+/// `cap_proj`: Linear → GELU(tanh) → Linear, both without bias.
+#[derive(Module, Debug)]
+pub struct CaptionMlp {
+    fc1: Linear,
+    fc2: Linear,
+}
+
+/// The conditioning embedder: a class table (c2i) or a caption projection plus the stored null
+/// caption (t2i). Exactly one of the two layouts is present.
+#[derive(Module, Debug)]
+pub struct ClsEmbedding {
+    embedding_table: Option<Embedding>,
+    cap_proj: Option<CaptionMlp>,
+    uncond_embedding: Option<Param<Tensor<2>>>,
+}
+
+/// Fused-QKV attention: `wqkv` output splits as `[q | k | v]`.
+#[derive(Module, Debug)]
+pub struct Attention {
+    wqkv: Linear,
+    wo: Linear,
+    n_head: usize,
+    n_kv_head: usize,
+    head_dim: usize,
+}
+
+/// SwiGLU feed-forward: `w2(silu(w1 x) · w3 x)`.
+#[derive(Module, Debug)]
+pub struct FeedForward {
+    w1: Linear,
+    w2: Linear,
+    w3: Linear,
+}
+
+/// Pre-norm transformer block.
+#[derive(Module, Debug)]
+pub struct Block {
+    attention: Attention,
+    feed_forward: FeedForward,
+    attention_norm: RmsNorm,
+    ffn_norm: RmsNorm,
+}
+
+/// LlamaGen GPT.
+#[derive(Module, Debug)]
+pub struct Gpt {
+    cls_embedding: ClsEmbedding,
+    tok_embeddings: Embedding,
+    layers: Vec<Block>,
+    norm: RmsNorm,
+    output: Linear,
+    #[module(skip)]
+    config: GptConfig,
+    #[module(skip)]
+    rope: Rope2d,
+}
+
+/// What a generation is conditioned on, one entry per batch row.
+#[derive(Debug, Clone)]
+pub enum Condition {
+    /// Class labels (c2i); `num_classes` is the null class.
+    Classes(Vec<usize>),
+    /// Caption embeddings `[B, cls_token_num, caption_dim]` (t2i) and, optionally, which caption
+    /// slots are real tokens (false = padding), per row.
+    Captions {
+        /// `[B, T, caption_dim]`.
+        embeddings: Tensor<3>,
+        /// `[B][T]`, true = real token.
+        valid: Option<Vec<Vec<bool>>>,
+    },
+}
+
+impl Condition {
+    /// Number of batch rows.
+    pub fn batch(&self) -> usize {
+        match self {
+            Self::Classes(c) => c.len(),
+            Self::Captions { embeddings, .. } => embeddings.dims()[0],
+        }
+    }
+}
+
+/// Output of a forward: post-norm features (the drafter's input) and logits.
+#[derive(Debug, Clone)]
+pub struct StepOutput {
+    /// Final hidden states after the last RMSNorm: `[B, N, dim]`.
+    pub hidden: Tensor<3>,
+    /// Logits `[B, N', vocab]` (every new position, or only the last one after a prefill).
+    pub logits: Tensor<3>,
+}
+
+fn linear(d_in: usize, d_out: usize, device: &Device) -> Linear {
+    LinearConfig::new(d_in, d_out).with_bias(false).init(device)
+}
+
+impl FeedForward {
+    fn forward(&self, x: Tensor<3>) -> Tensor<3> {
+        self.w2
+            .forward(silu(self.w1.forward(x.clone())) * self.w3.forward(x))
+    }
+}
+
+impl Attention {
+    fn forward(
+        &self,
+        x: Tensor<3>,
+        rot: &(Tensor<4>, Tensor<4>),
+        mask: Option<Tensor<4, Bool>>,
+        cache: Option<(&mut KvCache, usize)>,
+    ) -> Tensor<3> {
+        let [b, n, dim] = x.dims();
+        let (h, hk, hd) = (self.n_head, self.n_kv_head, self.head_dim);
+        let qkv = self.wqkv.forward(x);
+        let q = qkv
+            .clone()
+            .slice([0..b, 0..n, 0..h * hd])
+            .reshape([b, n, h, hd]);
+        let k = qkv
+            .clone()
+            .slice([0..b, 0..n, h * hd..(h + hk) * hd])
+            .reshape([b, n, hk, hd]);
+        let v = qkv
+            .slice([0..b, 0..n, (h + hk) * hd..(h + 2 * hk) * hd])
+            .reshape([b, n, hk, hd]);
+        let q = apply_rotary(q, &rot.0, &rot.1).swap_dims(1, 2);
+        let k = apply_rotary(k, &rot.0, &rot.1).swap_dims(1, 2);
+        let v = v.swap_dims(1, 2);
+        let (keys, values) = match cache {
+            Some((cache, layer)) => cache.write(layer, k, v),
+            None => (k, v),
+        };
+        let out = attend(q, keys, values, mask)
+            .swap_dims(1, 2)
+            .reshape([b, n, dim]);
+        self.wo.forward(out)
+    }
+}
+
+impl Block {
+    fn forward(
+        &self,
+        x: Tensor<3>,
+        rot: &(Tensor<4>, Tensor<4>),
+        mask: Option<Tensor<4, Bool>>,
+        cache: Option<(&mut KvCache, usize)>,
+    ) -> Tensor<3> {
+        let h = x.clone()
+            + self
+                .attention
+                .forward(self.attention_norm.forward(x), rot, mask, cache);
+        h.clone() + self.feed_forward.forward(self.ffn_norm.forward(h))
+    }
+}
+
+impl Gpt {
+    /// A randomly initialised model of the given shape (burn's default initialisers).
+    pub fn new(config: &GptConfig, device: &Device) -> Result<Self, ModelError> {
+        config.validate("gpt config")?;
+        let c = config;
+        let (dim, hd) = (c.dim, c.head_dim());
+        let cls_embedding = match c.model_type {
+            ModelType::C2i => ClsEmbedding {
+                embedding_table: Some(EmbeddingConfig::new(c.class_rows(), dim).init(device)),
+                cap_proj: None,
+                uncond_embedding: None,
+            },
+            ModelType::T2i => ClsEmbedding {
+                embedding_table: None,
+                cap_proj: Some(CaptionMlp {
+                    fc1: linear(c.caption_dim, dim, device),
+                    fc2: linear(dim, dim, device),
+                }),
+                uncond_embedding: Some(Param::from_tensor(Tensor::random(
+                    [c.cls_token_num, c.caption_dim],
+                    burn::tensor::Distribution::Normal(0.0, 1.0 / (c.caption_dim as f64).sqrt()),
+                    device,
+                ))),
+            },
+        };
+        let layers = (0..c.n_layer)
+            .map(|_| Block {
+                attention: Attention {
+                    wqkv: linear(dim, (c.n_head + 2 * c.kv_heads()) * hd, device),
+                    wo: linear(dim, dim, device),
+                    n_head: c.n_head,
+                    n_kv_head: c.kv_heads(),
+                    head_dim: hd,
+                },
+                feed_forward: FeedForward {
+                    w1: linear(dim, c.ffn_hidden(), device),
+                    w2: linear(c.ffn_hidden(), dim, device),
+                    w3: linear(dim, c.ffn_hidden(), device),
+                },
+                attention_norm: RmsNormConfig::new(dim)
+                    .with_epsilon(c.norm_eps)
+                    .init(device),
+                ffn_norm: RmsNormConfig::new(dim)
+                    .with_epsilon(c.norm_eps)
+                    .init(device),
+            })
+            .collect();
+        Ok(Self {
+            cls_embedding,
+            tok_embeddings: EmbeddingConfig::new(c.vocab_size, dim).init(device),
+            layers,
+            norm: RmsNormConfig::new(dim)
+                .with_epsilon(c.norm_eps)
+                .init(device),
+            output: linear(dim, c.vocab_size, device),
+            rope: Rope2d::new(
+                c.grid_size(),
+                hd,
+                c.rope_base,
+                c.cls_token_num,
+                EXTRA_ROPE_ROWS,
+                device,
+            ),
+            config: c.clone(),
+        })
+    }
+
+    /// The configuration the model was built from.
+    pub fn config(&self) -> &GptConfig {
+        &self.config
+    }
+
+    /// The device holding the weights.
+    pub fn device(&self) -> Device {
+        self.output.weight.val().device()
+    }
+
+    /// A KV cache for `batch` rows with room for the condition, every image token and `extra`
+    /// slots of draft tokens.
+    pub fn new_cache(&self, batch: usize, extra: usize) -> KvCache {
+        let c = &self.config;
+        KvCache::new(
+            c.n_layer,
+            batch,
+            c.kv_heads(),
+            c.head_dim(),
+            c.cls_token_num + c.block_size + extra,
+            &self.device(),
+        )
+    }
+
+    /// The output head's weight `[dim, vocab]` (burn layout); the drafter shares it.
+    pub fn head(&self) -> &Linear {
+        &self.output
+    }
+
+    /// The token embedding table; the drafter's embedding is initialised from it.
+    pub fn token_embeddings(&self) -> &Embedding {
+        &self.tok_embeddings
+    }
+
+    /// The condition for the unconditional CFG half: the null class, or the stored null caption
+    /// (with the same padding rows as the conditional half, as LlamaGen does).
+    pub fn null_condition(&self, cond: &Condition) -> Result<Condition, ModelError> {
+        let b = cond.batch();
+        match cond {
+            Condition::Classes(_) => Ok(Condition::Classes(vec![self.config.null_class(); b])),
+            Condition::Captions { valid, .. } => {
+                let uncond = self
+                    .cls_embedding
+                    .uncond_embedding
+                    .as_ref()
+                    .ok_or_else(|| ModelError::Input("this GPT is not text-conditional".into()))?
+                    .val();
+                let [t, d] = uncond.dims();
+                Ok(Condition::Captions {
+                    embeddings: uncond.unsqueeze_dim::<3>(0).expand([b, t, d]),
+                    valid: valid.clone(),
+                })
+            }
+        }
+    }
+
+    /// `[cond; uncond]` batch for classifier-free guidance (cond rows first).
+    pub fn cfg_condition(&self, cond: &Condition) -> Result<Condition, ModelError> {
+        let null = self.null_condition(cond)?;
+        Ok(match (cond, null) {
+            (Condition::Classes(a), Condition::Classes(b)) => {
+                Condition::Classes(a.iter().chain(b.iter()).copied().collect())
+            }
+            (
+                Condition::Captions { embeddings, valid },
+                Condition::Captions {
+                    embeddings: null_emb,
+                    ..
+                },
+            ) => Condition::Captions {
+                embeddings: Tensor::cat(vec![embeddings.clone(), null_emb], 0),
+                valid: valid
+                    .as_ref()
+                    .map(|v| v.iter().chain(v.iter()).cloned().collect()),
+            },
+            _ => unreachable!("null condition has the same kind"),
+        })
+    }
+
+    /// Embeds the condition: `[B, cls_token_num, dim]`.
+    fn embed_condition(&self, cond: &Condition) -> Result<Tensor<3>, ModelError> {
+        let c = &self.config;
+        let device = self.device();
+        match (cond, &self.cls_embedding) {
+            (
+                Condition::Classes(labels),
+                ClsEmbedding {
+                    embedding_table: Some(table),
+                    ..
+                },
+            ) => {
+                if let Some(&bad) = labels.iter().find(|&&l| l >= c.class_rows()) {
+                    return Err(ModelError::Input(format!(
+                        "class {bad} is out of range: this model has classes 0..{} (and {} = null)",
+                        c.num_classes,
+                        c.null_class()
+                    )));
+                }
+                let ids: Vec<i64> = labels.iter().map(|&l| l as i64).collect();
+                let ids =
+                    Tensor::<2, Int>::from_data(TensorData::new(ids, [labels.len(), 1]), &device);
+                Ok(table.forward(ids))
+            }
+            (
+                Condition::Captions { embeddings, .. },
+                ClsEmbedding {
+                    cap_proj: Some(mlp),
+                    ..
+                },
+            ) => {
+                let [_, t, d] = embeddings.dims();
+                if t < c.cls_token_num || d != c.caption_dim {
+                    return Err(ModelError::Input(format!(
+                        "caption embeddings have shape [_, {t}, {d}]; this model needs [_, ≥{}, {}]",
+                        c.cls_token_num, c.caption_dim
+                    )));
+                }
+                let b = embeddings.dims()[0];
+                let x = embeddings.clone().slice([0..b, 0..c.cls_token_num, 0..d]);
+                Ok(mlp.fc2.forward(gelu_approximate(mlp.fc1.forward(x))))
+            }
+            _ => Err(ModelError::Input(format!(
+                "condition kind does not match this {:?} model",
+                c.model_type
+            ))),
+        }
+    }
+
+    fn run(
+        &self,
+        x: Tensor<3>,
+        positions: &[usize],
+        vis: &Visibility,
+        key_valid: Option<&[Vec<bool>]>,
+        mut cache: Option<&mut KvCache>,
+    ) -> Tensor<3> {
+        let device = self.device();
+        let n = positions.len();
+        let (prefix, slot0) = match &cache {
+            Some(c) => (c.len(), c.reserve(n)),
+            None => (0, 0),
+        };
+        let mask = build_mask(prefix, vis, key_valid, slot0, &device);
+        let rot = self.rope.rows(positions);
+        let mut h = x;
+        for (i, layer) in self.layers.iter().enumerate() {
+            let layer_cache = cache.as_deref_mut().map(|c| (c, i));
+            h = layer.forward(h, &rot, mask.clone(), layer_cache);
+        }
+        if let Some(c) = cache {
+            c.advance(n);
+        }
+        self.norm.forward(h)
+    }
+
+    /// One causal forward over `[condition; tokens]` without a cache (training / reference path).
+    /// `tokens: [B, S]`; returns hidden and logits for all `cls_token_num + S` positions.
+    pub fn forward_full(
+        &self,
+        cond: &Condition,
+        tokens: Tensor<2, Int>,
+    ) -> Result<StepOutput, ModelError> {
+        let x = Tensor::cat(
+            vec![
+                self.embed_condition(cond)?,
+                self.tok_embeddings.forward(tokens),
+            ],
+            1,
+        );
+        let s = x.dims()[1];
+        let valid = match cond {
+            Condition::Captions { valid, .. } => valid.as_deref(),
+            _ => None,
+        };
+        let positions: Vec<usize> = (0..s).collect();
+        let hidden = self.run(x, &positions, &Visibility::causal(s), valid, None);
+        let logits = self.output.forward(hidden.clone());
+        Ok(StepOutput { hidden, logits })
+    }
+
+    /// Runs the condition through an empty cache (prefill). Returns hidden states of every
+    /// condition position and the logits at the last one (`[B, 1, vocab]`); the cache keeps the
+    /// caption padding for every later step. Everything written is committed.
+    pub fn prefill(&self, cond: &Condition, cache: &mut KvCache) -> Result<StepOutput, ModelError> {
+        if !cache.is_empty() || cache.pending() > 0 {
+            return Err(ModelError::Input("prefill needs an empty cache".into()));
+        }
+        if cond.batch() != cache.batch() {
+            return Err(ModelError::Input(format!(
+                "condition has {} rows, the cache {}",
+                cond.batch(),
+                cache.batch()
+            )));
+        }
+        let x = self.embed_condition(cond)?;
+        let t = x.dims()[1];
+        let valid = match cond {
+            Condition::Captions { valid, .. } => valid.clone(),
+            _ => None,
+        };
+        cache.set_key_valid(valid);
+        let positions: Vec<usize> = (0..t).collect();
+        let key_valid = cache.key_valid().map(|k| k.to_vec());
+        let hidden = self.run(
+            x,
+            &positions,
+            &Visibility::causal(t),
+            key_valid.as_deref(),
+            Some(cache),
+        );
+        cache.commit_all();
+        let [b, _, d] = hidden.dims();
+        let last = hidden.clone().slice([0..b, t - 1..t, 0..d]);
+        Ok(StepOutput {
+            logits: self.output.forward(last),
+            hidden,
+        })
+    }
+
+    /// Runs `tokens: [B, N]` after the committed prefix and any pending tokens, with rotary
+    /// `positions` (sequence positions, `cls_token_num + k` for image token k) and `vis` saying
+    /// which pending/new tokens each new token sees. The new tokens become pending.
+    pub fn extend(
+        &self,
+        tokens: Tensor<2, Int>,
+        positions: &[usize],
+        vis: &Visibility,
+        cache: &mut KvCache,
+    ) -> StepOutput {
+        let [b, n] = tokens.dims();
+        assert_eq!(b, cache.batch(), "token rows must match the cache's batch");
+        assert_eq!(n, positions.len(), "one rotary position per token");
+        assert_eq!(
+            (vis.rows(), vis.cols()),
+            (n, cache.pending() + n),
+            "visibility must be new × (pending + new)"
+        );
+        let x = self.tok_embeddings.forward(tokens);
+        let key_valid = cache.key_valid().map(|k| k.to_vec());
+        let hidden = self.run(x, positions, vis, key_valid.as_deref(), Some(cache));
+        StepOutput {
+            logits: self.output.forward(hidden.clone()),
+            hidden,
+        }
+    }
+
+    /// Sequence position (rotary table row) of image token `k`.
+    pub fn position_of_token(&self, k: usize) -> usize {
+        self.config.cls_token_num + k
+    }
+}
+
+/// Builds a `[rows, n]` token tensor with every row equal to `tokens` (CFG rows share tokens).
+pub fn repeated_tokens(tokens: &[u32], rows: usize, device: &Device) -> Tensor<2, Int> {
+    let n = tokens.len();
+    let data: Vec<i64> = (0..rows)
+        .flat_map(|_| tokens.iter().map(|&t| t as i64))
+        .collect();
+    Tensor::from_data(TensorData::new(data, [rows, n]), device)
+}

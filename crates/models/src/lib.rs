@@ -1,0 +1,21 @@
+//! Burn models of lantern-bench: LlamaGen GPT (c2i, t2i), its VQ tokenizer and the one-layer
+//! EAGLE drafter, with a KV cache built for tree verification and loaders for the official
+//! checkpoint files (`.pt` and `.safetensors`, official key names).
+
+pub mod attention;
+pub mod cache;
+pub mod checkpoint;
+pub mod config;
+pub mod error;
+pub mod gpt;
+pub mod pretrained;
+pub mod rope;
+
+pub use attention::Visibility;
+pub use cache::KvCache;
+pub use config::{DrafterConfig, GptConfig, ModelType, VqConfig};
+pub use error::{KeyProblem, ModelError};
+pub use gpt::{Condition, Gpt, StepOutput};
+
+/// Re-exported so that downstream crates name one burn.
+pub use burn;
