@@ -9,6 +9,9 @@ use burn::prelude::*;
 use burn::tensor::activation::softmax;
 use burn::tensor::TensorData;
 
+use crate::cache::KvCache;
+use crate::rope::{apply_rotary, Rope2d};
+
 /// Which of the pending and new tokens each new token may attend to.
 ///
 /// Row `i` is new token `i`; columns are the `pending` tokens of this round followed by the
@@ -178,6 +181,59 @@ pub fn attend(
     softmax(scores, 3).matmul(v)
 }
 
+/// Everything a forward's layers share: rotary rows and the attention mask.
+pub(crate) struct StepPlan {
+    /// `(cos, signed sin)` rows, `[1, N, 1, head_dim]` each.
+    pub rot: (Tensor<4>, Tensor<4>),
+    /// `[B or 1, 1, N, S]`, true = hidden; `None` when all keys are visible.
+    pub mask: Option<Tensor<4, Bool>>,
+}
+
+impl StepPlan {
+    /// Plans a forward of `positions.len()` tokens after the cache's committed and pending
+    /// slots (or, without a cache, over the tokens alone).
+    pub fn new(
+        rope: &Rope2d,
+        positions: &[usize],
+        vis: &Visibility,
+        key_valid: Option<&[Vec<bool>]>,
+        cache: Option<&KvCache>,
+        device: &Device,
+    ) -> Self {
+        let (prefix, slot0) = match cache {
+            Some(c) => (c.len(), c.reserve(positions.len())),
+            None => (0, 0),
+        };
+        Self {
+            rot: rope.rows(positions),
+            mask: build_mask(prefix, vis, key_valid, slot0, device),
+        }
+    }
+}
+
+/// Rotary self-attention core shared by the GPT and the drafter: rotates `q: [B, N, H, hd]`
+/// and `k: [B, N, H_kv, hd]`, writes k and v (`[B, N, H_kv, hd]`) into layer `layer` of the
+/// cache if one is given, attends, and returns `[B, N, H·hd]` (before the output projection).
+pub(crate) fn rotary_attention(
+    q: Tensor<4>,
+    k: Tensor<4>,
+    v: Tensor<4>,
+    plan: &StepPlan,
+    cache: Option<(&mut KvCache, usize)>,
+) -> Tensor<3> {
+    let [b, n, h, hd] = q.dims();
+    let q = apply_rotary(q, &plan.rot.0, &plan.rot.1).swap_dims(1, 2);
+    let k = apply_rotary(k, &plan.rot.0, &plan.rot.1).swap_dims(1, 2);
+    let v = v.swap_dims(1, 2);
+    let (keys, values) = match cache {
+        Some((cache, layer)) => cache.write(layer, k, v),
+        None => (k, v),
+    };
+    attend(q, keys, values, plan.mask.clone())
+        .swap_dims(1, 2)
+        .reshape([b, n, h * hd])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -201,6 +257,27 @@ mod tests {
             Visibility::causal(3),
             Visibility::tree(&[None, Some(0), Some(1)])
         );
+    }
+
+    #[test]
+    fn grouped_query_heads_use_repeat_interleave_order() {
+        use burn::tensor::Distribution;
+        let dev = Device::default();
+        let q = Tensor::<4>::random([1, 4, 3, 8], Distribution::Normal(0.0, 1.0), &dev);
+        let k = Tensor::<4>::random([1, 2, 5, 8], Distribution::Normal(0.0, 1.0), &dev);
+        let v = Tensor::<4>::random([1, 2, 5, 8], Distribution::Normal(0.0, 1.0), &dev);
+        // repeat_interleave(2, dim=1): heads [0, 0, 1, 1].
+        let idx = Tensor::<1, Int>::from_data(TensorData::new(vec![0i64, 0, 1, 1], [4]), &dev);
+        let full = attend(
+            q.clone(),
+            k.clone().select(1, idx.clone()),
+            v.clone().select(1, idx),
+            None,
+        );
+        let grouped = attend(q, k, v, None);
+        let a: Vec<f32> = full.into_data().try_into_vec_as().unwrap();
+        let b: Vec<f32> = grouped.into_data().try_into_vec_as().unwrap();
+        assert!(a.iter().zip(&b).all(|(x, y)| (x - y).abs() < 1e-6));
     }
 
     #[test]

@@ -278,7 +278,7 @@ pub fn write_safetensors(
         blobs.push(bytes);
     }
     let mut head = serde_json::to_vec(&serde_json::Value::Object(header)).expect("json");
-    while head.len() % 8 != 0 {
+    while !head.len().is_multiple_of(8) {
         head.push(b' ');
     }
     let tmp = path.with_extension("safetensors.tmp");

@@ -130,7 +130,7 @@ pub const GPT_PRESETS: &[(&str, usize, usize, usize)] = &[
 
 /// Rounds `n` up to a multiple of `k` (LlamaGen's `find_multiple`).
 pub fn find_multiple(n: usize, k: usize) -> usize {
-    if n % k == 0 {
+    if n.is_multiple_of(k) {
         n
     } else {
         n + k - n % k
@@ -211,19 +211,19 @@ impl GptConfig {
                 message,
             })
         };
-        if self.n_head == 0 || self.dim % self.n_head != 0 {
+        if self.n_head == 0 || !self.dim.is_multiple_of(self.n_head) {
             return fail(format!(
                 "dim {} is not divisible by n_head {}",
                 self.dim, self.n_head
             ));
         }
-        if self.head_dim() % 4 != 0 {
+        if !self.head_dim().is_multiple_of(4) {
             return fail(format!(
                 "head_dim {} must be a multiple of 4 for the 2D rotary embedding",
                 self.head_dim()
             ));
         }
-        if self.n_head % self.kv_heads() != 0 {
+        if !self.n_head.is_multiple_of(self.kv_heads()) {
             return fail(format!(
                 "n_head {} is not a multiple of n_kv_head {}",
                 self.n_head,
@@ -495,13 +495,15 @@ impl DrafterConfig {
                 message,
             })
         };
-        if self.num_attention_heads == 0 || self.hidden_size % self.num_attention_heads != 0 {
+        if self.num_attention_heads == 0
+            || !self.hidden_size.is_multiple_of(self.num_attention_heads)
+        {
             return fail("hidden_size must be divisible by num_attention_heads".into());
         }
-        if self.head_dim() % 4 != 0 {
+        if !self.head_dim().is_multiple_of(4) {
             return fail("head_dim must be a multiple of 4 for the 2D rotary embedding".into());
         }
-        if self.num_attention_heads % self.kv_heads() != 0 {
+        if !self.num_attention_heads.is_multiple_of(self.kv_heads()) {
             return fail("num_attention_heads must be a multiple of num_key_value_heads".into());
         }
         let grid = (self.block_size() as f64).sqrt().round() as usize;

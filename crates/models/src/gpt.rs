@@ -11,11 +11,11 @@ use burn::prelude::*;
 use burn::tensor::activation::{gelu_approximate, silu};
 use burn::tensor::TensorData;
 
-use crate::attention::{attend, build_mask, Visibility};
+use crate::attention::{rotary_attention, StepPlan, Visibility};
 use crate::cache::KvCache;
 use crate::config::{GptConfig, ModelType};
 use crate::error::ModelError;
-use crate::rope::{apply_rotary, Rope2d};
+use crate::rope::Rope2d;
 
 /// Zero rotary rows kept after the grid so that draft-tree positions past the last cell stay
 /// in range (LANTERN keeps 10; deeper trees need more).
@@ -80,6 +80,7 @@ pub struct Gpt {
 
 /// What a generation is conditioned on, one entry per batch row.
 #[derive(Debug, Clone)]
+#[allow(clippy::large_enum_variant)] // built once per image; boxing buys nothing
 pub enum Condition {
     /// Class labels (c2i); `num_classes` is the null class.
     Classes(Vec<usize>),
@@ -127,11 +128,10 @@ impl Attention {
     fn forward(
         &self,
         x: Tensor<3>,
-        rot: &(Tensor<4>, Tensor<4>),
-        mask: Option<Tensor<4, Bool>>,
+        plan: &StepPlan,
         cache: Option<(&mut KvCache, usize)>,
     ) -> Tensor<3> {
-        let [b, n, dim] = x.dims();
+        let [b, n, _] = x.dims();
         let (h, hk, hd) = (self.n_head, self.n_kv_head, self.head_dim);
         let qkv = self.wqkv.forward(x);
         let q = qkv
@@ -145,17 +145,7 @@ impl Attention {
         let v = qkv
             .slice([0..b, 0..n, (h + hk) * hd..(h + 2 * hk) * hd])
             .reshape([b, n, hk, hd]);
-        let q = apply_rotary(q, &rot.0, &rot.1).swap_dims(1, 2);
-        let k = apply_rotary(k, &rot.0, &rot.1).swap_dims(1, 2);
-        let v = v.swap_dims(1, 2);
-        let (keys, values) = match cache {
-            Some((cache, layer)) => cache.write(layer, k, v),
-            None => (k, v),
-        };
-        let out = attend(q, keys, values, mask)
-            .swap_dims(1, 2)
-            .reshape([b, n, dim]);
-        self.wo.forward(out)
+        self.wo.forward(rotary_attention(q, k, v, plan, cache))
     }
 }
 
@@ -163,14 +153,13 @@ impl Block {
     fn forward(
         &self,
         x: Tensor<3>,
-        rot: &(Tensor<4>, Tensor<4>),
-        mask: Option<Tensor<4, Bool>>,
+        plan: &StepPlan,
         cache: Option<(&mut KvCache, usize)>,
     ) -> Tensor<3> {
         let h = x.clone()
             + self
                 .attention
-                .forward(self.attention_norm.forward(x), rot, mask, cache);
+                .forward(self.attention_norm.forward(x), plan, cache);
         h.clone() + self.feed_forward.forward(self.ffn_norm.forward(h))
     }
 }
@@ -378,21 +367,20 @@ impl Gpt {
         key_valid: Option<&[Vec<bool>]>,
         mut cache: Option<&mut KvCache>,
     ) -> Tensor<3> {
-        let device = self.device();
-        let n = positions.len();
-        let (prefix, slot0) = match &cache {
-            Some(c) => (c.len(), c.reserve(n)),
-            None => (0, 0),
-        };
-        let mask = build_mask(prefix, vis, key_valid, slot0, &device);
-        let rot = self.rope.rows(positions);
+        let plan = StepPlan::new(
+            &self.rope,
+            positions,
+            vis,
+            key_valid,
+            cache.as_deref(),
+            &self.device(),
+        );
         let mut h = x;
         for (i, layer) in self.layers.iter().enumerate() {
-            let layer_cache = cache.as_deref_mut().map(|c| (c, i));
-            h = layer.forward(h, &rot, mask.clone(), layer_cache);
+            h = layer.forward(h, &plan, cache.as_deref_mut().map(|c| (c, i)));
         }
         if let Some(c) = cache {
-            c.advance(n);
+            c.advance(positions.len());
         }
         self.norm.forward(h)
     }
@@ -501,4 +489,62 @@ pub fn repeated_tokens(tokens: &[u32], rows: usize, device: &Device) -> Tensor<2
         .flat_map(|_| tokens.iter().map(|&t| t as i64))
         .collect();
     Tensor::from_data(TensorData::new(data, [rows, n]), device)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grouped_query_model_decodes_like_its_full_forward() {
+        let mut cfg = GptConfig::with_shape(2, 4, 32);
+        cfg.n_kv_head = Some(2);
+        cfg.vocab_size = 50;
+        cfg.block_size = 16;
+        cfg.num_classes = 5;
+        cfg.multiple_of = 32;
+        let dev = Device::default();
+        let gpt = Gpt::new(&cfg, &dev).unwrap();
+        let tokens: Vec<u32> = vec![3, 1, 4, 1, 5];
+        let full = gpt
+            .forward_full(
+                &Condition::Classes(vec![2]),
+                repeated_tokens(&tokens, 1, &dev),
+            )
+            .unwrap();
+        let full: Vec<f32> = full.logits.into_data().try_into_vec_as().unwrap();
+        let mut cache = gpt.new_cache(1, 0);
+        gpt.prefill(&Condition::Classes(vec![2]), &mut cache)
+            .unwrap();
+        for (k, &t) in tokens.iter().enumerate() {
+            let out = gpt.extend(
+                repeated_tokens(&[t], 1, &dev),
+                &[gpt.position_of_token(k)],
+                &Visibility::causal(1),
+                &mut cache,
+            );
+            cache.commit_all();
+            let got: Vec<f32> = out.logits.into_data().try_into_vec_as().unwrap();
+            let want = &full[(1 + k) * 50..(2 + k) * 50];
+            assert!(
+                got.iter().zip(want).all(|(a, b)| (a - b).abs() < 1e-4),
+                "token {k}"
+            );
+        }
+    }
+
+    #[test]
+    fn out_of_range_class_is_an_input_error() {
+        let mut cfg = GptConfig::with_shape(1, 4, 32);
+        cfg.vocab_size = 10;
+        cfg.block_size = 4;
+        cfg.num_classes = 3;
+        cfg.multiple_of = 32;
+        let gpt = Gpt::new(&cfg, &Device::default()).unwrap();
+        let mut cache = gpt.new_cache(1, 0);
+        let err = gpt
+            .prefill(&Condition::Classes(vec![7]), &mut cache)
+            .unwrap_err();
+        assert!(err.to_string().contains("class 7 is out of range"), "{err}");
+    }
 }

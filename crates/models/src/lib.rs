@@ -6,16 +6,20 @@ pub mod attention;
 pub mod cache;
 pub mod checkpoint;
 pub mod config;
+pub mod drafter;
 pub mod error;
 pub mod gpt;
 pub mod pretrained;
 pub mod rope;
+pub mod vq;
 
 pub use attention::Visibility;
 pub use cache::KvCache;
 pub use config::{DrafterConfig, GptConfig, ModelType, VqConfig};
+pub use drafter::Drafter;
 pub use error::{KeyProblem, ModelError};
 pub use gpt::{Condition, Gpt, StepOutput};
+pub use vq::VqModel;
 
 /// Re-exported so that downstream crates name one burn.
 pub use burn;
