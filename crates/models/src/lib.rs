@@ -3,6 +3,8 @@
 //! checkpoint files (`.pt` and `.safetensors`, official key names).
 
 pub mod attention;
+pub mod backend;
+pub mod bundle;
 pub mod cache;
 pub mod checkpoint;
 pub mod config;
@@ -14,6 +16,7 @@ pub mod rope;
 pub mod vq;
 
 pub use attention::Visibility;
+pub use bundle::{ModelBundle, ModelPaths};
 pub use cache::KvCache;
 pub use config::{DrafterConfig, GptConfig, ModelType, VqConfig};
 pub use drafter::Drafter;

@@ -1,0 +1,112 @@
+//! Decode and tree-verify step times at the fixture's shape and at GPT-B shape (random weights),
+//! plus the machine's physical limits: large-GEMM FLOP/s and memory read bandwidth.
+//!
+//! Run with `just bench` (or `cargo bench -p lantern-bench`). Throughput lines read as FLOP/s
+//! (GEMM, "elem/s") and bytes/s (memory).
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use lantern_bench::{model_with_prefix, random_tree, shapes};
+use lantern_models::burn::prelude::*;
+use lantern_models::gpt::repeated_tokens;
+use lantern_models::Visibility;
+
+fn decode(c: &mut Criterion) {
+    let mut group = c.benchmark_group("decode");
+    group
+        .sample_size(20)
+        .measurement_time(Duration::from_secs(8));
+    for shape in shapes() {
+        for batch in [1, 2] {
+            let prefix = shape.config.block_size / 2;
+            let (gpt, mut cache) = model_with_prefix(&shape.config, batch, prefix, 8);
+            let device = gpt.device();
+            let pos = [gpt.position_of_token(prefix)];
+            group.bench_function(BenchmarkId::new(shape.name, format!("b{batch}")), |b| {
+                b.iter(|| {
+                    let out = gpt.extend(
+                        repeated_tokens(&[1], batch, &device),
+                        &pos,
+                        &Visibility::causal(1),
+                        &mut cache,
+                    );
+                    cache.discard();
+                    black_box(out.logits.into_data())
+                })
+            });
+        }
+    }
+    group.finish();
+}
+
+fn verify(c: &mut Criterion) {
+    let mut group = c.benchmark_group("verify");
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(8));
+    for shape in shapes() {
+        let prefix = shape.config.block_size * 3 / 4;
+        for batch in [1, 2] {
+            let (gpt, mut cache) = model_with_prefix(&shape.config, batch, prefix, 72);
+            let device = gpt.device();
+            for n in [8, 16, 32, 64] {
+                let (parents, depth) = random_tree(n, n as u64);
+                let vis = Visibility::tree(&parents);
+                let positions: Vec<usize> = depth
+                    .iter()
+                    .map(|d| gpt.position_of_token(prefix + d))
+                    .collect();
+                let tokens: Vec<u32> = (0..n as u32).collect();
+                let id = BenchmarkId::new(format!("{}/b{batch}", shape.name), n);
+                group.bench_function(id, |b| {
+                    b.iter(|| {
+                        let out = gpt.extend(
+                            repeated_tokens(&tokens, batch, &device),
+                            &positions,
+                            &vis,
+                            &mut cache,
+                        );
+                        cache.discard();
+                        black_box(out.logits.into_data())
+                    })
+                });
+            }
+        }
+    }
+    group.finish();
+}
+
+fn roofline(c: &mut Criterion) {
+    let mut group = c.benchmark_group("roofline");
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(5));
+    let device = Device::default();
+    let n = 1024;
+    let a = Tensor::<2>::random(
+        [n, n],
+        lantern_models::burn::tensor::Distribution::Default,
+        &device,
+    );
+    let b = Tensor::<2>::random(
+        [n, n],
+        lantern_models::burn::tensor::Distribution::Default,
+        &device,
+    );
+    group.throughput(Throughput::Elements(2 * (n * n * n) as u64));
+    group.bench_function("gemm_1024_flop", |bench| {
+        bench.iter(|| black_box(a.clone().matmul(b.clone()).into_data()))
+    });
+    let len = 64 << 20; // 256 MiB of f32
+    let big: Vec<f32> = (0..len).map(|i| (i % 97) as f32).collect();
+    group.throughput(Throughput::Bytes((len * 4) as u64));
+    group.bench_function("read_256MiB_1thread", |bench| {
+        bench.iter(|| black_box(big.iter().copied().fold(0f32, |acc, x| acc + x)))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, decode, verify, roofline);
+criterion_main!(benches);

@@ -1,0 +1,69 @@
+//! Backend selection: the CPU default (`flex`) and the optional GPU features (`wgpu`, `cuda`).
+
+use burn::prelude::*;
+
+use crate::error::ModelError;
+
+/// Backends compiled into this build, in the order `auto` prefers them.
+pub fn available_backends() -> Vec<&'static str> {
+    let mut out = Vec::new();
+    if cfg!(feature = "cuda") {
+        out.push("cuda");
+    }
+    if cfg!(feature = "wgpu") {
+        out.push("wgpu");
+    }
+    if cfg!(feature = "flex") {
+        out.push("cpu");
+    }
+    out
+}
+
+/// The device for a backend name: `auto` (first of [`available_backends`]), `cpu` (flex),
+/// `wgpu` or `cuda` (when built with those features).
+pub fn select_device(name: &str) -> Result<Device, ModelError> {
+    let unavailable = || {
+        ModelError::Config {
+        source_name: "backend".into(),
+        message: format!(
+            "backend '{name}' is not available in this build; allowed: auto, {} (GPU backends need `--features wgpu` or `--features cuda`)",
+            available_backends().join(", ")
+        ),
+    }
+    };
+    match name {
+        "auto" => {
+            let first = *available_backends().first().ok_or_else(unavailable)?;
+            select_device(first)
+        }
+        #[cfg(feature = "flex")]
+        "cpu" | "flex" => Ok(Device::flex()),
+        #[cfg(feature = "wgpu")]
+        "wgpu" => Ok(Device::wgpu(burn::tensor::DeviceKind::DefaultDevice)),
+        #[cfg(feature = "cuda")]
+        "cuda" => Ok(Device::cuda(0)),
+        _ => Err(unavailable()),
+    }
+}
+
+/// Threads the CPU backend uses (rayon's pool; set `RAYON_NUM_THREADS` to change it).
+pub fn cpu_threads() -> usize {
+    std::env::var("RAYON_NUM_THREADS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&n: &usize| n > 0)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_backend_lists_the_allowed_ones() {
+        let err = select_device("tpu").unwrap_err().to_string();
+        assert!(err.contains("'tpu'") && err.contains("auto"), "{err}");
+        assert!(select_device("auto").is_ok());
+        assert!(select_device("cpu").is_ok());
+    }
+}

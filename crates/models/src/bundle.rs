@@ -1,0 +1,125 @@
+//! A model set for one run: target GPT, VQ tokenizer and drafter, from files or presets.
+
+use std::path::{Path, PathBuf};
+
+use burn::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::config::{DrafterConfig, GptConfig, VqConfig};
+use crate::drafter::Drafter;
+use crate::error::ModelError;
+use crate::gpt::Gpt;
+use crate::vq::VqModel;
+
+/// Paths (and config sources) of a model set.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ModelPaths {
+    /// Target checkpoint (`.pt` or `.safetensors`).
+    pub gpt: PathBuf,
+    /// Target configuration: a preset name (`GPT-B`, …) or a JSON file of `ModelArgs`.
+    pub gpt_config: String,
+    /// VQ checkpoint, if images are to be decoded.
+    pub vq: Option<PathBuf>,
+    /// VQ configuration: `VQ-16`, `VQ-8` or a JSON file.
+    pub vq_config: Option<String>,
+    /// Drafter checkpoint, or `random` for an untrained drafter (machinery tests only).
+    pub drafter: Option<String>,
+    /// Drafter configuration JSON; derived from the target when absent.
+    pub drafter_config: Option<PathBuf>,
+}
+
+impl ModelPaths {
+    /// The tiny random-weight fixture set in `dir` (`gpt_c2i.*`, `vq.*`), with an untrained drafter.
+    pub fn fixture(dir: &Path) -> Self {
+        Self {
+            gpt: dir.join("gpt_c2i.safetensors"),
+            gpt_config: dir.join("gpt_c2i.json").display().to_string(),
+            vq: Some(dir.join("vq.safetensors")),
+            vq_config: Some(dir.join("vq.json").display().to_string()),
+            drafter: Some("random".into()),
+            drafter_config: None,
+        }
+    }
+}
+
+/// Loaded models of one run.
+#[derive(Debug)]
+pub struct ModelBundle {
+    /// The target.
+    pub gpt: Gpt,
+    /// The tokenizer (to decode images).
+    pub vq: Option<VqModel>,
+    /// The drafter (speculative strategies).
+    pub drafter: Option<Drafter>,
+    /// Whether the drafter is untrained (random weights): its acceptance numbers mean nothing.
+    pub drafter_is_random: bool,
+    /// Where everything came from.
+    pub paths: ModelPaths,
+}
+
+/// Resolves a GPT config source: a preset name or a JSON path.
+pub fn gpt_config(source: &str) -> Result<GptConfig, ModelError> {
+    let path = Path::new(source);
+    if path.extension().is_some_and(|e| e == "json") || path.is_file() {
+        GptConfig::from_json_file(path)
+    } else {
+        GptConfig::preset(source)
+    }
+}
+
+/// Resolves a VQ config source: `VQ-16`, `VQ-8` or a JSON path.
+pub fn vq_config(source: &str) -> Result<VqConfig, ModelError> {
+    match source {
+        "VQ-16" | "vq16" => Ok(VqConfig::vq16()),
+        "VQ-8" | "vq8" => Ok(VqConfig::vq8()),
+        path => VqConfig::from_json_file(Path::new(path)),
+    }
+}
+
+impl ModelBundle {
+    /// Loads every model named in `paths` onto `device`; a random drafter is seeded with `seed`.
+    pub fn load(paths: &ModelPaths, device: &Device, seed: u64) -> Result<Self, ModelError> {
+        let cfg = gpt_config(&paths.gpt_config)?;
+        let gpt = Gpt::load(&cfg, &paths.gpt, device)?;
+        let vq = match (&paths.vq, &paths.vq_config) {
+            (Some(p), c) => Some(VqModel::load(
+                &vq_config(c.as_deref().unwrap_or("VQ-16"))?,
+                p,
+                device,
+            )?),
+            (None, _) => None,
+        };
+        if let Some(vq) = &vq {
+            let codes = vq.config().codebook_size;
+            if codes != cfg.vocab_size {
+                return Err(ModelError::Config {
+                    source_name: paths.gpt_config.clone(),
+                    message: format!(
+                        "the GPT's vocab_size {} does not match the VQ codebook_size {codes}",
+                        cfg.vocab_size
+                    ),
+                });
+            }
+        }
+        let dcfg = match &paths.drafter_config {
+            Some(p) => DrafterConfig::from_json_file(p)?,
+            None => DrafterConfig::for_target(&cfg),
+        };
+        let (drafter, drafter_is_random) = match paths.drafter.as_deref() {
+            None => (None, false),
+            Some("random") => {
+                device.seed(seed);
+                let d = Drafter::new(&dcfg, device)?.with_embedding(gpt.token_embeddings().clone());
+                (Some(d), true)
+            }
+            Some(p) => (Some(Drafter::load(&dcfg, Path::new(p), device)?), false),
+        };
+        Ok(Self {
+            gpt,
+            vq,
+            drafter,
+            drafter_is_random,
+            paths: paths.clone(),
+        })
+    }
+}
