@@ -78,6 +78,17 @@ fn verify(c: &mut Criterion) {
     group.finish();
 }
 
+/// Sum with 16 independent accumulators, so the loop is bound by memory, not add latency.
+fn sum(xs: &[f32]) -> f32 {
+    let mut acc = [0f32; 16];
+    for c in xs.chunks_exact(16) {
+        for (a, x) in acc.iter_mut().zip(c) {
+            *a += x;
+        }
+    }
+    acc.iter().sum()
+}
+
 fn roofline(c: &mut Criterion) {
     let mut group = c.benchmark_group("roofline");
     group
@@ -103,7 +114,17 @@ fn roofline(c: &mut Criterion) {
     let big: Vec<f32> = (0..len).map(|i| (i % 97) as f32).collect();
     group.throughput(Throughput::Bytes((len * 4) as u64));
     group.bench_function("read_256MiB_1thread", |bench| {
-        bench.iter(|| black_box(big.iter().copied().fold(0f32, |acc, x| acc + x)))
+        bench.iter(|| black_box(sum(&big)))
+    });
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    group.bench_function(format!("read_256MiB_{threads}threads"), |bench| {
+        bench.iter(|| {
+            let chunk = big.len().div_ceil(threads);
+            std::thread::scope(|s| {
+                let parts: Vec<_> = big.chunks(chunk).map(|c| s.spawn(move || sum(c))).collect();
+                black_box(parts.into_iter().map(|p| p.join().unwrap()).sum::<f32>())
+            })
+        })
     });
     group.finish();
 }

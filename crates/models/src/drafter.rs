@@ -15,6 +15,7 @@ use crate::attention::{rotary_attention, StepPlan, Visibility};
 use crate::cache::KvCache;
 use crate::config::DrafterConfig;
 use crate::error::ModelError;
+use crate::linear::linear;
 use crate::rope::Rope2d;
 
 /// Zero rotary rows after the grid (LANTERN appends 10; deeper draft trees need more).
@@ -61,7 +62,7 @@ pub struct Drafter {
     rope: Rope2d,
 }
 
-fn linear(d_in: usize, d_out: usize, bias: bool, device: &Device) -> Linear {
+fn new_linear(d_in: usize, d_out: usize, bias: bool, device: &Device) -> Linear {
     LinearConfig::new(d_in, d_out).with_bias(bias).init(device)
 }
 
@@ -78,24 +79,16 @@ impl DrafterLayer {
             Some(norm) => norm.forward(x.clone()),
             None => x.clone(),
         };
-        let q = a
-            .q_proj
-            .forward(hn.clone())
-            .reshape([b, n, a.n_head, a.head_dim]);
-        let k = a
-            .k_proj
-            .forward(hn.clone())
-            .reshape([b, n, a.n_kv_head, a.head_dim]);
-        let v = a
-            .v_proj
-            .forward(hn)
-            .reshape([b, n, a.n_kv_head, a.head_dim]);
-        let h = x + a.o_proj.forward(rotary_attention(q, k, v, plan, cache));
+        let q = linear(&a.q_proj, hn.clone()).reshape([b, n, a.n_head, a.head_dim]);
+        let k = linear(&a.k_proj, hn.clone()).reshape([b, n, a.n_kv_head, a.head_dim]);
+        let v = linear(&a.v_proj, hn).reshape([b, n, a.n_kv_head, a.head_dim]);
+        let h = x + linear(&a.o_proj, rotary_attention(q, k, v, plan, cache));
         let m = &self.mlp;
         let hn = self.post_attention_layernorm.forward(h.clone());
-        h + m
-            .down_proj
-            .forward(silu(m.gate_proj.forward(hn.clone())) * m.up_proj.forward(hn))
+        h + linear(
+            &m.down_proj,
+            silu(linear(&m.gate_proj, hn.clone())) * linear(&m.up_proj, hn),
+        )
     }
 }
 
@@ -113,18 +106,18 @@ impl Drafter {
                         .init(device)
                 }),
                 self_attn: DrafterAttention {
-                    q_proj: linear(hs, c.num_attention_heads * hd, c.qkv_bias, device),
-                    k_proj: linear(hs, c.kv_heads() * hd, c.qkv_bias, device),
-                    v_proj: linear(hs, c.kv_heads() * hd, c.qkv_bias, device),
-                    o_proj: linear(c.num_attention_heads * hd, hs, false, device),
+                    q_proj: new_linear(hs, c.num_attention_heads * hd, c.qkv_bias, device),
+                    k_proj: new_linear(hs, c.kv_heads() * hd, c.qkv_bias, device),
+                    v_proj: new_linear(hs, c.kv_heads() * hd, c.qkv_bias, device),
+                    o_proj: new_linear(c.num_attention_heads * hd, hs, false, device),
                     n_head: c.num_attention_heads,
                     n_kv_head: c.kv_heads(),
                     head_dim: hd,
                 },
                 mlp: DrafterMlp {
-                    gate_proj: linear(hs, c.intermediate_size, false, device),
-                    up_proj: linear(hs, c.intermediate_size, false, device),
-                    down_proj: linear(c.intermediate_size, hs, false, device),
+                    gate_proj: new_linear(hs, c.intermediate_size, false, device),
+                    up_proj: new_linear(hs, c.intermediate_size, false, device),
+                    down_proj: new_linear(c.intermediate_size, hs, false, device),
                 },
                 post_attention_layernorm: RmsNormConfig::new(hs)
                     .with_epsilon(c.rms_norm_eps)
@@ -134,7 +127,7 @@ impl Drafter {
         let grid = (c.block_size() as f64).sqrt().round() as usize;
         Ok(Self {
             embed_tokens: EmbeddingConfig::new(c.vocab_size, hs).init(device),
-            fc: linear(2 * hs, hs, c.bias, device),
+            fc: new_linear(2 * hs, hs, c.bias, device),
             layers,
             rope: Rope2d::new(
                 grid,
@@ -185,10 +178,10 @@ impl Drafter {
         vis: &Visibility,
         mut cache: Option<&mut KvCache>,
     ) -> Tensor<3> {
-        let x = self.fc.forward(Tensor::cat(
-            vec![self.embed_tokens.forward(tokens), features],
-            2,
-        ));
+        let x = linear(
+            &self.fc,
+            Tensor::cat(vec![self.embed_tokens.forward(tokens), features], 2),
+        );
         let plan = StepPlan::new(
             &self.rope,
             positions,

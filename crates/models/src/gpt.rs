@@ -15,6 +15,7 @@ use crate::attention::{rotary_attention, StepPlan, Visibility};
 use crate::cache::KvCache;
 use crate::config::{GptConfig, ModelType};
 use crate::error::ModelError;
+use crate::linear::linear;
 use crate::rope::Rope2d;
 
 /// Zero rotary rows kept after the grid so that draft-tree positions past the last cell stay
@@ -113,14 +114,16 @@ pub struct StepOutput {
     pub logits: Tensor<3>,
 }
 
-fn linear(d_in: usize, d_out: usize, device: &Device) -> Linear {
+fn new_linear(d_in: usize, d_out: usize, device: &Device) -> Linear {
     LinearConfig::new(d_in, d_out).with_bias(false).init(device)
 }
 
 impl FeedForward {
     fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        self.w2
-            .forward(silu(self.w1.forward(x.clone())) * self.w3.forward(x))
+        linear(
+            &self.w2,
+            silu(linear(&self.w1, x.clone())) * linear(&self.w3, x),
+        )
     }
 }
 
@@ -133,7 +136,7 @@ impl Attention {
     ) -> Tensor<3> {
         let [b, n, _] = x.dims();
         let (h, hk, hd) = (self.n_head, self.n_kv_head, self.head_dim);
-        let qkv = self.wqkv.forward(x);
+        let qkv = linear(&self.wqkv, x);
         let q = qkv
             .clone()
             .slice([0..b, 0..n, 0..h * hd])
@@ -145,7 +148,7 @@ impl Attention {
         let v = qkv
             .slice([0..b, 0..n, (h + hk) * hd..(h + 2 * hk) * hd])
             .reshape([b, n, hk, hd]);
-        self.wo.forward(rotary_attention(q, k, v, plan, cache))
+        linear(&self.wo, rotary_attention(q, k, v, plan, cache))
     }
 }
 
@@ -179,8 +182,8 @@ impl Gpt {
             ModelType::T2i => ClsEmbedding {
                 embedding_table: None,
                 cap_proj: Some(CaptionMlp {
-                    fc1: linear(c.caption_dim, dim, device),
-                    fc2: linear(dim, dim, device),
+                    fc1: new_linear(c.caption_dim, dim, device),
+                    fc2: new_linear(dim, dim, device),
                 }),
                 uncond_embedding: Some(Param::from_tensor(Tensor::random(
                     [c.cls_token_num, c.caption_dim],
@@ -192,16 +195,16 @@ impl Gpt {
         let layers = (0..c.n_layer)
             .map(|_| Block {
                 attention: Attention {
-                    wqkv: linear(dim, (c.n_head + 2 * c.kv_heads()) * hd, device),
-                    wo: linear(dim, dim, device),
+                    wqkv: new_linear(dim, (c.n_head + 2 * c.kv_heads()) * hd, device),
+                    wo: new_linear(dim, dim, device),
                     n_head: c.n_head,
                     n_kv_head: c.kv_heads(),
                     head_dim: hd,
                 },
                 feed_forward: FeedForward {
-                    w1: linear(dim, c.ffn_hidden(), device),
-                    w2: linear(c.ffn_hidden(), dim, device),
-                    w3: linear(dim, c.ffn_hidden(), device),
+                    w1: new_linear(dim, c.ffn_hidden(), device),
+                    w2: new_linear(c.ffn_hidden(), dim, device),
+                    w3: new_linear(dim, c.ffn_hidden(), device),
                 },
                 attention_norm: RmsNormConfig::new(dim)
                     .with_epsilon(c.norm_eps)
@@ -218,7 +221,7 @@ impl Gpt {
             norm: RmsNormConfig::new(dim)
                 .with_epsilon(c.norm_eps)
                 .init(device),
-            output: linear(dim, c.vocab_size, device),
+            output: new_linear(dim, c.vocab_size, device),
             rope: Rope2d::new(
                 c.grid_size(),
                 hd,
@@ -350,7 +353,7 @@ impl Gpt {
                 }
                 let b = embeddings.dims()[0];
                 let x = embeddings.clone().slice([0..b, 0..c.cls_token_num, 0..d]);
-                Ok(mlp.fc2.forward(gelu_approximate(mlp.fc1.forward(x))))
+                Ok(linear(&mlp.fc2, gelu_approximate(linear(&mlp.fc1, x))))
             }
             _ => Err(ModelError::Input(format!(
                 "condition kind does not match this {:?} model",
@@ -406,7 +409,7 @@ impl Gpt {
         };
         let positions: Vec<usize> = (0..s).collect();
         let hidden = self.run(x, &positions, &Visibility::causal(s), valid, None);
-        let logits = self.output.forward(hidden.clone());
+        let logits = linear(&self.output, hidden.clone());
         Ok(StepOutput { hidden, logits })
     }
 
@@ -444,7 +447,7 @@ impl Gpt {
         let [b, _, d] = hidden.dims();
         let last = hidden.clone().slice([0..b, t - 1..t, 0..d]);
         Ok(StepOutput {
-            logits: self.output.forward(last),
+            logits: linear(&self.output, last),
             hidden,
         })
     }
@@ -471,7 +474,7 @@ impl Gpt {
         let key_valid = cache.key_valid().map(|k| k.to_vec());
         let hidden = self.run(x, positions, vis, key_valid.as_deref(), Some(cache));
         StepOutput {
-            logits: self.output.forward(hidden.clone()),
+            logits: linear(&self.output, hidden.clone()),
             hidden,
         }
     }

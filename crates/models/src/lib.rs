@@ -11,6 +11,7 @@ pub mod config;
 pub mod drafter;
 pub mod error;
 pub mod gpt;
+pub mod linear;
 pub mod pretrained;
 pub mod rope;
 pub mod vq;
