@@ -29,13 +29,14 @@ pub struct ModelPaths {
 }
 
 impl ModelPaths {
-    /// The tiny random-weight fixture set in `dir` (`gpt_c2i.*`, `vq.*`), with an untrained drafter.
+    /// The tiny random-weight fixture GPT in `dir` (`gpt_c2i.*`) with an untrained drafter. The
+    /// fixture VQ has another codebook size than the GPT's vocabulary, so it is not included.
     pub fn fixture(dir: &Path) -> Self {
         Self {
             gpt: dir.join("gpt_c2i.safetensors"),
             gpt_config: dir.join("gpt_c2i.json").display().to_string(),
-            vq: Some(dir.join("vq.safetensors")),
-            vq_config: Some(dir.join("vq.json").display().to_string()),
+            vq: None,
+            vq_config: None,
             drafter: Some("random".into()),
             drafter_config: None,
         }
@@ -121,5 +122,24 @@ impl ModelBundle {
             drafter_is_random,
             paths: paths.clone(),
         })
+    }
+
+    /// The latent space LANTERN's neighbour table is built from: the VQ codebook (raw rows), or,
+    /// when no tokenizer is loaded, the GPT's token-embedding table. Returns the row-major values,
+    /// `(vocab, dim)` and the source's name (recorded with every result).
+    pub fn neighbour_space(&self) -> Result<(Vec<f32>, usize, usize, &'static str), ModelError> {
+        let (table, source) = match &self.vq {
+            Some(vq) => (vq.codebook(), "vq_codebook"),
+            None => (
+                self.gpt.token_embeddings().weight.val(),
+                "gpt_tok_embeddings",
+            ),
+        };
+        let [vocab, dim] = table.dims();
+        let values = table
+            .into_data()
+            .try_into_vec_as::<f32>()
+            .map_err(|e| ModelError::Input(format!("cannot read the {source}: {e:?}")))?;
+        Ok((values, vocab, dim, source))
     }
 }

@@ -33,7 +33,8 @@ pub fn linear<const D: usize>(layer: &Linear, x: Tensor<D>) -> Tensor<D> {
     let d_in = dims[D - 1];
     let m: usize = dims[..D - 1].iter().product();
     let d_out = layer.weight.dims()[1];
-    if m < 2 || m > MAX_SPLIT_ROWS || d_in * d_out < MIN_SPLIT_WEIGHT || !is_cpu(&x.device()) {
+    if !(2..=MAX_SPLIT_ROWS).contains(&m) || d_in * d_out < MIN_SPLIT_WEIGHT || !is_cpu(&x.device())
+    {
         return layer.forward(x);
     }
     let w = layer.weight.val();

@@ -1,0 +1,259 @@
+//! `lantern generate`: one strategy, a few classes and seeds; writes tokens, PNGs and timings.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use lantern_decoding::burn_models::BurnModels;
+use lantern_decoding::model::ImageCondition;
+use lantern_decoding::neighbours::NeighbourTable;
+use lantern_decoding::sampling::{Sampling, WarpOrder};
+use lantern_decoding::strategy::{generate, image_rng, Generation, Strategy, StrategyParams};
+use lantern_models::backend::{cpu_threads, select_device};
+use lantern_models::{ModelBundle, ModelPaths};
+
+use crate::image::{to_rgb8, write_png};
+
+/// Arguments of `lantern generate`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Model set: `fixture` (the shared tiny random-weight fixtures) or `custom` (give --gpt …).
+    #[arg(long, default_value = "fixture")]
+    models: String,
+    /// Folder of the fixtures (default: $LANTERN_FIXTURES or ../shared/fixtures/llamagen-tiny).
+    #[arg(long)]
+    fixtures: Option<PathBuf>,
+    /// Target checkpoint (with --models custom).
+    #[arg(long)]
+    gpt: Option<PathBuf>,
+    /// Target config: a preset (GPT-B, …) or a JSON file.
+    #[arg(long)]
+    gpt_config: Option<String>,
+    /// VQ checkpoint.
+    #[arg(long)]
+    vq: Option<PathBuf>,
+    /// VQ config: VQ-16, VQ-8 or a JSON file.
+    #[arg(long)]
+    vq_config: Option<String>,
+    /// Drafter checkpoint, or `random` (untrained; for machinery tests only).
+    #[arg(long)]
+    drafter: Option<String>,
+    /// Drafter config JSON (default: derived from the target).
+    #[arg(long)]
+    drafter_config: Option<PathBuf>,
+    /// ar | sd | lantern | lantern++ | sjd.
+    #[arg(long, default_value = "ar")]
+    strategy: String,
+    /// dynamic | dynamic:TOP_K:DEPTH:TOTAL | chain:DEPTH | a static preset (naive_extend_57, …).
+    #[arg(long)]
+    tree: Option<String>,
+    /// Latent neighbours per drafted token (LANTERN, LANTERN++).
+    #[arg(long, default_value_t = 1000)]
+    k: usize,
+    /// LANTERN's TVD budget δ in [0, 1].
+    #[arg(long, default_value_t = 0.1)]
+    delta: f32,
+    /// LANTERN++'s ratio bound λ ≥ 1.
+    #[arg(long, default_value_t = 2.0)]
+    lambda: f32,
+    /// SJD window.
+    #[arg(long, default_value_t = 16)]
+    window: usize,
+    /// Reproduce the official code's residual quirks instead of the principled rule.
+    #[arg(long)]
+    official_compat: bool,
+    /// Sampling temperature (0 = greedy).
+    #[arg(long, default_value_t = 1.0)]
+    temperature: f32,
+    /// Top-k filter (0 = off).
+    #[arg(long, default_value_t = 0)]
+    top_k: usize,
+    /// Top-p filter (1 = off).
+    #[arg(long, default_value_t = 1.0)]
+    top_p: f32,
+    /// Classifier-free guidance scale (≤ 1 = off).
+    #[arg(long, default_value_t = 3.0)]
+    cfg: f32,
+    /// Classes to generate.
+    #[arg(long, num_args = 1.., default_values_t = [0usize])]
+    class: Vec<usize>,
+    /// First seed.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Images per class (seeds seed, seed+1, …).
+    #[arg(long, default_value_t = 1)]
+    images: u64,
+    /// Output folder.
+    #[arg(long, default_value = "out")]
+    out: PathBuf,
+    /// auto | cpu | wgpu | cuda.
+    #[arg(long, default_value = "auto")]
+    backend: String,
+}
+
+fn fixture_dir(arg: Option<PathBuf>) -> PathBuf {
+    arg.or_else(|| std::env::var_os("LANTERN_FIXTURES").map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from("../shared/fixtures/llamagen-tiny"))
+}
+
+fn model_paths(a: &Args) -> Result<ModelPaths, String> {
+    match a.models.as_str() {
+        "fixture" => {
+            let mut p = ModelPaths::fixture(&fixture_dir(a.fixtures.clone()));
+            if let Some(d) = &a.drafter {
+                p.drafter = Some(d.clone());
+            }
+            Ok(p)
+        }
+        "custom" => Ok(ModelPaths {
+            gpt: a.gpt.clone().ok_or("--models custom needs --gpt")?,
+            gpt_config: a
+                .gpt_config
+                .clone()
+                .ok_or("--models custom needs --gpt-config")?,
+            vq: a.vq.clone(),
+            vq_config: a.vq_config.clone(),
+            drafter: a.drafter.clone(),
+            drafter_config: a.drafter_config.clone(),
+        }),
+        other => Err(format!(
+            "unknown --models '{other}'; allowed: fixture, custom"
+        )),
+    }
+}
+
+/// Runs the generation and prints one line per image plus the means.
+pub fn run(a: Args) -> Result<(), Box<dyn std::error::Error>> {
+    if !(0.0..=1.0).contains(&a.delta) {
+        return Err(format!("--delta {} is outside [0, 1]", a.delta).into());
+    }
+    if a.lambda < 1.0 || a.k == 0 || a.window == 0 {
+        return Err("--lambda must be ≥ 1, --k and --window ≥ 1".into());
+    }
+    let strategy = Strategy::from_kind(
+        &a.strategy,
+        &StrategyParams {
+            tree: a.tree.clone(),
+            k: a.k,
+            delta: a.delta,
+            lambda: a.lambda,
+            window: a.window,
+            official_compat: a.official_compat,
+        },
+    )?;
+    let sampling = Sampling {
+        temperature: a.temperature,
+        top_k: a.top_k,
+        top_p: a.top_p,
+        cfg_scale: a.cfg,
+        cfg_interval: None,
+        warp_order: WarpOrder::TopKThenTopP,
+    };
+    let device = select_device(&a.backend)?;
+    let paths = model_paths(&a)?;
+    let needs_drafter = matches!(strategy, Strategy::Speculative(_));
+    let paths = ModelPaths {
+        drafter: if needs_drafter {
+            paths.drafter.clone()
+        } else {
+            None
+        },
+        ..paths
+    };
+    let t = Instant::now();
+    let bundle = ModelBundle::load(&paths, &device, a.seed)?;
+    eprintln!("loaded models in {:.0} ms", t.elapsed().as_secs_f64() * 1e3);
+    if bundle.drafter_is_random {
+        eprintln!("note: the drafter is untrained (random weights); acceptance numbers say nothing about real drafters");
+    }
+    let neighbours = match strategy.neighbours_needed() {
+        0 => None,
+        k => {
+            let (space, vocab, dim, source) = bundle.neighbour_space()?;
+            let cache = PathBuf::from(".cache").join(format!("neighbours-{source}.bin"));
+            let t = Instant::now();
+            let table = NeighbourTable::cached(&cache, &space, vocab, dim, k)?;
+            eprintln!(
+                "neighbour table from the {source} (k = {}) ready in {:.0} ms",
+                table.k_max(),
+                t.elapsed().as_secs_f64() * 1e3
+            );
+            Some(table)
+        }
+    };
+    let mut models = BurnModels::new(&bundle.gpt, bundle.drafter.as_ref(), strategy.max_tree());
+    std::fs::create_dir_all(&a.out)?;
+
+    // Warm-up (excluded from timings): one image of the first class.
+    let first = ImageCondition::Class(a.class[0]);
+    generate(
+        &mut models,
+        &strategy,
+        &sampling,
+        neighbours.as_ref(),
+        &first,
+        &image_rng(u64::MAX, 0),
+    )?;
+
+    let grid = bundle.gpt.config().grid_size();
+    let mut all: Vec<Generation> = Vec::new();
+    println!(
+        "strategy {} on {} ({} threads), cfg {}, temperature {}",
+        a.strategy,
+        a.backend,
+        cpu_threads(),
+        a.cfg,
+        a.temperature
+    );
+    for &class in &a.class {
+        for seed in a.seed..a.seed + a.images {
+            let cond = ImageCondition::Class(class);
+            let g = generate(
+                &mut models,
+                &strategy,
+                &sampling,
+                neighbours.as_ref(),
+                &cond,
+                &image_rng(seed, class as u64),
+            )?;
+            let stem = format!("class{class}_seed{seed}");
+            let mut vq_ms = None;
+            if let Some(vq) = &bundle.vq {
+                let t = Instant::now();
+                let img = vq.decode_tokens(std::slice::from_ref(&g.tokens), grid);
+                let rgb = to_rgb8(img);
+                vq_ms = Some(t.elapsed().as_secs_f64() * 1e3);
+                let (w, h, data) = &rgb[0];
+                write_png(&a.out.join(format!("{stem}.png")), *w, *h, data)?;
+            }
+            let record = serde_json::json!({
+                "strategy": strategy, "sampling": sampling, "class": class, "seed": seed,
+                "tokens": g.tokens, "tau": g.tau(), "steps": g.steps.len(),
+                "latency_ms": g.latency_ms, "draft_ms": g.draft_ms(), "verify_ms": g.verify_ms(),
+                "vq_decode_ms": vq_ms, "accepted_per_step": g.accepted_per_step(),
+                "drafter_is_random": bundle.drafter_is_random,
+            });
+            std::fs::write(
+                a.out.join(format!("{stem}.json")),
+                serde_json::to_string_pretty(&record)?,
+            )?;
+            println!(
+                "{stem}: tau {:.3}, {} target forwards, {:.1} ms (draft {:.1}, verify {:.1}){}",
+                g.tau(),
+                g.target_forwards(),
+                g.latency_ms,
+                g.draft_ms(),
+                g.verify_ms(),
+                vq_ms.map_or(String::new(), |m| format!(", VQ decode {m:.1} ms"))
+            );
+            all.push(g);
+        }
+    }
+    let n = all.len() as f64;
+    println!(
+        "mean over {} images: tau {:.3}, {:.1} ms per image",
+        all.len(),
+        all.iter().map(|g| g.tau()).sum::<f64>() / n,
+        all.iter().map(|g| g.latency_ms).sum::<f64>() / n
+    );
+    Ok(())
+}

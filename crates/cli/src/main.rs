@@ -1,0 +1,36 @@
+//! `lantern`: generate images with AR, speculative, LANTERN, LANTERN++ and SJD decoding, and
+//! inspect checkpoints.
+
+mod generate;
+mod image;
+mod inspect;
+
+use clap::{Parser, Subcommand};
+
+/// Relaxed speculative decoding for visual autoregressive models.
+#[derive(Parser)]
+#[command(name = "lantern", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Generate images with one strategy and write tokens, PNGs and per-image timings.
+    Generate(Box<generate::Args>),
+    /// List the tensors of a checkpoint file (after removing a state-dict wrapper).
+    Inspect(inspect::Args),
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Generate(args) => generate::run(*args),
+        Command::Inspect(args) => inspect::run(args),
+    };
+    if let Err(e) = result {
+        eprintln!("error: {e}");
+        std::process::exit(1);
+    }
+}

@@ -1,0 +1,17 @@
+//! Decoding for visual AR models: sampling warpers and CFG, latent-neighbour tables, acceptance
+//! rules over probability rows (exact speculative sampling, greedy, LANTERN's δ relaxation,
+//! LANTERN++'s λ bound), draft trees (chain, static choice lists, EAGLE-2 dynamic), and the
+//! strategies that drive a target and a drafter (AR, SD, LANTERN, LANTERN++, SJD).
+//!
+//! Acceptance and tree logic never touch burn tensors: they take `&[f32]` rows and return
+//! decisions, so they are exact, cheap and testable without a model. [`burn_models`] adapts the
+//! burn models to the [`model::Models`] seam the strategies drive.
+
+pub mod accept;
+pub mod burn_models;
+pub mod model;
+pub mod neighbours;
+pub mod rng;
+pub mod sampling;
+pub mod strategy;
+pub mod tree;

@@ -1,0 +1,214 @@
+//! Classifier-free guidance and the temperature / top-k / top-p warpers, over logit rows.
+
+use serde::{Deserialize, Serialize};
+
+/// Order in which top-k and top-p are applied after temperature.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum WarpOrder {
+    /// LlamaGen `sample`: temperature, top-k, top-p.
+    TopKThenTopP,
+    /// Hugging Face processors as LANTERN's speculative path builds them: temperature, top-p, top-k.
+    TopPThenTopK,
+}
+
+/// Sampling settings of one run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Sampling {
+    /// Temperature (≤ 1e-5 = greedy).
+    pub temperature: f32,
+    /// Top-k filter (0 = off).
+    pub top_k: usize,
+    /// Top-p filter (1 = off).
+    pub top_p: f32,
+    /// CFG scale (≤ 1 = no unconditional half).
+    pub cfg_scale: f32,
+    /// LlamaGen's cfg_interval: `None` = guide every token; `Some(i)` = token k uses cond logits
+    /// only once k > i + 1.
+    pub cfg_interval: Option<usize>,
+    /// Order of top-k and top-p.
+    pub warp_order: WarpOrder,
+}
+
+impl Sampling {
+    /// Greedy when temperature ≤ 1e-5 (argmax; LANTERN's threshold).
+    pub fn is_greedy(&self) -> bool {
+        self.temperature <= 1e-5
+    }
+
+    /// Whether the model should run the unconditional CFG half at all (cfg_scale > 1, as LlamaGen).
+    pub fn uses_cfg(&self) -> bool {
+        self.cfg_scale > 1.0
+    }
+
+    /// CFG on raw logits, `uncond + s·(cond − uncond)`, for image token `token_index` (token 0
+    /// is sampled after the prefill); cond alone without `uncond` or past the cfg_interval.
+    pub fn guide(&self, cond: &[f32], uncond: Option<&[f32]>, token_index: usize) -> Vec<f32> {
+        let past_interval = self.cfg_interval.is_some_and(|i| token_index > i + 1);
+        match uncond {
+            Some(u) if !past_interval => {
+                let s = self.cfg_scale;
+                cond.iter().zip(u).map(|(&c, &u)| u + (c - u) * s).collect()
+            }
+            _ => cond.to_vec(),
+        }
+    }
+
+    /// Warped distribution: logits / max(temperature, 1e-5), top-k and top-p in `warp_order`,
+    /// softmax. Greedy settings give the one-hot of the argmax.
+    pub fn probs(&self, logits: &[f32]) -> Vec<f32> {
+        if self.is_greedy() {
+            let mut p = vec![0.0; logits.len()];
+            p[argmax(logits)] = 1.0;
+            return p;
+        }
+        let t = self.temperature.max(1e-5);
+        let mut l: Vec<f32> = logits.iter().map(|&x| x / t).collect();
+        match self.warp_order {
+            WarpOrder::TopKThenTopP => {
+                top_k_filter(&mut l, self.top_k);
+                top_p_filter(&mut l, self.top_p);
+            }
+            WarpOrder::TopPThenTopK => {
+                top_p_filter(&mut l, self.top_p);
+                top_k_filter(&mut l, self.top_k);
+            }
+        }
+        softmax(&l)
+    }
+}
+
+/// Sets logits below the k-th largest to −inf (ties at the k-th value are kept).
+pub fn top_k_filter(logits: &mut [f32], k: usize) {
+    if k == 0 || k >= logits.len() {
+        return;
+    }
+    let mut sorted = logits.to_vec();
+    let (_, kth, _) = sorted.select_nth_unstable_by(k - 1, |a, b| b.total_cmp(a));
+    let kth = *kth;
+    for x in logits.iter_mut() {
+        if *x < kth {
+            *x = f32::NEG_INFINITY;
+        }
+    }
+}
+
+/// Nucleus filter, LlamaGen's rule: sort descending, remove where the cumulative softmax mass
+/// exceeds `p`, shifted right by one (the first token is always kept).
+pub fn top_p_filter(logits: &mut [f32], p: f32) {
+    if p >= 1.0 {
+        return;
+    }
+    let probs = softmax(logits);
+    let mut order: Vec<usize> = (0..logits.len()).collect();
+    order.sort_by(|&a, &b| logits[b].total_cmp(&logits[a]).then(a.cmp(&b)));
+    let mut cum = 0.0f64;
+    let mut remove_next = false;
+    for &i in &order {
+        if remove_next {
+            logits[i] = f32::NEG_INFINITY;
+        }
+        cum += probs[i] as f64;
+        if cum > p as f64 {
+            remove_next = true;
+        }
+    }
+}
+
+/// Softmax of a logit row (−inf entries → 0), computed with max subtraction in f64.
+pub fn softmax(logits: &[f32]) -> Vec<f32> {
+    let m = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    if !m.is_finite() {
+        return vec![1.0 / logits.len() as f32; logits.len()];
+    }
+    let e: Vec<f64> = logits.iter().map(|&x| ((x - m) as f64).exp()).collect();
+    let s: f64 = e.iter().sum();
+    e.iter().map(|&x| (x / s) as f32).collect()
+}
+
+/// Index of the first maximum.
+pub fn argmax(xs: &[f32]) -> usize {
+    let mut best = 0;
+    for (i, &x) in xs.iter().enumerate() {
+        if x > xs[best] {
+            best = i;
+        }
+    }
+    best
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sampling(temperature: f32, top_k: usize, top_p: f32, order: WarpOrder) -> Sampling {
+        Sampling {
+            temperature,
+            top_k,
+            top_p,
+            cfg_scale: 2.0,
+            cfg_interval: None,
+            warp_order: order,
+        }
+    }
+
+    fn close(a: &[f32], b: &[f64]) -> bool {
+        a.iter().zip(b).all(|(&x, &y)| (x as f64 - y).abs() < 1e-6)
+    }
+
+    #[test]
+    fn guide_and_cfg_interval() {
+        let mut s = sampling(1.0, 0, 1.0, WarpOrder::TopKThenTopP);
+        assert_eq!(s.guide(&[1.0, 2.0], Some(&[0.0, 1.0]), 0), vec![2.0, 3.0]);
+        s.cfg_interval = Some(3);
+        assert_eq!(s.guide(&[1.0, 2.0], Some(&[0.0, 1.0]), 4), vec![2.0, 3.0]);
+        assert_eq!(s.guide(&[1.0, 2.0], Some(&[0.0, 1.0]), 5), vec![1.0, 2.0]);
+        assert_eq!(s.guide(&[1.0, 2.0], None, 0), vec![1.0, 2.0]);
+        assert!(s.uses_cfg());
+    }
+
+    #[test]
+    fn top_k_keeps_ties_and_temperature_scales() {
+        let s = sampling(0.5, 2, 1.0, WarpOrder::TopKThenTopP);
+        let p = s.probs(&[1.0, 2.0, 2.0, 0.0]);
+        assert_eq!(p[0], 0.0);
+        assert!((p[1] - 0.5).abs() < 1e-7 && (p[2] - 0.5).abs() < 1e-7);
+        let s = sampling(0.5, 2, 1.0, WarpOrder::TopKThenTopP);
+        let p = s.probs(&[0.0, 1.0, 0.5]);
+        // logits/0.5 = [0, 2, 1], keep {2, 1}: softmax([2, 1])
+        let z = (2f64).exp() + (1f64).exp();
+        assert!(close(&p, &[0.0, 2f64.exp() / z, 1f64.exp() / z]));
+    }
+
+    #[test]
+    fn top_p_shift_rule() {
+        // probs of [ln 5, ln 3, ln 2] = [0.5, 0.3, 0.2]
+        let l = [5f32.ln(), 3f32.ln(), 2f32.ln()];
+        // p = 0.5: cum [0.5, 0.8, 1.0] > 0.5 → [F, T, T], shifted → [F, F, T]: keep two.
+        let p = sampling(1.0, 0, 0.5, WarpOrder::TopKThenTopP).probs(&l);
+        assert!(close(&p, &[0.625, 0.375, 0.0]));
+        // p = 0.4: cum > 0.4 at the first → keep only the first.
+        let p = sampling(1.0, 0, 0.4, WarpOrder::TopKThenTopP).probs(&l);
+        assert!(close(&p, &[1.0, 0.0, 0.0]));
+    }
+
+    #[test]
+    fn warp_orders_differ() {
+        // probs [0.4, 0.3, 0.2, 0.1], top-k 3, top-p 0.75.
+        let l: Vec<f32> = [0.4f32, 0.3, 0.2, 0.1].iter().map(|x| x.ln()).collect();
+        // top-k first renormalises to [4/9, 3/9, 2/9]: cum .444, .778 > .75 → keep two.
+        let a = sampling(1.0, 3, 0.75, WarpOrder::TopKThenTopP).probs(&l);
+        assert!(close(&a, &[4.0 / 7.0, 3.0 / 7.0, 0.0, 0.0]));
+        // top-p first: cum .4, .7, .9 > .75 → keep three; top-k 3 keeps them.
+        let b = sampling(1.0, 3, 0.75, WarpOrder::TopPThenTopK).probs(&l);
+        assert!(close(&b, &[4.0 / 9.0, 3.0 / 9.0, 2.0 / 9.0, 0.0]));
+    }
+
+    #[test]
+    fn greedy_is_one_hot_at_first_max() {
+        let s = sampling(0.0, 0, 1.0, WarpOrder::TopKThenTopP);
+        assert!(s.is_greedy());
+        assert_eq!(s.probs(&[0.1, 3.0, 3.0]), vec![0.0, 1.0, 0.0]);
+        assert_eq!(argmax(&[1.0, 5.0, 5.0]), 1);
+        assert_eq!(softmax(&[f32::NEG_INFINITY, 0.0]), vec![0.0, 1.0]);
+    }
+}

@@ -1,0 +1,313 @@
+//! Decoding strategies and their per-step logs.
+//!
+//! Each strategy generates one image's tokens through [`Models`] and reports, per target
+//! forward after the prefill, what it drafted, what was accepted and where time went. Every
+//! metric (τ, acceptance maps, latency) is computed from these logs.
+
+mod ar;
+mod drafting;
+mod sjd;
+mod speculative;
+
+use serde::{Deserialize, Serialize};
+
+use crate::accept::{Relax, Residuals};
+use crate::model::{ImageCondition, ModelCallError, Models};
+use crate::neighbours::NeighbourTable;
+use crate::rng::Rng;
+use crate::sampling::Sampling;
+
+pub use drafting::TreeShape;
+pub use sjd::JacobiInit;
+
+/// Everything that can stop a generation.
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    /// A model call failed.
+    #[error("model call failed: {0}")]
+    Model(#[from] ModelCallError),
+    /// The strategy needs something the models or tables do not provide.
+    #[error("{0}")]
+    Setup(String),
+    /// The target produced logits that are not finite.
+    #[error("the target's logits for image token {token_index} contain NaN or infinite values")]
+    NonFinite {
+        /// Image token the logits predict.
+        token_index: usize,
+    },
+}
+
+/// A speculative strategy: how to draft and how to accept.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Speculative {
+    /// Draft tree shape.
+    pub tree: TreeShape,
+    /// Acceptance relaxation (exact for `sd`).
+    pub relax: Relax,
+    /// Principled residuals, or the official code's quirks.
+    pub residuals: Residuals,
+}
+
+/// A decoding strategy with its parameters.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Strategy {
+    /// Plain autoregressive decoding: one token per target forward.
+    Ar,
+    /// Drafter + tree verification (`sd`, `lantern`, `lantern++`).
+    Speculative(Speculative),
+    /// Speculative Jacobi decoding: training-free, no drafter.
+    Sjd {
+        /// Draft window (16 in the paper).
+        window: usize,
+        /// How fresh window positions are initialised.
+        init: JacobiInit,
+    },
+}
+
+impl Strategy {
+    /// Builds a strategy from its kind (`ar`, `sd`, `lantern`, `lantern++`, `sjd`) and parameters;
+    /// `tree` defaults to the dynamic tree for `sd`/`lantern` and `naive_extend_57` for `lantern++`.
+    pub fn from_kind(kind: &str, params: &StrategyParams) -> Result<Self, String> {
+        let residuals = if params.official_compat {
+            Residuals::OfficialCompat
+        } else {
+            Residuals::Principled
+        };
+        let tree = |default: &str| TreeShape::parse(params.tree.as_deref().unwrap_or(default));
+        Ok(match kind {
+            "ar" => Self::Ar,
+            "sd" => Self::Speculative(Speculative {
+                tree: tree("dynamic")?,
+                relax: Relax::Exact,
+                residuals,
+            }),
+            "lantern" => Self::Speculative(Speculative {
+                tree: tree("dynamic")?,
+                relax: Relax::Tvd {
+                    k: params.k,
+                    delta: params.delta,
+                },
+                residuals,
+            }),
+            "lantern++" => Self::Speculative(Speculative {
+                tree: tree("naive_extend_57")?,
+                relax: Relax::Ratio {
+                    k: params.k,
+                    lambda: params.lambda,
+                },
+                residuals,
+            }),
+            "sjd" => Self::Sjd {
+                window: params.window,
+                init: JacobiInit::RepeatHorizon,
+            },
+            other => {
+                return Err(format!(
+                    "unknown strategy '{other}'; allowed: ar, sd, lantern, lantern++, sjd"
+                ))
+            }
+        })
+    }
+
+    /// The largest neighbour count the strategy reads (0 when it needs no table).
+    pub fn neighbours_needed(&self) -> usize {
+        match self {
+            Self::Speculative(Speculative {
+                relax: Relax::Tvd { k, .. } | Relax::Ratio { k, .. },
+                ..
+            }) => *k,
+            _ => 0,
+        }
+    }
+
+    /// Draft nodes one verification may hold (root included).
+    pub fn max_tree(&self) -> usize {
+        match self {
+            Self::Ar => 1,
+            Self::Speculative(s) => s.tree.budget() + 1,
+            Self::Sjd { window, .. } => window + 1,
+        }
+    }
+}
+
+/// Parameters of [`Strategy::from_kind`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct StrategyParams {
+    /// Tree shape (see [`TreeShape::parse`]); `None` = the strategy's default.
+    pub tree: Option<String>,
+    /// Neighbours per drafted token (LANTERN, LANTERN++).
+    pub k: usize,
+    /// LANTERN's TVD budget δ.
+    pub delta: f32,
+    /// LANTERN++'s ratio bound λ.
+    pub lambda: f32,
+    /// SJD window.
+    pub window: usize,
+    /// Use the official code's residual quirks.
+    pub official_compat: bool,
+}
+
+impl Default for StrategyParams {
+    fn default() -> Self {
+        Self {
+            tree: None,
+            k: 1000,
+            delta: 0.1,
+            lambda: 2.0,
+            window: 16,
+            official_compat: false,
+        }
+    }
+}
+
+/// The random stream of one image: `seed` split by the condition (class or prompt id).
+pub fn image_rng(seed: u64, condition_id: u64) -> Rng {
+    Rng::new(seed).fork(condition_id)
+}
+
+/// What happened in one target forward after the prefill.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StepLog {
+    /// Draft tokens sent for verification (tree nodes besides the root).
+    pub drafted: usize,
+    /// Draft tokens accepted.
+    pub accepted: usize,
+    /// Accepted tree nodes, root first.
+    pub path: Vec<usize>,
+    /// The token sampled after the accepted path (the next root).
+    pub bonus: u32,
+    /// Milliseconds spent drafting (drafter forwards and tree building).
+    pub draft_ms: f64,
+    /// Milliseconds spent verifying (target forward and acceptance).
+    pub verify_ms: f64,
+}
+
+/// One generated image: tokens and the per-step log.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Generation {
+    /// Image tokens, row-major over the grid.
+    pub tokens: Vec<u32>,
+    /// One entry per target forward after the prefill.
+    pub steps: Vec<StepLog>,
+    /// Milliseconds of the prefill (condition through the first token).
+    pub prefill_ms: f64,
+    /// Milliseconds from the prefill through the last token.
+    pub latency_ms: f64,
+}
+
+impl Generation {
+    /// τ: mean tokens gained per target forward after the prefill (accepted drafts + the bonus); AR = 1.
+    pub fn tau(&self) -> f64 {
+        if self.steps.is_empty() {
+            return 1.0;
+        }
+        self.steps
+            .iter()
+            .map(|s| s.accepted as f64 + 1.0)
+            .sum::<f64>()
+            / self.steps.len() as f64
+    }
+
+    /// Target forwards including the prefill.
+    pub fn target_forwards(&self) -> usize {
+        self.steps.len() + 1
+    }
+
+    /// Accepted draft tokens per step.
+    pub fn accepted_per_step(&self) -> Vec<usize> {
+        self.steps.iter().map(|s| s.accepted).collect()
+    }
+
+    /// Total drafting milliseconds.
+    pub fn draft_ms(&self) -> f64 {
+        self.steps.iter().map(|s| s.draft_ms).sum()
+    }
+
+    /// Total verification milliseconds (prefill excluded).
+    pub fn verify_ms(&self) -> f64 {
+        self.steps.iter().map(|s| s.verify_ms).sum()
+    }
+
+    /// For each image token, whether it was an accepted draft (true) or sampled by the target.
+    pub fn accepted_mask(&self) -> Vec<bool> {
+        let mut mask = vec![false]; // token 0 comes from the prefill
+        for s in &self.steps {
+            mask.extend(std::iter::repeat_n(true, s.accepted));
+            mask.push(false);
+        }
+        mask.truncate(self.tokens.len());
+        mask
+    }
+}
+
+/// Generates one image with `strategy`. `rng` should be the image's own stream (same seed →
+/// same tokens, bit for bit, on the same backend).
+pub fn generate(
+    models: &mut dyn Models,
+    strategy: &Strategy,
+    sampling: &Sampling,
+    neighbours: Option<&NeighbourTable>,
+    cond: &ImageCondition,
+    rng: &Rng,
+) -> Result<Generation, DecodeError> {
+    match strategy {
+        Strategy::Ar => ar::generate(models, sampling, cond, rng),
+        Strategy::Speculative(spec) => {
+            speculative::generate(models, spec, sampling, neighbours, cond, rng)
+        }
+        Strategy::Sjd { window, init } => {
+            sjd::generate(models, *window, *init, sampling, cond, rng)
+        }
+    }
+}
+
+/// Guided next-token distribution for logits row `row` predicting image token `token_index`:
+/// the warped distribution, or under greedy settings the plain softmax of the guided logits.
+pub(crate) fn target_dist(
+    sampling: &Sampling,
+    logits: &crate::model::Logits,
+    row: usize,
+    token_index: usize,
+) -> Result<Vec<f32>, DecodeError> {
+    let (cond, uncond) = logits.row(row);
+    let guided = sampling.guide(cond, uncond, token_index);
+    if guided.iter().any(|x| !x.is_finite()) {
+        return Err(DecodeError::NonFinite { token_index });
+    }
+    Ok(if sampling.is_greedy() {
+        crate::sampling::softmax(&guided)
+    } else {
+        sampling.probs(&guided)
+    })
+}
+
+/// Samples (or, greedy, takes the argmax of) a token from a distribution.
+pub(crate) fn pick(sampling: &Sampling, dist: &[f32], rng: &mut Rng) -> u32 {
+    if sampling.is_greedy() {
+        crate::sampling::argmax(dist) as u32
+    } else {
+        rng.categorical(dist) as u32
+    }
+}
+
+/// Milliseconds since `t`.
+pub(crate) fn ms_since(t: std::time::Instant) -> f64 {
+    t.elapsed().as_secs_f64() * 1e3
+}
+
+/// Random streams of one image.
+pub(crate) struct Streams {
+    /// Acceptance tests and bonus tokens.
+    pub accept: Rng,
+    /// Sampled drafts and Jacobi initialisation.
+    pub draft: Rng,
+}
+
+impl Streams {
+    pub(crate) fn new(rng: &Rng) -> Self {
+        Self {
+            accept: rng.fork(1),
+            draft: rng.fork(2),
+        }
+    }
+}

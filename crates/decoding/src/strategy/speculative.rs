@@ -1,0 +1,107 @@
+//! Speculative decoding with a drafter and tree verification: exact SD, LANTERN (δ) and
+//! LANTERN++ (λ), differing only in the acceptance relaxation and the default tree.
+
+use std::time::Instant;
+
+use super::drafting::build_tree;
+use super::{ms_since, pick, target_dist, DecodeError, Generation, Speculative, StepLog, Streams};
+use crate::accept::{walk_tree, Relax};
+use crate::model::{ImageCondition, Models};
+use crate::neighbours::NeighbourTable;
+use crate::rng::Rng;
+use crate::sampling::Sampling;
+use crate::tree::DraftTree;
+
+/// Generates one image: draft a tree, verify it in one target forward, accept a path, repeat.
+pub(super) fn generate(
+    models: &mut dyn Models,
+    spec: &Speculative,
+    sampling: &Sampling,
+    neighbours: Option<&NeighbourTable>,
+    cond: &ImageCondition,
+    rng: &Rng,
+) -> Result<Generation, DecodeError> {
+    if !models.has_drafter() {
+        return Err(DecodeError::Setup(
+            "speculative decoding needs a drafter, and none is loaded".into(),
+        ));
+    }
+    let needs_table = !matches!(spec.relax, Relax::Exact);
+    if needs_table && neighbours.is_none() {
+        return Err(DecodeError::Setup(
+            "LANTERN relaxation needs a latent-neighbour table, and none was built".into(),
+        ));
+    }
+    let neighbours = if needs_table { neighbours } else { None };
+    let mut streams = Streams::new(rng);
+    let n = models.tokens_per_image();
+    let start = Instant::now();
+    let logits = models.begin(cond, sampling.uses_cfg())?;
+    let first = target_dist(sampling, &logits, 0, 0)?;
+    let mut tokens = vec![pick(sampling, &first, &mut streams.accept)];
+    let prefill_ms = ms_since(start);
+    let mut steps = Vec::new();
+    while tokens.len() < n {
+        let committed = tokens.len() - 1;
+        let root = tokens[committed];
+        // Accepting m drafts adds m + 1 tokens; never draft past the last image token.
+        let max_depth = n - tokens.len() - 1;
+
+        let t = Instant::now();
+        let tree = if max_depth > 0 {
+            build_tree(
+                models,
+                &spec.tree,
+                sampling,
+                root,
+                committed,
+                max_depth,
+                &mut streams.draft,
+            )?
+        } else {
+            DraftTree::root(root)
+        };
+        let draft_ms = ms_since(t);
+
+        let t = Instant::now();
+        let logits = models.verify(&tree)?;
+        let mut failure = None;
+        let mut target = |node: usize| {
+            let token_index = committed + tree.depths[node] + 1;
+            target_dist(sampling, &logits, node, token_index).unwrap_or_else(|e| {
+                failure.get_or_insert(e);
+                vec![1.0; logits.vocab]
+            })
+        };
+        let outcome = walk_tree(
+            &tree,
+            &mut target,
+            sampling.is_greedy(),
+            neighbours,
+            spec.relax,
+            spec.residuals,
+            &mut streams.accept,
+        );
+        if let Some(e) = failure {
+            return Err(e);
+        }
+        models.accept(&outcome.path);
+        tokens.extend(outcome.path[1..].iter().map(|&node| tree.tokens[node]));
+        tokens.push(outcome.bonus);
+        steps.push(StepLog {
+            drafted: tree.len() - 1,
+            accepted: outcome.path.len() - 1,
+            path: outcome.path,
+            bonus: outcome.bonus,
+            draft_ms,
+            verify_ms: ms_since(t),
+        });
+    }
+    tokens.truncate(n);
+    Ok(Generation {
+        tokens,
+        steps,
+        prefill_ms,
+        latency_ms: ms_since(start),
+    })
+}

@@ -1,0 +1,311 @@
+//! Strategies on the tiny fixture model through the burn adapter: greedy speculative decoding and
+//! SJD give exactly the greedy AR tokens; exact SD and AR sample the same distribution.
+//!
+//! An untrained drafter is rarely accepted, which would leave KV compaction untested, so the
+//! drafter here is *exact*: its logits for a draft path are the target's own full-forward logits
+//! (computed without any cache). Every accepted path then exercises compaction, depth-based
+//! positions and the CFG rows of the verify forward.
+
+mod common;
+
+use std::path::PathBuf;
+
+use common::{chi_square, chi_square_critical};
+use lantern_decoding::accept::{Relax, Residuals};
+use lantern_decoding::burn_models::BurnModels;
+use lantern_decoding::model::{
+    DraftInput, DraftParent, ImageCondition, Logits, ModelCallError, Models,
+};
+use lantern_decoding::rng::Rng;
+use lantern_decoding::sampling::{Sampling, WarpOrder};
+use lantern_decoding::strategy::{
+    generate, image_rng, JacobiInit, Speculative, Strategy, TreeShape,
+};
+use lantern_decoding::tree::DraftTree;
+use lantern_models::burn::prelude::*;
+use lantern_models::gpt::repeated_tokens;
+use lantern_models::{Condition, Gpt, GptConfig};
+
+fn fixture(name: &str) -> PathBuf {
+    std::env::var_os("LANTERN_FIXTURES")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/llamagen-tiny")
+        })
+        .join(name)
+}
+
+fn load() -> Gpt {
+    let cfg = GptConfig::from_json_file(&fixture("gpt_c2i.json")).unwrap();
+    Gpt::load(&cfg, &fixture("gpt_c2i.safetensors"), &Device::default()).unwrap()
+}
+
+/// The burn target plus an exact drafter; optionally stops after `limit` tokens.
+struct ExactDraft<'a> {
+    inner: BurnModels<'a>,
+    gpt: &'a Gpt,
+    limit: usize,
+    cond: Option<Condition>,
+    committed: Vec<u32>,
+    last_tree: Option<DraftTree>,
+    root: u32,
+    fed: Vec<(u32, Option<usize>)>,
+}
+
+impl<'a> ExactDraft<'a> {
+    fn new(gpt: &'a Gpt, limit: usize) -> Self {
+        Self {
+            inner: BurnModels::new(gpt, None, 64),
+            gpt,
+            limit,
+            cond: None,
+            committed: Vec::new(),
+            last_tree: None,
+            root: 0,
+            fed: Vec::new(),
+        }
+    }
+
+    /// Target logits after each prefix, from full causal forwards.
+    fn exact(&self, prefixes: &[Vec<u32>]) -> Logits {
+        let cond = self.cond.as_ref().expect("begin first");
+        let rows = cond.batch();
+        let v = self.gpt.config().vocab_size;
+        let (mut c, mut u) = (Vec::new(), Vec::new());
+        for p in prefixes {
+            let out = self
+                .gpt
+                .forward_full(cond, repeated_tokens(p, rows, &self.gpt.device()))
+                .unwrap();
+            let all: Vec<f32> = out.logits.into_data().try_into_vec_as().unwrap();
+            let len = all.len() / rows;
+            c.extend_from_slice(&all[len - v..len]);
+            if rows == 2 {
+                u.extend_from_slice(&all[2 * len - v..]);
+            }
+        }
+        Logits {
+            vocab: v,
+            cond: c,
+            uncond: (rows == 2).then_some(u),
+        }
+    }
+}
+
+impl Models for ExactDraft<'_> {
+    fn vocab(&self) -> usize {
+        self.inner.vocab()
+    }
+    fn tokens_per_image(&self) -> usize {
+        self.limit
+    }
+    fn grid(&self) -> usize {
+        self.gpt.config().grid_size()
+    }
+    fn has_drafter(&self) -> bool {
+        true
+    }
+    fn begin(&mut self, cond: &ImageCondition, cfg: bool) -> Result<Logits, ModelCallError> {
+        let ImageCondition::Class(c) = cond else {
+            unreachable!()
+        };
+        let base = Condition::Classes(vec![*c]);
+        self.cond = Some(if cfg {
+            self.gpt.cfg_condition(&base).unwrap()
+        } else {
+            base
+        });
+        self.committed.clear();
+        self.inner.begin(cond, cfg)
+    }
+    fn verify(&mut self, tree: &DraftTree) -> Result<Logits, ModelCallError> {
+        self.last_tree = Some(tree.clone());
+        self.inner.verify(tree)
+    }
+    fn accept(&mut self, path: &[usize]) {
+        let t = self.last_tree.take().unwrap();
+        self.committed.extend(path.iter().map(|&i| t.tokens[i]));
+        self.inner.accept(path)
+    }
+    fn committed(&self) -> usize {
+        self.inner.committed()
+    }
+    fn draft_root(&mut self, root: u32) -> Result<Logits, ModelCallError> {
+        self.root = root;
+        self.fed.clear();
+        let mut p = self.committed.clone();
+        p.push(root);
+        Ok(self.exact(&[p]))
+    }
+    fn draft_expand(&mut self, inputs: &[DraftInput]) -> Result<Logits, ModelCallError> {
+        let mut prefixes = Vec::new();
+        for inp in inputs {
+            let parent = match inp.parent {
+                DraftParent::Root => None,
+                DraftParent::Fed(i) => Some(i),
+            };
+            self.fed.push((inp.token, parent));
+            let mut chain = Vec::new();
+            let mut cur = Some(self.fed.len() - 1);
+            while let Some(i) = cur {
+                chain.push(self.fed[i].0);
+                cur = self.fed[i].1;
+            }
+            chain.reverse();
+            let mut p = self.committed.clone();
+            p.push(self.root);
+            p.extend(chain);
+            prefixes.push(p);
+        }
+        Ok(self.exact(&prefixes))
+    }
+    fn draft_discard(&mut self) {
+        self.fed.clear();
+    }
+}
+
+fn sampling(temperature: f32, top_k: usize) -> Sampling {
+    Sampling {
+        temperature,
+        top_k,
+        top_p: 1.0,
+        cfg_scale: 4.0,
+        cfg_interval: None,
+        warp_order: WarpOrder::TopKThenTopP,
+    }
+}
+
+fn spec(tree: TreeShape) -> Strategy {
+    Strategy::Speculative(Speculative {
+        tree,
+        relax: Relax::Exact,
+        residuals: Residuals::Principled,
+    })
+}
+
+#[test]
+fn greedy_speculative_and_sjd_equal_greedy_ar() {
+    let gpt = load();
+    let n = gpt.config().block_size;
+    let s = sampling(0.0, 0);
+    for class in [3, 5] {
+        let cond = ImageCondition::Class(class);
+        let mut ar_models = BurnModels::new(&gpt, None, 1);
+        let ar = generate(&mut ar_models, &Strategy::Ar, &s, None, &cond, &Rng::new(0)).unwrap();
+        for strategy in [
+            spec(TreeShape::Dynamic {
+                top_k: 2,
+                depth: 3,
+                total_tokens: 6,
+            }),
+            spec(TreeShape::static_preset("mc_sim_7b_63").unwrap()),
+            spec(TreeShape::chain(4)),
+        ] {
+            let mut m = ExactDraft::new(&gpt, n);
+            let g = generate(&mut m, &strategy, &s, None, &cond, &Rng::new(0)).unwrap();
+            assert_eq!(g.tokens, ar.tokens, "class {class}: {strategy:?}");
+            assert!(
+                g.tau() > 2.0,
+                "an exact drafter is accepted (τ = {})",
+                g.tau()
+            );
+        }
+        let mut m = BurnModels::new(&gpt, None, 32);
+        let sjd = Strategy::Sjd {
+            window: 4,
+            init: JacobiInit::RepeatHorizon,
+        };
+        let g = generate(&mut m, &sjd, &s, None, &cond, &Rng::new(0)).unwrap();
+        assert_eq!(g.tokens, ar.tokens, "class {class}: SJD");
+    }
+}
+
+#[test]
+fn exact_drafts_are_accepted_in_sampling_mode() {
+    // With q = p on a sampled chain every draft passes min(1, p/q): τ = depth + 1 per round
+    // unless the image ends — only if the verify rows equal the full forward's.
+    let gpt = load();
+    let n = gpt.config().block_size;
+    let mut m = ExactDraft::new(&gpt, n);
+    let g = generate(
+        &mut m,
+        &spec(TreeShape::chain(3)),
+        &sampling(1.0, 0),
+        None,
+        &ImageCondition::Class(3),
+        &Rng::new(4),
+    )
+    .unwrap();
+    let full_rounds = g.steps.iter().filter(|s| s.drafted == 3).count();
+    let accepted_all = g
+        .steps
+        .iter()
+        .filter(|s| s.drafted == 3 && s.accepted == 3)
+        .count();
+    assert!(full_rounds >= 3);
+    assert!(
+        accepted_all * 10 >= full_rounds * 9,
+        "{accepted_all} of {full_rounds} full rounds accepted"
+    );
+}
+
+#[test]
+fn exact_sd_and_ar_sample_the_same_distribution() {
+    // Two-sample test on (token 1, token 2) with a top-8 target, over many seeds.
+    let gpt = load();
+    let s = sampling(1.0, 8);
+    let trials = 1500u64;
+    let v = gpt.config().vocab_size;
+    let code = |t: &[u32]| t[1] as usize * v + t[2] as usize;
+    let mut ar_counts = std::collections::HashMap::<usize, u64>::new();
+    let mut sd_counts = std::collections::HashMap::<usize, u64>::new();
+    let mut ar_models = ExactDraft::new(&gpt, 3);
+    let mut sd_models = ExactDraft::new(&gpt, 3);
+    let sd = spec(TreeShape::Dynamic {
+        top_k: 3,
+        depth: 2,
+        total_tokens: 5,
+    });
+    let cond = ImageCondition::Class(3);
+    for seed in 0..trials {
+        let a = generate(
+            &mut ar_models,
+            &Strategy::Ar,
+            &s,
+            None,
+            &cond,
+            &image_rng(seed, 1),
+        )
+        .unwrap();
+        let b = generate(&mut sd_models, &sd, &s, None, &cond, &image_rng(seed, 2)).unwrap();
+        *ar_counts.entry(code(&a.tokens)).or_default() += 1;
+        *sd_counts.entry(code(&b.tokens)).or_default() += 1;
+    }
+    // Homogeneity: expected cell probabilities from the pooled sample.
+    let mut keys: Vec<usize> = ar_counts.keys().chain(sd_counts.keys()).copied().collect();
+    keys.sort_unstable();
+    keys.dedup();
+    let pooled: Vec<f64> = keys
+        .iter()
+        .map(|k| {
+            (ar_counts.get(k).copied().unwrap_or(0) + sd_counts.get(k).copied().unwrap_or(0)) as f64
+                / (2 * trials) as f64
+        })
+        .collect();
+    let sd: Vec<u64> = keys
+        .iter()
+        .map(|k| sd_counts.get(k).copied().unwrap_or(0))
+        .collect();
+    let ar: Vec<u64> = keys
+        .iter()
+        .map(|k| ar_counts.get(k).copied().unwrap_or(0))
+        .collect();
+    let (s1, d) = chi_square(&sd, &pooled);
+    let (s2, _) = chi_square(&ar, &pooled);
+    // Both halves against the pooled estimate: the sum is the homogeneity statistic (dof = cells − 1).
+    assert!(
+        s1 + s2 < chi_square_critical(d),
+        "homogeneity chi-square {:.1} (dof {d})",
+        s1 + s2
+    );
+}

@@ -1,0 +1,241 @@
+//! Losslessness of whole strategies on an analytic target and drafter: exact speculative decoding
+//! on chain, static and dynamic trees, and SJD, reproduce the target's joint distribution over
+//! short sequences (chi-square, fixed seeds); LANTERN with δ = 0 makes the same decisions as exact
+//! SD; a large δ is detectably lossy (the test has power); greedy strategies equal greedy AR.
+
+mod common;
+
+use common::*;
+use lantern_decoding::accept::{Relax, Residuals};
+use lantern_decoding::model::{ImageCondition, Models};
+use lantern_decoding::neighbours::NeighbourTable;
+use lantern_decoding::rng::Rng;
+use lantern_decoding::sampling::{Sampling, WarpOrder};
+use lantern_decoding::strategy::{generate, JacobiInit, Speculative, Strategy, TreeShape};
+
+const V: usize = 4;
+const N: usize = 3;
+const TRIALS: u64 = 20_000;
+
+fn sampling(top_k: usize) -> Sampling {
+    Sampling {
+        temperature: 1.0,
+        top_k,
+        top_p: 1.0,
+        cfg_scale: 2.0,
+        cfg_interval: None,
+        warp_order: WarpOrder::TopKThenTopP,
+    }
+}
+
+fn table() -> NeighbourTable {
+    let codebook = [0.0f32, 0.0, 1.0, 0.1, 0.2, 1.0, 3.0, 3.0];
+    NeighbourTable::build(&codebook, V, 2, V - 1)
+}
+
+fn spec(tree: TreeShape, relax: Relax) -> Strategy {
+    Strategy::Speculative(Speculative {
+        tree,
+        relax,
+        residuals: Residuals::Principled,
+    })
+}
+
+/// The exact joint distribution of all V^N sequences.
+fn joint(s: &Sampling) -> Vec<f64> {
+    let mut model = Analytic::new(V, N, false);
+    model
+        .begin(&ImageCondition::Class(1), s.uses_cfg())
+        .unwrap();
+    let mut out = vec![0.0; V.pow(N as u32)];
+    for (code, p) in out.iter_mut().enumerate() {
+        let seq: Vec<u32> = (0..N)
+            .map(|i| ((code / V.pow(i as u32)) % V) as u32)
+            .collect();
+        *p = (0..N)
+            .map(|t| model.target_probs(&seq[..t], s)[seq[t] as usize] as f64)
+            .product();
+    }
+    out
+}
+
+fn counts(
+    strategy: &Strategy,
+    s: &Sampling,
+    table: Option<&NeighbourTable>,
+    seed: u64,
+) -> Vec<u64> {
+    let mut model = Analytic::new(V, N, true);
+    let mut c = vec![0u64; V.pow(N as u32)];
+    for trial in 0..TRIALS {
+        let g = generate(
+            &mut model,
+            strategy,
+            s,
+            table,
+            &ImageCondition::Class(1),
+            &Rng::new(seed).fork(trial),
+        )
+        .unwrap();
+        assert_eq!(g.tokens.len(), N);
+        let code: usize = g
+            .tokens
+            .iter()
+            .enumerate()
+            .map(|(i, &t)| t as usize * V.pow(i as u32))
+            .sum();
+        c[code] += 1;
+    }
+    c
+}
+
+fn assert_follows_target(name: &str, strategy: &Strategy, s: &Sampling) {
+    let (stat, dof) = chi_square(&counts(strategy, s, Some(&table()), 42), &joint(s));
+    let crit = chi_square_critical(dof);
+    assert!(
+        stat < crit,
+        "{name}: chi-square {stat:.1} ≥ {crit:.1} (dof {dof})"
+    );
+}
+
+#[test]
+fn ar_reproduces_the_target() {
+    assert_follows_target("ar", &Strategy::Ar, &sampling(0));
+}
+
+#[test]
+fn exact_sd_is_lossless_on_chain_static_and_dynamic_trees() {
+    for (name, tree) in [
+        ("chain", TreeShape::chain(2)),
+        (
+            "static",
+            TreeShape::Static {
+                name: "small".into(),
+                choices: vec![vec![0], vec![1], vec![0, 0], vec![0, 1], vec![1, 0]],
+            },
+        ),
+        (
+            "dynamic",
+            TreeShape::Dynamic {
+                top_k: 2,
+                depth: 2,
+                total_tokens: 4,
+            },
+        ),
+    ] {
+        for top_k in [0, 3] {
+            assert_follows_target(
+                &format!("sd {name} top_k {top_k}"),
+                &spec(tree.clone(), Relax::Exact),
+                &sampling(top_k),
+            );
+        }
+    }
+}
+
+#[test]
+fn sjd_is_lossless() {
+    for init in [JacobiInit::RepeatHorizon, JacobiInit::Random] {
+        assert_follows_target(
+            &format!("sjd {init:?}"),
+            &Strategy::Sjd { window: 2, init },
+            &sampling(0),
+        );
+    }
+}
+
+#[test]
+fn lantern_with_zero_delta_makes_exact_sd_decisions() {
+    let s = sampling(0);
+    let t = table();
+    for tree in [
+        TreeShape::chain(2),
+        TreeShape::Dynamic {
+            top_k: 2,
+            depth: 2,
+            total_tokens: 4,
+        },
+    ] {
+        let exact = spec(tree.clone(), Relax::Exact);
+        let zero = spec(
+            tree.clone(),
+            Relax::Tvd {
+                k: V - 1,
+                delta: 0.0,
+            },
+        );
+        let mut a = Analytic::new(V, N, true);
+        let mut b = Analytic::new(V, N, true);
+        for trial in 0..2000 {
+            let rng = Rng::new(9).fork(trial);
+            let ga = generate(
+                &mut a,
+                &exact,
+                &s,
+                Some(&t),
+                &ImageCondition::Class(0),
+                &rng,
+            )
+            .unwrap();
+            let gb =
+                generate(&mut b, &zero, &s, Some(&t), &ImageCondition::Class(0), &rng).unwrap();
+            assert_eq!(ga.tokens, gb.tokens, "trial {trial}");
+            assert_eq!(
+                ga.accepted_per_step(),
+                gb.accepted_per_step(),
+                "trial {trial}"
+            );
+        }
+    }
+}
+
+#[test]
+fn large_delta_is_detectably_lossy() {
+    let s = sampling(0);
+    let lossy = spec(
+        TreeShape::chain(2),
+        Relax::Tvd {
+            k: V - 1,
+            delta: 0.6,
+        },
+    );
+    let (stat, dof) = chi_square(&counts(&lossy, &s, Some(&table()), 7), &joint(&s));
+    assert!(
+        stat > chi_square_critical(dof),
+        "δ = 0.6 should change the distribution (chi-square {stat:.1})"
+    );
+}
+
+#[test]
+fn greedy_strategies_equal_greedy_ar() {
+    let mut s = sampling(0);
+    s.temperature = 0.0;
+    let strategies = [
+        spec(TreeShape::chain(2), Relax::Exact),
+        spec(
+            TreeShape::Dynamic {
+                top_k: 3,
+                depth: 2,
+                total_tokens: 6,
+            },
+            Relax::Exact,
+        ),
+        spec(
+            TreeShape::static_preset("mc_sim_7b_63").unwrap(),
+            Relax::Exact,
+        ),
+        Strategy::Sjd {
+            window: 3,
+            init: JacobiInit::RepeatHorizon,
+        },
+    ];
+    for class in 0..5 {
+        let cond = ImageCondition::Class(class);
+        let mut m = Analytic::new(V, 6, true);
+        let ar = generate(&mut m, &Strategy::Ar, &s, None, &cond, &Rng::new(1)).unwrap();
+        for st in &strategies {
+            let g = generate(&mut m, st, &s, Some(&table()), &cond, &Rng::new(1)).unwrap();
+            assert_eq!(g.tokens, ar.tokens, "{st:?}");
+        }
+    }
+}
