@@ -11,7 +11,7 @@ use lantern_decoding::strategy::{generate, image_rng, Generation, Strategy, Stra
 use lantern_models::backend::{cpu_threads, select_device};
 use lantern_models::{ModelBundle, ModelPaths};
 
-use crate::image::{to_rgb8, write_png};
+use lantern_harness::images::{to_rgb8, write_png};
 
 /// Arguments of `lantern generate`.
 #[derive(clap::Args)]

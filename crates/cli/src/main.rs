@@ -2,8 +2,8 @@
 //! inspect checkpoints.
 
 mod generate;
-mod image;
 mod inspect;
+mod sweep;
 
 use clap::{Parser, Subcommand};
 
@@ -19,6 +19,10 @@ struct Cli {
 enum Command {
     /// Generate images with one strategy and write tokens, PNGs and per-image timings.
     Generate(Box<generate::Args>),
+    /// Run a sweep file: every configuration × condition × seed, resumable; then report.
+    Sweep(sweep::SweepArgs),
+    /// Rebuild runs.parquet, summary.parquet, tables.md and plots of a results folder.
+    Report(sweep::ReportArgs),
     /// List the tensors of a checkpoint file (after removing a state-dict wrapper).
     Inspect(inspect::Args),
 }
@@ -27,6 +31,8 @@ fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Generate(args) => generate::run(*args),
+        Command::Sweep(args) => sweep::sweep(args),
+        Command::Report(args) => sweep::report(args),
         Command::Inspect(args) => inspect::run(args),
     };
     if let Err(e) = result {

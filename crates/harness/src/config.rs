@@ -1,0 +1,480 @@
+//! The sweep file: strict TOML parsing and validation.
+//!
+//! Any scalar under `[sampling]` and the numeric/tree keys of a `[[strategy]]` may be a list;
+//! lists expand to a grid in [`crate::plan`]. Unknown keys, wrong types and out-of-range values
+//! are refused before any work starts, naming the file, the key, the value and what is allowed.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// A refused sweep file.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("{file}: {source}")]
+    Io {
+        /// The file.
+        file: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// TOML syntax, an unknown key or a wrong type (the parser's message names the key and line).
+    #[error("{file}: {message}")]
+    Parse {
+        /// The file.
+        file: PathBuf,
+        /// What the parser said.
+        message: String,
+    },
+    /// A value outside its allowed range.
+    #[error("{file}: {key} = {value}: {allowed}")]
+    Invalid {
+        /// The file.
+        file: PathBuf,
+        /// Dotted key, e.g. `strategy[1].delta`.
+        key: String,
+        /// The offending value.
+        value: String,
+        /// What is allowed.
+        allowed: String,
+    },
+}
+
+/// A scalar or a list of scalars.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(untagged)]
+pub enum OneOrMany<T> {
+    /// One value.
+    One(T),
+    /// A list (expands to a grid).
+    Many(Vec<T>),
+}
+
+impl<T: Clone> OneOrMany<T> {
+    /// The values as a list.
+    pub fn values(&self) -> Vec<T> {
+        match self {
+            Self::One(v) => vec![v.clone()],
+            Self::Many(v) => v.clone(),
+        }
+    }
+}
+
+/// `[model]`: a preset or explicit files.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelSection {
+    /// `tiny` (the embedded default) or `fixture` (the shared random-weight fixtures).
+    pub preset: Option<String>,
+    /// Target checkpoint.
+    pub gpt: Option<PathBuf>,
+    /// Target config: preset name (`GPT-B`, …) or a JSON file.
+    pub gpt_config: Option<String>,
+    /// VQ checkpoint.
+    pub vq: Option<PathBuf>,
+    /// VQ config: `VQ-16`, `VQ-8` or a JSON file.
+    pub vq_config: Option<String>,
+    /// Drafter checkpoint (or `random`: an untrained drafter, machinery tests only).
+    pub drafter: Option<String>,
+    /// Drafter config JSON.
+    pub drafter_config: Option<PathBuf>,
+}
+
+/// `[sampling]`.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SamplingSection {
+    /// Temperature(s), ≥ 0 (0 = greedy).
+    #[serde(default = "one_f64")]
+    pub temperature: OneOrMany<f64>,
+    /// Top-k filter(s), ≥ 0 (0 = off).
+    #[serde(default = "zero_i64")]
+    pub top_k: OneOrMany<i64>,
+    /// Top-p filter(s) in (0, 1].
+    #[serde(default = "one_f64")]
+    pub top_p: OneOrMany<f64>,
+    /// CFG scale(s), ≥ 0 (≤ 1 = no guidance).
+    #[serde(default = "cfg_default")]
+    pub cfg: OneOrMany<f64>,
+    /// LlamaGen's cfg_interval (−1 or absent = guide every token).
+    #[serde(default)]
+    pub cfg_interval: Option<i64>,
+}
+
+fn one_f64() -> OneOrMany<f64> {
+    OneOrMany::One(1.0)
+}
+fn zero_i64() -> OneOrMany<i64> {
+    OneOrMany::One(0)
+}
+fn cfg_default() -> OneOrMany<f64> {
+    OneOrMany::One(3.0)
+}
+
+impl Default for SamplingSection {
+    fn default() -> Self {
+        Self {
+            temperature: one_f64(),
+            top_k: zero_i64(),
+            top_p: one_f64(),
+            cfg: cfg_default(),
+            cfg_interval: None,
+        }
+    }
+}
+
+/// `[data]`: what to generate.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataSection {
+    /// Class labels (c2i).
+    pub classes: Option<Vec<i64>>,
+    /// A file of precomputed caption embeddings (t2i).
+    pub prompts: Option<PathBuf>,
+    /// Images per condition: seeds `0..seeds`.
+    pub seeds: i64,
+}
+
+/// One `[[strategy]]` table.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StrategySection {
+    /// `ar`, `sd`, `lantern`, `lantern++` or `sjd`.
+    pub kind: String,
+    /// Tree shape(s) (speculative kinds).
+    pub tree: Option<OneOrMany<String>>,
+    /// Neighbours per token (lantern, lantern++), ≥ 1.
+    pub k: Option<OneOrMany<i64>>,
+    /// TVD budget(s) δ in [0, 1] (lantern).
+    pub delta: Option<OneOrMany<f64>>,
+    /// Ratio bound(s) λ ≥ 1 (lantern++).
+    pub lambda: Option<OneOrMany<f64>>,
+    /// Window(s) (sjd), ≥ 1.
+    pub window: Option<OneOrMany<i64>>,
+    /// Use the official code's residual quirks (speculative kinds).
+    pub official_compat: Option<bool>,
+}
+
+/// `[runtime]`: how to run.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuntimeSection {
+    /// `auto`, `cpu`, `wgpu` or `cuda`.
+    #[serde(default = "auto")]
+    pub backend: String,
+    /// Warm-up images per configuration, excluded from timings.
+    #[serde(default = "one_usize")]
+    pub warmup: usize,
+}
+
+fn auto() -> String {
+    "auto".into()
+}
+fn one_usize() -> usize {
+    1
+}
+
+impl Default for RuntimeSection {
+    fn default() -> Self {
+        Self {
+            backend: auto(),
+            warmup: 1,
+        }
+    }
+}
+
+/// A parsed, validated sweep file.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SweepConfig {
+    /// Sweep name (results go to `results/<name>/`); defaults to the file stem.
+    pub name: Option<String>,
+    /// The models.
+    pub model: ModelSection,
+    /// Sampling settings.
+    #[serde(default)]
+    pub sampling: SamplingSection,
+    /// What to generate.
+    pub data: DataSection,
+    /// The strategies.
+    #[serde(default)]
+    pub strategy: Vec<StrategySection>,
+    /// How to run.
+    #[serde(default)]
+    pub runtime: RuntimeSection,
+    /// Where the file was read from (set by [`SweepConfig::load`]).
+    #[serde(skip)]
+    pub file: PathBuf,
+}
+
+/// The keys each strategy kind accepts besides `kind`.
+fn kind_keys(kind: &str) -> Option<&'static [&'static str]> {
+    Some(match kind {
+        "ar" => &[],
+        "sd" => &["tree", "official_compat"],
+        "lantern" => &["tree", "k", "delta", "official_compat"],
+        "lantern++" => &["tree", "k", "lambda", "official_compat"],
+        "sjd" => &["window"],
+        _ => return None,
+    })
+}
+
+impl SweepConfig {
+    /// Reads, parses and validates a sweep file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+            file: path.to_path_buf(),
+            source,
+        })?;
+        Self::parse(&text, path)
+    }
+
+    /// Parses and validates TOML text that came from `file`.
+    pub fn parse(text: &str, file: &Path) -> Result<Self, ConfigError> {
+        let mut cfg: Self = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            file: file.to_path_buf(),
+            message: e.to_string().trim_end().to_string(),
+        })?;
+        cfg.file = file.to_path_buf();
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// The sweep's name: `name`, else the file stem.
+    pub fn name(&self) -> String {
+        self.name.clone().unwrap_or_else(|| {
+            self.file
+                .file_stem()
+                .map_or("sweep".into(), |s| s.to_string_lossy().into_owned())
+        })
+    }
+
+    fn invalid(
+        &self,
+        key: impl Into<String>,
+        value: impl std::fmt::Display,
+        allowed: &str,
+    ) -> ConfigError {
+        ConfigError::Invalid {
+            file: self.file.clone(),
+            key: key.into(),
+            value: value.to_string(),
+            allowed: allowed.to_string(),
+        }
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(name) = &self.name {
+            if name.is_empty() || name.contains(['/', '\\']) || name.starts_with('.') {
+                return Err(self.invalid(
+                    "name",
+                    format!("{name:?}"),
+                    "a non-empty folder name without '/'",
+                ));
+            }
+        }
+        self.validate_model()?;
+        let s = &self.sampling;
+        for t in s.temperature.values() {
+            if !(t >= 0.0 && t.is_finite()) {
+                return Err(self.invalid("sampling.temperature", t, "a number ≥ 0 (0 = greedy)"));
+            }
+        }
+        for k in s.top_k.values() {
+            if k < 0 {
+                return Err(self.invalid("sampling.top_k", k, "an integer ≥ 0 (0 = off)"));
+            }
+        }
+        for p in s.top_p.values() {
+            if !(p > 0.0 && p <= 1.0) {
+                return Err(self.invalid("sampling.top_p", p, "a number in (0, 1] (1 = off)"));
+            }
+        }
+        for c in s.cfg.values() {
+            if !(c >= 0.0 && c.is_finite()) {
+                return Err(self.invalid("sampling.cfg", c, "a number ≥ 0 (≤ 1 = no guidance)"));
+            }
+        }
+        if let Some(i) = s.cfg_interval {
+            if i < -1 {
+                return Err(self.invalid(
+                    "sampling.cfg_interval",
+                    i,
+                    "-1 (always guide) or an integer ≥ 0",
+                ));
+            }
+        }
+        let d = &self.data;
+        if d.seeds < 1 {
+            return Err(self.invalid(
+                "data.seeds",
+                d.seeds,
+                "an integer ≥ 1 (images per condition)",
+            ));
+        }
+        match (&d.classes, &d.prompts) {
+            (None, None) => {
+                return Err(self.invalid(
+                    "data",
+                    "{}",
+                    "`classes = [..]` (c2i) or `prompts = \"file\"` (t2i)",
+                ))
+            }
+            (Some(_), Some(_)) => {
+                return Err(self.invalid(
+                    "data",
+                    "classes and prompts",
+                    "one of `classes` or `prompts`",
+                ))
+            }
+            (Some(c), None) => {
+                if c.is_empty() {
+                    return Err(self.invalid(
+                        "data.classes",
+                        "[]",
+                        "a non-empty list of class labels",
+                    ));
+                }
+                if let Some(bad) = c.iter().find(|&&c| c < 0) {
+                    return Err(self.invalid("data.classes", bad, "class labels ≥ 0"));
+                }
+            }
+            (None, Some(p)) => {
+                if !p.is_file() {
+                    return Err(self.invalid(
+                        "data.prompts",
+                        p.display(),
+                        "an existing file of caption embeddings",
+                    ));
+                }
+            }
+        }
+        if self.strategy.is_empty() {
+            return Err(self.invalid("strategy", "(none)", "at least one [[strategy]] table"));
+        }
+        for (i, st) in self.strategy.iter().enumerate() {
+            self.validate_strategy(i, st)?;
+        }
+        let backends = ["auto", "cpu", "flex", "wgpu", "cuda"];
+        if !backends.contains(&self.runtime.backend.as_str()) {
+            return Err(self.invalid(
+                "runtime.backend",
+                &self.runtime.backend,
+                "auto, cpu, wgpu or cuda",
+            ));
+        }
+        Ok(())
+    }
+
+    fn validate_model(&self) -> Result<(), ConfigError> {
+        let m = &self.model;
+        match (&m.preset, &m.gpt) {
+            (Some(p), None) => {
+                if !["tiny", "fixture"].contains(&p.as_str()) {
+                    return Err(self.invalid(
+                        "model.preset",
+                        p,
+                        "tiny or fixture (or give gpt = \"…\")",
+                    ));
+                }
+            }
+            (None, Some(_)) => {
+                if m.gpt_config.is_none() {
+                    return Err(self.invalid(
+                        "model.gpt_config",
+                        "(missing)",
+                        "a preset (GPT-B, …) or a JSON file, required with model.gpt",
+                    ));
+                }
+            }
+            (Some(_), Some(_)) => {
+                return Err(self.invalid(
+                    "model",
+                    "preset and gpt",
+                    "either `preset` or explicit files",
+                ))
+            }
+            (None, None) => {
+                return Err(self.invalid(
+                    "model",
+                    "{}",
+                    "`preset = \"tiny\"` or `gpt = \"…\"` with `gpt_config`",
+                ))
+            }
+        }
+        Ok(())
+    }
+
+    fn validate_strategy(&self, i: usize, st: &StrategySection) -> Result<(), ConfigError> {
+        let key = |k: &str| format!("strategy[{i}].{k}");
+        let allowed = kind_keys(&st.kind).ok_or_else(|| {
+            self.invalid(
+                key("kind"),
+                format!("{:?}", st.kind),
+                "ar, sd, lantern, lantern++ or sjd",
+            )
+        })?;
+        let present = [
+            ("tree", st.tree.is_some()),
+            ("k", st.k.is_some()),
+            ("delta", st.delta.is_some()),
+            ("lambda", st.lambda.is_some()),
+            ("window", st.window.is_some()),
+            ("official_compat", st.official_compat.is_some()),
+        ];
+        for (k, set) in present {
+            if set && !allowed.contains(&k) {
+                let ok = if allowed.is_empty() {
+                    "no other keys".to_string()
+                } else {
+                    allowed.join(", ")
+                };
+                return Err(self.invalid(
+                    key(k),
+                    "(given)",
+                    &format!(
+                        "this key does not apply to kind '{}'; it takes: {ok}",
+                        st.kind
+                    ),
+                ));
+            }
+        }
+        for k in st.k.iter().flat_map(|v| v.values()) {
+            if k < 1 {
+                return Err(self.invalid(key("k"), k, "an integer ≥ 1"));
+            }
+        }
+        for d in st.delta.iter().flat_map(|v| v.values()) {
+            if !(0.0..=1.0).contains(&d) {
+                return Err(self.invalid(key("delta"), d, "a number in [0, 1]"));
+            }
+        }
+        for l in st.lambda.iter().flat_map(|v| v.values()) {
+            if !(l >= 1.0 && l.is_finite()) {
+                return Err(self.invalid(key("lambda"), l, "a number ≥ 1"));
+            }
+        }
+        for w in st.window.iter().flat_map(|v| v.values()) {
+            if w < 1 {
+                return Err(self.invalid(key("window"), w, "an integer ≥ 1"));
+            }
+        }
+        for t in st.tree.iter().flat_map(|v| v.values()) {
+            if t != "auto" {
+                lantern_decoding::strategy::TreeShape::parse(&t)
+                    .map_err(|e| self.invalid(key("tree"), format!("{t:?}"), &e))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Resolves model file paths relative to the config file's folder, for explicit files.
+    pub fn resolve_path(&self, p: &Path) -> PathBuf {
+        if p.is_absolute() || p.exists() {
+            p.to_path_buf()
+        } else {
+            self.file.parent().map_or(p.to_path_buf(), |d| d.join(p))
+        }
+    }
+}

@@ -1,0 +1,11 @@
+//! The experiment runner: sweep files → run plans → per-image records (JSONL journal, Parquet)
+//! → summaries, paper-style tables and plots.
+
+pub mod config;
+pub mod images;
+pub mod plan;
+pub mod plots;
+pub mod records;
+pub mod report;
+pub mod runner;
+pub mod summary;

@@ -1,0 +1,278 @@
+//! Plots (PNG and SVG): τ vs δ per k, τ vs k per δ, speedup vs τ per method, and where in the
+//! token grid drafts are accepted.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Once;
+
+use plotters::coord::Shift;
+use plotters::prelude::*;
+
+use crate::records::Record;
+use crate::summary::Summary;
+
+const FONT: &[u8] = include_bytes!("../assets/DejaVuSans.ttf");
+static REGISTER: Once = Once::new();
+
+fn register_font() {
+    REGISTER.call_once(|| {
+        let _ = plotters::style::register_font("sans-serif", FontStyle::Normal, FONT);
+    });
+}
+
+fn io<E: std::fmt::Display>(e: E) -> std::io::Error {
+    std::io::Error::other(e.to_string())
+}
+
+const PALETTE: [RGBColor; 8] = [
+    RGBColor(31, 119, 180),
+    RGBColor(255, 127, 14),
+    RGBColor(44, 160, 44),
+    RGBColor(214, 39, 40),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(23, 190, 207),
+];
+
+/// A line chart: one labelled series of (x, y) points per entry.
+struct Lines<'a> {
+    title: &'a str,
+    x_desc: &'a str,
+    y_desc: &'a str,
+    log_x: bool,
+    series: Vec<(String, Vec<(f64, f64)>)>,
+}
+
+fn bounds(series: &[(String, Vec<(f64, f64)>)], log_x: bool) -> ((f64, f64), (f64, f64)) {
+    let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
+    for &(x, y) in series.iter().flat_map(|s| s.1.iter()) {
+        x0 = x0.min(x);
+        x1 = x1.max(x);
+        y0 = y0.min(y);
+        y1 = y1.max(y);
+    }
+    let xr = if log_x {
+        (x0 / 1.5, x1 * 1.5)
+    } else {
+        let pad = ((x1 - x0) * 0.08).max(0.05);
+        (x0 - pad, x1 + pad)
+    };
+    let pad = ((y1 - y0) * 0.1).max(0.05);
+    (xr, (y0 - pad, y1 + pad))
+}
+
+fn draw_lines<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, c: &Lines) -> std::io::Result<()> {
+    root.fill(&WHITE).map_err(io)?;
+    let ((x0, x1), (y0, y1)) = bounds(&c.series, c.log_x);
+    let mut builder = ChartBuilder::on(root);
+    builder
+        .caption(c.title, ("sans-serif", 22))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(55);
+    macro_rules! body {
+        ($chart:expr) => {{
+            let mut chart = $chart;
+            chart
+                .configure_mesh()
+                .x_desc(c.x_desc)
+                .y_desc(c.y_desc)
+                .label_style(("sans-serif", 14))
+                .draw()
+                .map_err(io)?;
+            for (i, (name, pts)) in c.series.iter().enumerate() {
+                let color = PALETTE[i % PALETTE.len()];
+                chart
+                    .draw_series(LineSeries::new(pts.iter().copied(), color.stroke_width(2)))
+                    .map_err(io)?
+                    .label(name.clone())
+                    .legend(move |(x, y)| {
+                        PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))
+                    });
+                chart
+                    .draw_series(pts.iter().map(|&p| Circle::new(p, 4, color.filled())))
+                    .map_err(io)?;
+            }
+            chart
+                .configure_series_labels()
+                .background_style(WHITE.mix(0.85))
+                .border_style(BLACK)
+                .label_font(("sans-serif", 14))
+                .position(SeriesLabelPosition::UpperLeft)
+                .draw()
+                .map_err(io)?;
+        }};
+    }
+    if c.log_x {
+        body!(builder
+            .build_cartesian_2d((x0..x1).log_scale(), y0..y1)
+            .map_err(io)?);
+    } else {
+        body!(builder.build_cartesian_2d(x0..x1, y0..y1).map_err(io)?);
+    }
+    root.present().map_err(io)
+}
+
+fn save_lines(dir: &Path, stem: &str, chart: &Lines) -> std::io::Result<()> {
+    if chart.series.iter().all(|s| s.1.is_empty()) {
+        return Ok(());
+    }
+    let png = dir.join(format!("{stem}.png"));
+    draw_lines(
+        &BitMapBackend::new(&png, (820, 520)).into_drawing_area(),
+        chart,
+    )?;
+    let svg = dir.join(format!("{stem}.svg"));
+    let area = SVGBackend::new(&svg, (820, 520)).into_drawing_area();
+    draw_lines(&area, chart)
+}
+
+/// Fraction of images in which the token at each grid cell was an accepted draft.
+pub fn acceptance_map(records: &[&Record]) -> Vec<f64> {
+    let n = records.iter().map(|r| r.tokens.len()).max().unwrap_or(0);
+    let mut hits = vec![0.0; n];
+    for r in records {
+        let mut mask = vec![false];
+        for &a in &r.accepted_per_step {
+            mask.extend(std::iter::repeat_n(true, a as usize));
+            mask.push(false);
+        }
+        for (i, m) in mask.iter().take(n).enumerate() {
+            if *m {
+                hits[i] += 1.0;
+            }
+        }
+    }
+    hits.iter()
+        .map(|h| h / records.len().max(1) as f64)
+        .collect()
+}
+
+fn draw_heatmap<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    title: &str,
+    map: &[f64],
+) -> std::io::Result<()> {
+    root.fill(&WHITE).map_err(io)?;
+    let grid = (map.len() as f64).sqrt().round() as usize;
+    let mut chart = ChartBuilder::on(root)
+        .caption(title, ("sans-serif", 18))
+        .margin(12)
+        .x_label_area_size(30)
+        .y_label_area_size(30)
+        .build_cartesian_2d(0..grid, 0..grid)
+        .map_err(io)?;
+    chart
+        .configure_mesh()
+        .disable_mesh()
+        .x_desc("column")
+        .y_desc("row (top = 0)")
+        .label_style(("sans-serif", 12))
+        .draw()
+        .map_err(io)?;
+    chart
+        .draw_series(map.iter().enumerate().map(|(i, &v)| {
+            let (r, c) = (i / grid, i % grid);
+            let shade = |a: f64, b: f64| (a + (b - a) * v.clamp(0.0, 1.0)) as u8;
+            let color = RGBColor(shade(68.0, 253.0), shade(1.0, 231.0), shade(84.0, 37.0));
+            Rectangle::new([(c, grid - 1 - r), (c + 1, grid - r)], color.filled())
+        }))
+        .map_err(io)?;
+    root.present().map_err(io)
+}
+
+/// Writes every plot that the data supports.
+pub fn write_all(dir: &Path, summaries: &[Summary], records: &[Record]) -> std::io::Result<()> {
+    register_font();
+    let lantern: Vec<&Summary> = summaries
+        .iter()
+        .filter(|s| s.strategy == "lantern")
+        .collect();
+    // τ vs δ, one line per k.
+    let mut by_k: BTreeMap<u32, Vec<(f64, f64)>> = BTreeMap::new();
+    let mut by_delta: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
+    for s in &lantern {
+        if let (Some(k), Some(d)) = (s.k, s.delta) {
+            by_k.entry(k).or_default().push((d as f64, s.tau.mean));
+            by_delta
+                .entry(format!("{d}"))
+                .or_default()
+                .push((k as f64, s.tau.mean));
+        }
+    }
+    let sorted = |mut v: Vec<(f64, f64)>| {
+        v.sort_by(|a, b| a.0.total_cmp(&b.0));
+        v
+    };
+    save_lines(
+        dir,
+        "tau_vs_delta",
+        &Lines {
+            title: "LANTERN: accepted length vs δ",
+            x_desc: "δ (TVD budget)",
+            y_desc: "τ",
+            log_x: false,
+            series: by_k
+                .into_iter()
+                .map(|(k, v)| (format!("k={k}"), sorted(v)))
+                .collect(),
+        },
+    )?;
+    save_lines(
+        dir,
+        "tau_vs_k",
+        &Lines {
+            title: "LANTERN: accepted length vs k",
+            x_desc: "k (neighbours)",
+            y_desc: "τ",
+            log_x: true,
+            series: by_delta
+                .into_iter()
+                .map(|(d, v)| (format!("δ={d}"), sorted(v)))
+                .collect(),
+        },
+    )?;
+    // Speedup vs τ per method (the speed axis of the speed–quality plot).
+    let mut by_method: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
+    for s in summaries.iter().filter(|s| s.strategy != "ar") {
+        if let Some(sp) = s.speedup {
+            by_method
+                .entry(s.strategy.clone())
+                .or_default()
+                .push((s.tau.mean, sp));
+        }
+    }
+    save_lines(
+        dir,
+        "speedup_vs_tau",
+        &Lines {
+            title: "Speedup over AR vs accepted length",
+            x_desc: "τ",
+            y_desc: "speedup (×)",
+            log_x: false,
+            series: by_method.into_iter().map(|(m, v)| (m, sorted(v))).collect(),
+        },
+    )?;
+    // Where drafts are accepted, per speculative strategy kind.
+    for kind in ["sd", "lantern", "lantern++", "sjd"] {
+        let rs: Vec<&Record> = records.iter().filter(|r| r.strategy == kind).collect();
+        if rs.is_empty() {
+            continue;
+        }
+        let map = acceptance_map(&rs);
+        let title = format!(
+            "{kind}: share of images where a cell was an accepted draft (dark 0%, yellow 100%)"
+        );
+        let stem = format!("acceptance_{}", crate::images::slug(kind));
+        draw_heatmap(
+            &BitMapBackend::new(&dir.join(format!("{stem}.png")), (560, 560)).into_drawing_area(),
+            &title,
+            &map,
+        )?;
+        let svg = dir.join(format!("{stem}.svg"));
+        let area = SVGBackend::new(&svg, (560, 560)).into_drawing_area();
+        draw_heatmap(&area, &title, &map)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,116 @@
+//! `lantern report results/<name>`: rebuilds `runs.parquet`, `summary.parquet`, `tables.md` and
+//! the plots from the journal (the journal is the source of truth).
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use crate::plots;
+use crate::records::{self, Journal, Record};
+use crate::summary::{self, Summary};
+
+/// Writes every report file of a results folder; returns the summaries.
+pub fn write_report(dir: &Path) -> std::io::Result<Vec<Summary>> {
+    let journal = dir.join("journal.jsonl");
+    if !journal.is_file() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            format!(
+                "{}: no journal.jsonl here (is this a results/<name> folder?)",
+                dir.display()
+            ),
+        ));
+    }
+    let (_, records) = Journal::open(&journal)?;
+    let mut runs = records::to_frame(&records).map_err(std::io::Error::other)?;
+    records::write_parquet(&mut runs, &dir.join("runs.parquet"))?;
+    let summaries = summary::summarise(&records);
+    let mut sum = summary::to_frame(&summaries).map_err(std::io::Error::other)?;
+    records::write_parquet(&mut sum, &dir.join("summary.parquet"))?;
+    std::fs::write(dir.join("tables.md"), tables_md(&summaries, &records))?;
+    plots::write_all(dir, &summaries, &records)?;
+    Ok(summaries)
+}
+
+fn opt<T: std::fmt::Display>(v: Option<T>) -> String {
+    v.map_or("—".into(), |v| v.to_string())
+}
+
+/// The paper's table shape: method, (k, δ | λ), τ, latency, speedup, quality.
+pub fn tables_md(summaries: &[Summary], records: &[Record]) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "# Results\n");
+    if let Some(r) = records.first() {
+        let _ = writeln!(
+            s,
+            "Target `{}`, drafter `{}`; backend {} ({}), {} threads; code {}.\n",
+            r.gpt_model,
+            records
+                .iter()
+                .find_map(|r| r.drafter_model.as_deref())
+                .unwrap_or("—"),
+            r.backend,
+            r.device,
+            r.threads,
+            r.git_commit
+        );
+    }
+    if summaries.iter().any(|x| x.drafter_is_random) {
+        let _ = writeln!(
+            s,
+            "**The drafter is untrained (random weights):** acceptance and speedups of `sd`, `lantern` and \
+             `lantern++` say nothing about trained drafters; they exercise the machinery.\n"
+        );
+    }
+    let mut samplings: Vec<(f32, u32, f32, f32)> = Vec::new();
+    for x in summaries {
+        let key = (x.temperature, x.top_k, x.top_p, x.cfg);
+        if !samplings.contains(&key) {
+            samplings.push(key);
+        }
+    }
+    for (t, k, p, c) in samplings {
+        let _ = writeln!(s, "## temperature {t}, top-k {k}, top-p {p}, CFG {c}\n");
+        let _ = writeln!(
+            s,
+            "| method | tree | k | δ / λ | images | τ (95% CI) | latency ms (95% CI) | speedup | quality |"
+        );
+        let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|");
+        for x in summaries
+            .iter()
+            .filter(|x| (x.temperature, x.top_k, x.top_p, x.cfg) == (t, k, p, c))
+        {
+            let method = if x.auto_added {
+                format!("{} (added baseline)", x.strategy)
+            } else {
+                x.strategy.clone()
+            };
+            let relax = match (x.delta, x.lambda, x.window) {
+                (Some(d), _, _) => format!("δ={d}"),
+                (_, Some(l), _) => format!("λ={l}"),
+                (_, _, Some(w)) => format!("L={w}"),
+                _ => "—".into(),
+            };
+            let _ = writeln!(
+                s,
+                "| {method} | {} | {} | {relax} | {} | {:.3} ± {:.3} | {:.1} ± {:.1} | {} | — |",
+                opt(x.tree.as_deref()),
+                opt(x.k),
+                x.images,
+                x.tau.mean,
+                x.tau.ci95,
+                x.latency_ms.mean,
+                x.latency_ms.ci95,
+                x.speedup.map_or("—".into(), |v| format!("{v:.2}×")),
+            );
+        }
+        let _ = writeln!(s);
+    }
+    let _ = writeln!(
+        s,
+        "τ: mean accepted length per target forward after the prefill, bonus token included (AR = 1). \
+         Latency: prefill through the last token, one image at a time, warm-up excluded, VQ decoding \
+         excluded. Speedup: AR latency / latency over the same images and sampling settings. Quality: \
+         not computed yet."
+    );
+    s
+}

@@ -1,0 +1,649 @@
+//! Running a sweep: load the models once, then generate every (configuration, condition, seed)
+//! one image at a time, each record durable before the next image starts. Re-running a sweep
+//! skips what its journal already holds.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use lantern_decoding::burn_models::BurnModels;
+use lantern_decoding::model::ImageCondition;
+use lantern_decoding::neighbours::NeighbourTable;
+use lantern_decoding::strategy::{generate, image_rng, Generation, Speculative, Strategy};
+use lantern_models::backend::{cpu_threads, select_device};
+use lantern_models::{ModelBundle, ModelPaths};
+
+use crate::config::{ConfigError, SweepConfig};
+use crate::plan::{expand, RunSpec};
+use crate::records::{done_keys, Journal, Record};
+use crate::report;
+
+/// Anything that stops a sweep.
+#[derive(Debug, thiserror::Error)]
+pub enum HarnessError {
+    /// The sweep file was refused.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// Loading models failed.
+    #[error(transparent)]
+    Model(#[from] lantern_models::ModelError),
+    /// Decoding failed.
+    #[error(transparent)]
+    Decode(#[from] lantern_decoding::strategy::DecodeError),
+    /// Reading or writing results failed.
+    #[error("{0}")]
+    Io(String),
+}
+
+impl From<std::io::Error> for HarnessError {
+    fn from(e: std::io::Error) -> Self {
+        Self::Io(e.to_string())
+    }
+}
+
+/// Where the sweep writes and whether it shows progress.
+#[derive(Clone, Debug)]
+pub struct SweepOptions {
+    /// `results/`: the sweep writes `results/<name>/`.
+    pub results_root: PathBuf,
+    /// Show progress bars.
+    pub progress: bool,
+}
+
+/// What a finished sweep produced.
+#[derive(Debug)]
+pub struct SweepOutcome {
+    /// `results/<name>/`.
+    pub dir: PathBuf,
+    /// Images generated in this invocation.
+    pub generated: usize,
+    /// Images that were already recorded.
+    pub skipped: usize,
+}
+
+/// Folder of the shared fixtures: `$LANTERN_FIXTURES`, else `../shared/fixtures/llamagen-tiny`.
+pub fn fixture_dir() -> PathBuf {
+    std::env::var_os("LANTERN_FIXTURES")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("../shared/fixtures/llamagen-tiny"))
+}
+
+/// The model files a sweep names.
+pub fn model_paths(cfg: &SweepConfig) -> Result<ModelPaths, ConfigError> {
+    let m = &cfg.model;
+    let invalid = |key: &str, value: String, allowed: &str| ConfigError::Invalid {
+        file: cfg.file.clone(),
+        key: key.into(),
+        value,
+        allowed: allowed.into(),
+    };
+    let paths = match m.preset.as_deref() {
+        Some("fixture") => {
+            let dir = fixture_dir();
+            let mut p = ModelPaths::fixture(&dir);
+            if let Some(d) = &m.drafter {
+                p.drafter = Some(d.clone());
+            }
+            p
+        }
+        Some("tiny") => {
+            let dir = PathBuf::from("checkpoints/tiny");
+            if !dir.join("gpt.safetensors").is_file() {
+                return Err(invalid(
+                    "model.preset",
+                    "\"tiny\"".into(),
+                    "the embedded default is not built yet (checkpoints/tiny/gpt.safetensors is missing); use preset = \"fixture\" or give explicit files",
+                ));
+            }
+            ModelPaths {
+                gpt: dir.join("gpt.safetensors"),
+                gpt_config: dir.join("gpt.json").display().to_string(),
+                vq: Some(dir.join("vq.safetensors")),
+                vq_config: Some(dir.join("vq.json").display().to_string()),
+                drafter: Some(dir.join("drafter.safetensors").display().to_string()),
+                drafter_config: Some(dir.join("drafter.json")),
+            }
+        }
+        _ => ModelPaths {
+            gpt: cfg.resolve_path(m.gpt.as_ref().expect("validated")),
+            gpt_config: resolve_source(cfg, m.gpt_config.as_deref().expect("validated")),
+            vq: m.vq.as_ref().map(|p| cfg.resolve_path(p)),
+            vq_config: m.vq_config.as_deref().map(|s| resolve_source(cfg, s)),
+            drafter: m.drafter.as_deref().map(|d| {
+                if d == "random" {
+                    d.to_string()
+                } else {
+                    cfg.resolve_path(Path::new(d)).display().to_string()
+                }
+            }),
+            drafter_config: m.drafter_config.as_ref().map(|p| cfg.resolve_path(p)),
+        },
+    };
+    let mut files = vec![
+        ("model.gpt", Some(paths.gpt.clone())),
+        ("model.vq", paths.vq.clone()),
+    ];
+    if let Some(d) = paths.drafter.as_deref().filter(|d| *d != "random") {
+        files.push(("model.drafter", Some(PathBuf::from(d))));
+    }
+    for (key, file) in files {
+        if let Some(f) = file {
+            if !f.is_file() {
+                return Err(invalid(
+                    key,
+                    f.display().to_string(),
+                    "an existing checkpoint file (.pt or .safetensors)",
+                ));
+            }
+        }
+    }
+    Ok(paths)
+}
+
+/// A config source that is a JSON path is resolved against the config file; presets pass through.
+fn resolve_source(cfg: &SweepConfig, s: &str) -> String {
+    if s.ends_with(".json") {
+        cfg.resolve_path(Path::new(s)).display().to_string()
+    } else {
+        s.to_string()
+    }
+}
+
+/// A short, content-sensitive identity of the model files (name, size, FNV of the first and last
+/// 64 KiB), so that replaced weights get new run ids.
+pub fn model_identity(paths: &ModelPaths) -> String {
+    let fp = |p: &Path| -> String {
+        use std::io::{Read, Seek, SeekFrom};
+        let Ok(mut f) = std::fs::File::open(p) else {
+            return format!("{}:?", p.display());
+        };
+        let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+        let mut buf = vec![0u8; 65536.min(len as usize)];
+        let _ = f.read_exact(&mut buf);
+        let mut tail = vec![0u8; 65536.min(len as usize)];
+        let _ = f
+            .seek(SeekFrom::End(-(tail.len() as i64)))
+            .and_then(|_| f.read_exact(&mut tail));
+        buf.extend(tail);
+        format!(
+            "{}:{len}:{:016x}",
+            p.file_name()
+                .map_or(String::new(), |n| n.to_string_lossy().into_owned()),
+            crate::plan::fnv1a(&buf)
+        )
+    };
+    let mut parts = vec![fp(&paths.gpt), paths.gpt_config.clone()];
+    if let Some(v) = &paths.vq {
+        parts.push(fp(v));
+    }
+    match paths.drafter.as_deref() {
+        Some("random") => parts.push("drafter:random".into()),
+        Some(d) => parts.push(fp(Path::new(d))),
+        None => {}
+    }
+    parts.join("|")
+}
+
+/// The git commit of the working tree (`+dirty` with uncommitted changes), or `unknown`.
+pub fn git_commit() -> String {
+    let run = |args: &[&str]| {
+        std::process::Command::new("git")
+            .args(args)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    };
+    match run(&["rev-parse", "--short=12", "HEAD"]) {
+        Some(c) => {
+            let dirty = run(&["status", "--porcelain", "--untracked-files=no"])
+                .is_some_and(|s| !s.is_empty());
+            if dirty {
+                format!("{c}+dirty")
+            } else {
+                c
+            }
+        }
+        None => "unknown".into(),
+    }
+}
+
+/// A description of the device: the CPU model for the CPU backend.
+pub fn device_description(backend: &str) -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|m| m.trim().to_string())
+        })
+        .unwrap_or_else(|| std::env::consts::ARCH.to_string());
+    match backend {
+        "auto" | "cpu" | "flex" => format!("cpu: {cpu}"),
+        other => other.to_string(),
+    }
+}
+
+/// One condition of the sweep: what to generate and how records name it.
+struct Cond {
+    cond: ImageCondition,
+    class: Option<u32>,
+    prompt: Option<u32>,
+}
+
+fn conditions(cfg: &SweepConfig, num_classes: usize) -> Result<Vec<Cond>, HarnessError> {
+    if let Some(classes) = &cfg.data.classes {
+        if let Some(&bad) = classes.iter().find(|&&c| c as usize >= num_classes) {
+            return Err(ConfigError::Invalid {
+                file: cfg.file.clone(),
+                key: "data.classes".into(),
+                value: bad.to_string(),
+                allowed: format!(
+                    "class labels 0..{} (this model has {num_classes} classes)",
+                    num_classes - 1
+                ),
+            }
+            .into());
+        }
+        return Ok(classes
+            .iter()
+            .map(|&c| Cond {
+                cond: ImageCondition::Class(c as usize),
+                class: Some(c as u32),
+                prompt: None,
+            })
+            .collect());
+    }
+    Err(ConfigError::Invalid {
+        file: cfg.file.clone(),
+        key: "data.prompts".into(),
+        value: cfg
+            .data
+            .prompts
+            .as_ref()
+            .map_or(String::new(), |p| p.display().to_string()),
+        allowed:
+            "text-conditional sweeps are not supported yet; use classes = [..] with a c2i model"
+                .into(),
+    }
+    .into())
+}
+
+/// Tokens per second of `strategy` on one untimed pilot image.
+fn pilot_rate(
+    models: &mut BurnModels,
+    strategy: &Strategy,
+    spec: &RunSpec,
+    neighbours: Option<&NeighbourTable>,
+    cond: &ImageCondition,
+) -> Result<f64, HarnessError> {
+    let g = generate(
+        models,
+        strategy,
+        &spec.sampling,
+        neighbours,
+        cond,
+        &image_rng(u64::MAX - 1, 0),
+    )?;
+    Ok(g.tokens.len() as f64 / (g.latency_ms / 1e3))
+}
+
+/// The budget `tree = "auto"` chose, and the pilot rates it chose from.
+struct AutoTree {
+    strategy: Strategy,
+    budget: usize,
+    rates: Vec<(usize, f64)>,
+}
+
+/// `tree = "auto"`: the budget (draft nodes per round) with the most tokens per second on this
+/// device, among powers of two up to the kind's default tree, measured on pilot images.
+fn auto_budget(
+    bundle: &ModelBundle,
+    base: &Strategy,
+    spec: &RunSpec,
+    neighbours: Option<&NeighbourTable>,
+    cond: &ImageCondition,
+) -> Result<AutoTree, HarnessError> {
+    let Strategy::Speculative(s) = base else {
+        return Ok(AutoTree {
+            strategy: base.clone(),
+            budget: 0,
+            rates: Vec::new(),
+        });
+    };
+    let full = s.tree.budget();
+    let mut budgets: Vec<usize> = (1..)
+        .map(|p| 1usize << p)
+        .take_while(|&b| b < full)
+        .collect();
+    budgets.push(full);
+    let mut rates = Vec::new();
+    let mut best = (0.0, base.clone(), full);
+    for b in budgets {
+        let strategy = Strategy::Speculative(Speculative {
+            tree: s.tree.with_budget(b)?,
+            ..s.clone()
+        });
+        let mut models = BurnModels::new(&bundle.gpt, bundle.drafter.as_ref(), strategy.max_tree());
+        let rate = pilot_rate(&mut models, &strategy, spec, neighbours, cond)?;
+        rates.push((b, rate));
+        if rate > best.0 {
+            best = (rate, strategy, b);
+        }
+    }
+    Ok(AutoTree {
+        strategy: best.1,
+        budget: best.2,
+        rates,
+    })
+}
+
+/// Verify cost against tree size: milliseconds of one target forward over `n` tree tokens (CFG
+/// rows when `rows = 2`) after half an image, for n = 1, 2, 4, …, 64 (median of 3).
+pub fn verify_cost_curve(gpt: &lantern_models::Gpt, rows: usize) -> Vec<(usize, f64)> {
+    use lantern_models::gpt::repeated_tokens;
+    use lantern_models::{Condition, Visibility};
+    let device = gpt.device();
+    let prefix = gpt.config().block_size / 2;
+    let mut cache = gpt.new_cache(rows, 64);
+    gpt.prefill(&Condition::Classes(vec![0; rows]), &mut cache)
+        .expect("class 0 exists");
+    let toks: Vec<u32> = (0..prefix as u32).collect();
+    let pos: Vec<usize> = (0..prefix).map(|k| gpt.position_of_token(k)).collect();
+    gpt.extend(
+        repeated_tokens(&toks, rows, &device),
+        &pos,
+        &Visibility::causal(prefix),
+        &mut cache,
+    );
+    cache.commit_all();
+    let mut out = Vec::new();
+    for n in [1usize, 2, 4, 8, 16, 32, 64] {
+        let parents: Vec<Option<usize>> = (0..n).map(|i| i.checked_sub(1).map(|p| p / 2)).collect();
+        let vis = Visibility::tree(&parents);
+        let mut depth = vec![0usize; n];
+        for i in 1..n {
+            depth[i] = depth[(i - 1) / 2] + 1;
+        }
+        let pos: Vec<usize> = depth
+            .iter()
+            .map(|d| gpt.position_of_token(prefix + d))
+            .collect();
+        let toks: Vec<u32> = (0..n as u32).collect();
+        let mut times: Vec<f64> = (0..4)
+            .map(|_| {
+                let t = Instant::now();
+                let o = gpt.extend(
+                    repeated_tokens(&toks, rows, &device),
+                    &pos,
+                    &vis,
+                    &mut cache,
+                );
+                let _ = o.logits.into_data();
+                cache.discard();
+                t.elapsed().as_secs_f64() * 1e3
+            })
+            .skip(1)
+            .collect();
+        times.sort_by(f64::total_cmp);
+        out.push((n, times[1]));
+    }
+    out
+}
+
+/// Runs (or resumes) a sweep and writes its records, summary, tables and plots.
+pub fn run_sweep(cfg: &SweepConfig, opts: &SweepOptions) -> Result<SweepOutcome, HarnessError> {
+    let specs = expand(cfg);
+    let paths = model_paths(cfg)?;
+    let device = select_device(&cfg.runtime.backend)?;
+    let bundle = ModelBundle::load(&paths, &device, 0)?;
+    let conds = conditions(cfg, bundle.gpt.config().num_classes)?;
+    let strategies: Vec<Strategy> = specs
+        .iter()
+        .map(|s| {
+            s.strategy().map_err(|e| ConfigError::Invalid {
+                file: cfg.file.clone(),
+                key: "strategy".into(),
+                value: s.label(),
+                allowed: e,
+            })
+        })
+        .collect::<Result<_, _>>()?;
+    if strategies
+        .iter()
+        .any(|s| matches!(s, Strategy::Speculative(_)))
+        && bundle.drafter.is_none()
+    {
+        return Err(ConfigError::Invalid {
+            file: cfg.file.clone(),
+            key: "model.drafter".into(),
+            value: "(none)".into(),
+            allowed: "a drafter checkpoint (or \"random\" for an untrained one) for sd, lantern and lantern++".into(),
+        }
+        .into());
+    }
+
+    let dir = opts.results_root.join(cfg.name());
+    std::fs::create_dir_all(&dir)?;
+    let identity = model_identity(&paths);
+    let run_ids: Vec<String> = specs.iter().map(|s| s.run_id(&identity)).collect();
+    let plan: Vec<serde_json::Value> = specs
+        .iter()
+        .zip(&run_ids)
+        .map(|(s, id)| serde_json::json!({"run_id": id, "label": s.label(), "spec": s}))
+        .collect();
+    std::fs::write(
+        dir.join("plan.json"),
+        serde_json::to_string_pretty(&plan).expect("json"),
+    )?;
+    let (mut journal, existing) = Journal::open(&dir.join("journal.jsonl"))?;
+    let done = done_keys(&existing);
+
+    let k_max = strategies
+        .iter()
+        .map(Strategy::neighbours_needed)
+        .max()
+        .unwrap_or(0);
+    let (neighbours, neighbour_source) = if k_max > 0 {
+        let (space, vocab, dim, source) = bundle.neighbour_space()?;
+        let cache = opts
+            .results_root
+            .join(".cache")
+            .join(format!("neighbours-{source}.bin"));
+        (
+            Some(NeighbourTable::cached(&cache, &space, vocab, dim, k_max)?),
+            Some(source.to_string()),
+        )
+    } else {
+        (None, None)
+    };
+
+    let rows = if specs.iter().any(|s| s.sampling.uses_cfg()) {
+        2
+    } else {
+        1
+    };
+    let curve = verify_cost_curve(&bundle.gpt, rows);
+    std::fs::write(
+        dir.join("verify_cost.json"),
+        serde_json::to_string_pretty(&serde_json::json!({
+            "device": device_description(&cfg.runtime.backend), "rows": rows,
+            "ms_by_tree_tokens": curve,
+        }))
+        .expect("json"),
+    )?;
+
+    let seeds = cfg.data.seeds as u64;
+    let todo: usize = run_ids
+        .iter()
+        .map(|id| {
+            conds
+                .iter()
+                .flat_map(|c| (0..seeds).map(move |s| (id.clone(), c.class, c.prompt, s)))
+                .filter(|k| !done.contains(k))
+                .count()
+        })
+        .sum();
+    let total = run_ids.len() * conds.len() * seeds as usize;
+    let bar = if opts.progress {
+        let b = ProgressBar::new(todo as u64);
+        b.set_style(
+            ProgressStyle::with_template(
+                "{elapsed_precise} [{bar:30}] {pos}/{len} images, ETA {eta} {msg}",
+            )
+            .expect("template")
+            .progress_chars("=> "),
+        );
+        b
+    } else {
+        ProgressBar::hidden()
+    };
+    let backend = cfg.runtime.backend.clone();
+    let device_name = device_description(&backend);
+    let commit = git_commit();
+    let grid = bundle.gpt.config().grid_size();
+    let mut generated = 0;
+    let mut samples: Vec<(String, Vec<Vec<u8>>, usize, usize)> = Vec::new();
+
+    for ((spec, base), run_id) in specs.iter().zip(&strategies).zip(&run_ids) {
+        let pending = conds
+            .iter()
+            .any(|c| (0..seeds).any(|s| !done.contains(&(run_id.clone(), c.class, c.prompt, s))));
+        if !pending {
+            continue;
+        }
+        let (strategy, tree_label) = if spec.tree.as_deref() == Some("auto") {
+            let auto = auto_budget(&bundle, base, spec, neighbours.as_ref(), &conds[0].cond)?;
+            let shape = crate::plan::default_tree(&spec.kind);
+            bar.println(format!(
+                "{}: tree auto → {shape}@{} (pilot tokens/s by budget: {:?})",
+                spec.label(),
+                auto.budget,
+                auto.rates
+            ));
+            (auto.strategy, Some(format!("auto→{shape}@{}", auto.budget)))
+        } else {
+            (base.clone(), spec.tree.clone())
+        };
+        let drafter = matches!(strategy, Strategy::Speculative(_))
+            .then_some(())
+            .and(bundle.drafter.as_ref());
+        let mut models = BurnModels::new(&bundle.gpt, drafter, strategy.max_tree());
+        for w in 0..cfg.runtime.warmup {
+            generate(
+                &mut models,
+                &strategy,
+                &spec.sampling,
+                neighbours.as_ref(),
+                &conds[0].cond,
+                &image_rng(u64::MAX - 2, w as u64),
+            )?;
+        }
+        let mut taus = Vec::new();
+        let mut grid_images = Vec::new();
+        let mut img_size = (0, 0);
+        for Cond {
+            cond,
+            class,
+            prompt,
+        } in &conds
+        {
+            for seed in 0..seeds {
+                if done.contains(&(run_id.clone(), *class, *prompt, seed)) {
+                    continue;
+                }
+                let cid = class.or(*prompt).unwrap_or(0) as u64;
+                let g: Generation = generate(
+                    &mut models,
+                    &strategy,
+                    &spec.sampling,
+                    neighbours.as_ref(),
+                    cond,
+                    &image_rng(seed, cid),
+                )?;
+                let vq_ms = match &bundle.vq {
+                    Some(vq) => {
+                        let t = Instant::now();
+                        let img = vq.decode_tokens(std::slice::from_ref(&g.tokens), grid);
+                        let rgb = crate::images::to_rgb8(img);
+                        let ms = t.elapsed().as_secs_f64() * 1e3;
+                        if grid_images.len() < 8 {
+                            let (w, h, data) = rgb.into_iter().next().expect("one image");
+                            img_size = (w, h);
+                            grid_images.push(data);
+                        }
+                        Some(ms)
+                    }
+                    None => None,
+                };
+                let record = Record {
+                    run_id: run_id.clone(),
+                    label: spec.label(),
+                    strategy: spec.kind.clone(),
+                    tree: tree_label.clone(),
+                    k: spec.k.map(|k| k as u32),
+                    delta: spec.delta,
+                    lambda: spec.lambda,
+                    window: spec.window.map(|w| w as u32),
+                    official_compat: spec.official_compat,
+                    auto_added: spec.auto_added,
+                    temperature: spec.sampling.temperature,
+                    top_k: spec.sampling.top_k as u32,
+                    top_p: spec.sampling.top_p,
+                    cfg: spec.sampling.cfg_scale,
+                    class: *class,
+                    prompt: *prompt,
+                    seed,
+                    tokens: g.tokens.clone(),
+                    steps: g.steps.len() as u32,
+                    tau: g.tau(),
+                    latency_ms: g.latency_ms,
+                    draft_ms: g.draft_ms(),
+                    verify_ms: g.verify_ms(),
+                    prefill_ms: g.prefill_ms,
+                    vq_decode_ms: vq_ms,
+                    accepted_per_step: g.accepted_per_step().iter().map(|&a| a as u32).collect(),
+                    neighbour_source: (strategy.neighbours_needed() > 0)
+                        .then(|| neighbour_source.clone())
+                        .flatten(),
+                    gpt_model: paths.gpt.display().to_string(),
+                    drafter_model: drafter.and(paths.drafter.clone()),
+                    vq_model: paths.vq.as_ref().map(|p| p.display().to_string()),
+                    backend: backend.clone(),
+                    device: device_name.clone(),
+                    threads: cpu_threads() as u32,
+                    git_commit: commit.clone(),
+                };
+                journal.append(&record)?;
+                generated += 1;
+                taus.push(g.tau());
+                bar.set_message(format!(
+                    "{} τ={:.2}",
+                    spec.label(),
+                    taus.iter().sum::<f64>() / taus.len() as f64
+                ));
+                bar.inc(1);
+            }
+        }
+        if !grid_images.is_empty() {
+            samples.push((spec.label(), grid_images, img_size.0, img_size.1));
+        }
+    }
+    bar.finish_and_clear();
+    for (label, images, w, h) in &samples {
+        crate::images::write_grid(&dir.join("samples"), label, images, *w, *h)?;
+    }
+    report::write_report(&dir)?;
+    Ok(SweepOutcome {
+        dir,
+        generated,
+        skipped: total - todo,
+    })
+}
+
+/// Loads a sweep file and runs it.
+pub fn run_sweep_file(path: &Path, opts: &SweepOptions) -> Result<SweepOutcome, HarnessError> {
+    let cfg = SweepConfig::load(path)?;
+    run_sweep(&cfg, opts)
+}

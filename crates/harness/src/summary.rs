@@ -1,0 +1,221 @@
+//! One row per configuration: means and 95% intervals of τ and latency, and the speedup over the
+//! AR rows of the same sweep (same sampling, same images).
+
+use std::collections::{BTreeMap, HashMap};
+
+use polars::prelude::*;
+use serde::Serialize;
+
+use crate::records::Record;
+
+/// Mean and 95% confidence half-width (Student t) of a sample.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct Estimate {
+    /// Sample mean.
+    pub mean: f64,
+    /// Half-width of the 95% interval (0 for a single value).
+    pub ci95: f64,
+}
+
+/// Two-sided 97.5% quantile of Student's t with `dof` degrees of freedom.
+pub fn t975(dof: usize) -> f64 {
+    const T: [f64; 30] = [
+        12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160,
+        2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056,
+        2.052, 2.048, 2.045, 2.042,
+    ];
+    match dof {
+        0 => f64::INFINITY,
+        d if d <= 30 => T[d - 1],
+        d if d <= 60 => 2.042 - (d - 30) as f64 * (2.042 - 2.000) / 30.0,
+        d if d <= 120 => 2.000 - (d - 60) as f64 * (2.000 - 1.980) / 60.0,
+        _ => 1.960,
+    }
+}
+
+impl Estimate {
+    /// Estimate of the mean of `xs`.
+    pub fn of(xs: &[f64]) -> Self {
+        let n = xs.len();
+        let mean = xs.iter().sum::<f64>() / n.max(1) as f64;
+        if n < 2 {
+            return Self { mean, ci95: 0.0 };
+        }
+        let var = xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1) as f64;
+        Self {
+            mean,
+            ci95: t975(n - 1) * (var / n as f64).sqrt(),
+        }
+    }
+}
+
+/// Summary of one configuration.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Summary {
+    /// Run id.
+    pub run_id: String,
+    /// Label.
+    pub label: String,
+    /// Strategy kind.
+    pub strategy: String,
+    /// Tree.
+    pub tree: Option<String>,
+    /// k.
+    pub k: Option<u32>,
+    /// δ.
+    pub delta: Option<f32>,
+    /// λ.
+    pub lambda: Option<f32>,
+    /// SJD window.
+    pub window: Option<u32>,
+    /// AR baseline added automatically.
+    pub auto_added: bool,
+    /// Temperature.
+    pub temperature: f32,
+    /// Top-k.
+    pub top_k: u32,
+    /// Top-p.
+    pub top_p: f32,
+    /// CFG scale.
+    pub cfg: f32,
+    /// Images.
+    pub images: usize,
+    /// Mean accepted length.
+    pub tau: Estimate,
+    /// Latency per image (ms).
+    pub latency_ms: Estimate,
+    /// Mean drafting ms per image.
+    pub draft_ms: f64,
+    /// Mean verification ms per image.
+    pub verify_ms: f64,
+    /// AR latency / this latency over the images both have (`None` without an AR baseline).
+    pub speedup: Option<f64>,
+    /// Images the speedup is computed over.
+    pub speedup_images: usize,
+    /// Whether the drafter was untrained.
+    pub drafter_is_random: bool,
+}
+
+/// Sampling settings (as bits) and target model: which rows an AR baseline can stand for.
+type SamplingKey = (u32, u32, u32, u32, String);
+
+/// One image under one sampling setting.
+type ImageKey = (SamplingKey, Option<u32>, Option<u32>, u64);
+
+/// Sampling settings as a hashable key.
+fn sampling_key(r: &Record) -> SamplingKey {
+    (
+        r.temperature.to_bits(),
+        r.top_k,
+        r.top_p.to_bits(),
+        r.cfg.to_bits(),
+        r.gpt_model.clone(),
+    )
+}
+
+/// Summarises records by run id, in first-seen order.
+pub fn summarise(records: &[Record]) -> Vec<Summary> {
+    let mut groups: BTreeMap<usize, Vec<&Record>> = BTreeMap::new();
+    let mut first: HashMap<&str, usize> = HashMap::new();
+    for (i, r) in records.iter().enumerate() {
+        let g = *first.entry(&r.run_id).or_insert(i);
+        groups.entry(g).or_default().push(r);
+    }
+    // AR latency per (sampling, image).
+    let mut ar: HashMap<ImageKey, f64> = HashMap::new();
+    for r in records.iter().filter(|r| r.strategy == "ar") {
+        ar.insert((sampling_key(r), r.class, r.prompt, r.seed), r.latency_ms);
+    }
+    groups
+        .values()
+        .map(|rs| {
+            let r0 = rs[0];
+            let col = |f: fn(&Record) -> f64| rs.iter().map(|r| f(r)).collect::<Vec<_>>();
+            let pairs: Vec<(f64, f64)> = rs
+                .iter()
+                .filter_map(|r| {
+                    ar.get(&(sampling_key(r), r.class, r.prompt, r.seed))
+                        .map(|&a| (a, r.latency_ms))
+                })
+                .collect();
+            let speedup = (!pairs.is_empty()).then(|| {
+                pairs.iter().map(|p| p.0).sum::<f64>() / pairs.iter().map(|p| p.1).sum::<f64>()
+            });
+            Summary {
+                run_id: r0.run_id.clone(),
+                label: r0.label.clone(),
+                strategy: r0.strategy.clone(),
+                tree: r0.tree.clone(),
+                k: r0.k,
+                delta: r0.delta,
+                lambda: r0.lambda,
+                window: r0.window,
+                auto_added: r0.auto_added,
+                temperature: r0.temperature,
+                top_k: r0.top_k,
+                top_p: r0.top_p,
+                cfg: r0.cfg,
+                images: rs.len(),
+                tau: Estimate::of(&col(|r| r.tau)),
+                latency_ms: Estimate::of(&col(|r| r.latency_ms)),
+                draft_ms: Estimate::of(&col(|r| r.draft_ms)).mean,
+                verify_ms: Estimate::of(&col(|r| r.verify_ms)).mean,
+                speedup,
+                speedup_images: pairs.len(),
+                drafter_is_random: r0.drafter_model.as_deref() == Some("random"),
+            }
+        })
+        .collect()
+}
+
+/// The summaries as a DataFrame.
+pub fn to_frame(s: &[Summary]) -> PolarsResult<DataFrame> {
+    macro_rules! c {
+        ($name:expr, $f:expr) => {
+            Column::new($name.into(), s.iter().map($f).collect::<Vec<_>>())
+        };
+    }
+    DataFrame::new(
+        s.len(),
+        vec![
+            c!("run_id", |r| r.run_id.clone()),
+            c!("label", |r| r.label.clone()),
+            c!("strategy", |r| r.strategy.clone()),
+            c!("tree", |r| r.tree.clone()),
+            c!("k", |r| r.k),
+            c!("delta", |r| r.delta),
+            c!("lambda", |r| r.lambda),
+            c!("window", |r| r.window),
+            c!("auto_added", |r| r.auto_added),
+            c!("temperature", |r| r.temperature),
+            c!("top_k", |r| r.top_k),
+            c!("top_p", |r| r.top_p),
+            c!("cfg", |r| r.cfg),
+            c!("images", |r| r.images as u32),
+            c!("tau_mean", |r| r.tau.mean),
+            c!("tau_ci95", |r| r.tau.ci95),
+            c!("latency_ms_mean", |r| r.latency_ms.mean),
+            c!("latency_ms_ci95", |r| r.latency_ms.ci95),
+            c!("draft_ms_mean", |r| r.draft_ms),
+            c!("verify_ms_mean", |r| r.verify_ms),
+            c!("speedup", |r| r.speedup),
+            c!("speedup_images", |r| r.speedup_images as u32),
+            c!("drafter_is_random", |r| r.drafter_is_random),
+        ],
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn estimate_matches_hand_computation() {
+        let e = Estimate::of(&[1.0, 2.0, 3.0, 4.0]);
+        assert_eq!(e.mean, 2.5);
+        // s = sqrt(5/3), t(3) = 3.182
+        assert!((e.ci95 - 3.182 * (5.0f64 / 3.0 / 4.0).sqrt()).abs() < 1e-9);
+        assert_eq!(Estimate::of(&[7.0]).ci95, 0.0);
+        assert_eq!(t975(1000), 1.96);
+    }
+}

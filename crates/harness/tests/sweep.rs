@@ -1,0 +1,238 @@
+//! Sweep files: every bad input is refused before work starts (naming file, key, value and what
+//! is allowed, writing nothing); a smoke sweep runs end to end and its Parquet files read back
+//! with the documented columns; a changed config gets new run ids.
+
+use std::path::{Path, PathBuf};
+
+use lantern_harness::config::{ConfigError, SweepConfig};
+use lantern_harness::plan::expand;
+use lantern_harness::records::read_parquet;
+use lantern_harness::runner::{model_identity, model_paths, run_sweep, HarnessError, SweepOptions};
+
+fn fixtures() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/llamagen-tiny")
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("lantern-sweep-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+const GOOD: &str = r#"
+name = "t"
+[model]
+preset = "fixture"
+[sampling]
+temperature = 1.0
+cfg = 3.0
+[data]
+classes = [3]
+seeds = 1
+[[strategy]]
+kind = "lantern"
+k = [10, 20]
+delta = 0.1
+"#;
+
+fn parse(text: &str) -> Result<SweepConfig, ConfigError> {
+    SweepConfig::parse(text, Path::new("configs/test.toml"))
+}
+
+/// Replaces the first occurrence of `from` in the good config.
+fn variant(from: &str, to: &str) -> String {
+    assert!(GOOD.contains(from), "{from}");
+    GOOD.replacen(from, to, 1)
+}
+
+#[test]
+fn bad_inputs_name_file_key_value_and_allowed() {
+    let cases: Vec<(String, &[&str])> = vec![
+        ("name = [".into(), &["test.toml", "line"]),
+        (
+            variant("seeds = 1", "seeds = 1\nbogus = 2"),
+            &["test.toml", "bogus"],
+        ),
+        (
+            variant("temperature = 1.0", "temperature = \"hot\""),
+            &["test.toml", "temperature"],
+        ),
+        (
+            variant("k = [10, 20]", "k = 0"),
+            &["strategy[0].k", "= 0", "≥ 1"],
+        ),
+        (
+            variant("delta = 0.1", "delta = 1.5"),
+            &["strategy[0].delta", "1.5", "[0, 1]"],
+        ),
+        (
+            variant("delta = 0.1", "delta = -0.1"),
+            &["strategy[0].delta", "-0.1"],
+        ),
+        (
+            variant(
+                "kind = \"lantern\"\nk = [10, 20]\ndelta = 0.1",
+                "kind = \"lantern++\"\nlambda = 0.5",
+            ),
+            &["strategy[0].lambda", "0.5", "≥ 1"],
+        ),
+        (
+            variant("cfg = 3.0", "cfg = 3.0\ntop_p = 0.0"),
+            &["sampling.top_p", "(0, 1]"],
+        ),
+        (
+            variant("temperature = 1.0", "temperature = -1.0"),
+            &["sampling.temperature", "≥ 0"],
+        ),
+        (variant("seeds = 1", "seeds = 0"), &["data.seeds", "≥ 1"]),
+        (
+            variant("kind = \"lantern\"", "kind = \"medusa\""),
+            &["strategy[0].kind", "lantern++"],
+        ),
+        (
+            variant("kind = \"lantern\"", "kind = \"ar\""),
+            &["strategy[0].", "does not apply to kind 'ar'"],
+        ),
+        (
+            variant("delta = 0.1", "delta = 0.1\ntree = \"bush\""),
+            &["strategy[0].tree", "naive_extend_57"],
+        ),
+        (
+            GOOD.split("[[strategy]]").next().unwrap().to_string(),
+            &["strategy", "at least one"],
+        ),
+        (
+            variant("preset = \"fixture\"", "preset = \"huge\""),
+            &["model.preset", "tiny"],
+        ),
+        (variant("classes = [3]", "classes = []"), &["data.classes"]),
+    ];
+    for (text, needles) in cases {
+        let err = parse(&text).expect_err(&text).to_string();
+        for n in needles {
+            assert!(err.contains(n), "error {err:?} lacks {n:?}");
+        }
+    }
+    parse(GOOD).unwrap();
+}
+
+#[test]
+fn model_problems_are_refused_before_anything_is_written() {
+    std::env::set_var("LANTERN_FIXTURES", fixtures());
+    let root = tmp("refused");
+    let opts = SweepOptions {
+        results_root: root.clone(),
+        progress: false,
+    };
+    // A class the model lacks.
+    let cfg = parse(&variant("classes = [3]", "classes = [3, 999]")).unwrap();
+    let err = run_sweep(&cfg, &opts).unwrap_err();
+    assert!(matches!(err, HarnessError::Config(_)), "{err}");
+    assert!(err.to_string().contains("data.classes = 999"), "{err}");
+    // A missing checkpoint.
+    let text = GOOD.replace(
+        "preset = \"fixture\"",
+        "gpt = \"nowhere/gpt.pt\"\ngpt_config = \"GPT-B\"\ndrafter = \"random\"",
+    );
+    let err = run_sweep(&parse(&text).unwrap(), &opts)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("model.gpt") && err.contains("nowhere/gpt.pt"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read_dir(&root).unwrap().count(),
+        0,
+        "nothing is written for a refused config"
+    );
+}
+
+#[test]
+fn smoke_sweep_writes_documented_parquet_and_reports() {
+    std::env::set_var("LANTERN_FIXTURES", fixtures());
+    let root = tmp("smoke");
+    let config = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../configs/smoke.toml");
+    let cfg = SweepConfig::load(&config).unwrap();
+    let opts = SweepOptions {
+        results_root: root.clone(),
+        progress: false,
+    };
+    let out = run_sweep(&cfg, &opts).unwrap();
+    let specs = expand(&cfg).len();
+    let images = specs * 2 * 2;
+    assert_eq!(out.generated, images);
+
+    let runs = read_parquet(&out.dir.join("runs.parquet")).unwrap();
+    assert_eq!(runs.height(), images);
+    for col in [
+        "strategy",
+        "tree",
+        "k",
+        "delta",
+        "lambda",
+        "temperature",
+        "top_k",
+        "top_p",
+        "cfg",
+        "class",
+        "seed",
+        "tokens",
+        "steps",
+        "tau",
+        "latency_ms",
+        "draft_ms",
+        "verify_ms",
+        "vq_decode_ms",
+        "accepted_per_step",
+        "run_id",
+        "gpt_model",
+        "git_commit",
+        "backend",
+        "device",
+        "threads",
+    ] {
+        assert!(runs.column(col).is_ok(), "runs.parquet lacks {col}");
+    }
+    // Null where a column does not apply: k only exists for lantern and lantern++.
+    let strategy = runs.column("strategy").unwrap().str().unwrap().clone();
+    let k = runs.column("k").unwrap().u32().unwrap().clone();
+    for i in 0..runs.height() {
+        let relaxed = strategy.get(i).is_some_and(|s| s.starts_with("lantern"));
+        assert_eq!(relaxed, k.get(i).is_some(), "row {i}");
+    }
+    let summary = read_parquet(&out.dir.join("summary.parquet")).unwrap();
+    assert_eq!(summary.height(), specs);
+    let speedup = summary.column("speedup").unwrap().f64().unwrap().clone();
+    assert_eq!(speedup.null_count(), 0, "every row has an AR baseline");
+    let tables = std::fs::read_to_string(out.dir.join("tables.md")).unwrap();
+    assert!(
+        tables.contains("| method |") && tables.contains("lantern++"),
+        "{tables}"
+    );
+    assert!(out.dir.join("acceptance_lantern.png").is_file());
+    assert!(out.dir.join("verify_cost.json").is_file());
+
+    // Running again generates nothing new.
+    let again = run_sweep(&cfg, &opts).unwrap();
+    assert_eq!((again.generated, again.skipped), (0, images));
+}
+
+#[test]
+fn changed_configs_get_new_run_ids() {
+    std::env::set_var("LANTERN_FIXTURES", fixtures());
+    let a = parse(GOOD).unwrap();
+    let b = parse(&variant("delta = 0.1", "delta = 0.2")).unwrap();
+    let id = model_identity(&model_paths(&a).unwrap());
+    let ids = |c: &SweepConfig| expand(c).iter().map(|s| s.run_id(&id)).collect::<Vec<_>>();
+    let (ia, ib) = (ids(&a), ids(&b));
+    assert_eq!(
+        ia.len(),
+        3,
+        "two lantern configs plus the added AR baseline"
+    );
+    assert_eq!(ia[0], ib[0], "the AR baseline is unchanged");
+    assert_ne!(ia[1], ib[1]);
+    assert_eq!(ids(&a), ia, "run ids are stable");
+}
