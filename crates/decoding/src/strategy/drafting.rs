@@ -57,15 +57,28 @@ impl TreeShape {
         }
     }
 
-    /// Parses `dynamic` (LANTERN's EAGLE-2 default), `dynamic:TOP_K:DEPTH:TOTAL`, `chain:DEPTH`, or a
-    /// static preset name.
+    /// Parses `dynamic` (LANTERN's EAGLE-2 default), `dynamic:TOP_K:DEPTH:TOTAL`, `chain:DEPTH`, a
+    /// static preset name, or a user list of child-rank paths such as `[[0], [1], [0, 0]]`.
     pub fn parse(s: &str) -> Result<Self, String> {
         let allowed = || {
             format!(
-                "allowed: dynamic, dynamic:TOP_K:DEPTH:TOTAL, chain:DEPTH, {}",
+                "allowed: dynamic, dynamic:TOP_K:DEPTH:TOTAL, chain:DEPTH, a list like [[0], [1], [0, 0]], {}",
                 StaticTree::preset_names().join(", ")
             )
         };
+        if s.trim_start().starts_with('[') {
+            let choices: Vec<Vec<usize>> = serde_json::from_str(s).map_err(|e| {
+                format!(
+                    "tree '{s}' is not a list of rank paths ({e}); {}",
+                    allowed()
+                )
+            })?;
+            StaticTree::from_choices(&choices).map_err(|e| format!("tree '{s}': {e}"))?;
+            return Ok(Self::Static {
+                name: "custom".into(),
+                choices,
+            });
+        }
         let nums = |rest: &str| -> Result<Vec<usize>, String> {
             rest.split(':')
                 .map(|x| {
@@ -348,5 +361,17 @@ mod tests {
         assert_eq!(s.budget(), 57);
         assert_eq!(s.with_budget(10).unwrap().budget(), 10);
         assert!(TreeShape::static_preset("nope").is_none());
+        assert_eq!(TreeShape::parse("[[0], [1], [0, 0]]").unwrap().budget(), 3);
+        assert!(TreeShape::parse("[[0, 0]]").unwrap_err().contains("prefix"));
+        assert!(TreeShape::parse("[[0], [x]]").is_err());
+        assert_eq!(TreeShape::parse("chain:3").unwrap(), TreeShape::chain(3));
+        assert!(TreeShape::parse("chain:0").is_err());
+        assert!(matches!(
+            TreeShape::parse("dynamic:5:3:20").unwrap(),
+            TreeShape::Dynamic {
+                total_tokens: 20,
+                ..
+            }
+        ));
     }
 }
