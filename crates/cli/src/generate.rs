@@ -180,7 +180,7 @@ pub fn run(a: Args) -> Result<(), Box<dyn std::error::Error>> {
             Some(table)
         }
     };
-    let mut models = BurnModels::new(&bundle.gpt, bundle.drafter.as_ref(), strategy.max_tree());
+    let mut models = BurnModels::for_strategy(&bundle.gpt, bundle.drafter.as_ref(), &strategy);
     std::fs::create_dir_all(&a.out)?;
 
     // Warm-up (excluded from timings): one image of the first class.

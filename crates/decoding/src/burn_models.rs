@@ -19,6 +19,7 @@ pub struct BurnModels<'a> {
     gpt: &'a Gpt,
     drafter: Option<&'a Drafter>,
     max_tree: usize,
+    max_drafted: usize,
     state: Option<ImageState>,
 }
 
@@ -55,14 +56,32 @@ fn err(e: impl std::fmt::Display) -> ModelCallError {
 
 impl<'a> BurnModels<'a> {
     /// Wraps a target and, for speculative strategies, a drafter. `max_tree` bounds the nodes of
-    /// one verified tree (cache room).
-    pub fn new(gpt: &'a Gpt, drafter: Option<&'a Drafter>, max_tree: usize) -> Self {
+    /// one verified tree and `max_drafted` the elements the drafter runs per round (cache room);
+    /// [`BurnModels::for_strategy`] takes both from a strategy.
+    pub fn new(
+        gpt: &'a Gpt,
+        drafter: Option<&'a Drafter>,
+        max_tree: usize,
+        max_drafted: usize,
+    ) -> Self {
         Self {
             gpt,
             drafter,
             max_tree: max_tree.max(1),
+            max_drafted,
             state: None,
         }
+    }
+
+    /// Models sized for `strategy`; the drafter is attached only if the strategy drafts.
+    pub fn for_strategy(
+        gpt: &'a Gpt,
+        drafter: Option<&'a Drafter>,
+        strategy: &crate::strategy::Strategy,
+    ) -> Self {
+        let drafter =
+            drafter.filter(|_| matches!(strategy, crate::strategy::Strategy::Speculative(_)));
+        Self::new(gpt, drafter, strategy.max_tree(), strategy.max_drafted())
     }
 
     fn state(&mut self) -> &mut ImageState {
@@ -131,9 +150,12 @@ impl Models for BurnModels<'_> {
         };
         let out = self.gpt.prefill(&cond, &mut cache).map_err(err)?;
         let t = self.gpt.config().cls_token_num;
-        let drafter_cache = self
-            .drafter
-            .map(|d| d.new_cache(rows, t + self.gpt.config().block_size + self.max_tree));
+        let drafter_cache = self.drafter.map(|d| {
+            d.new_cache(
+                rows,
+                t + self.gpt.config().block_size + self.max_drafted + 1,
+            )
+        });
         self.state = Some(ImageState {
             rows,
             cache,

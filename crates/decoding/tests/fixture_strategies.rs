@@ -55,7 +55,7 @@ struct ExactDraft<'a> {
 impl<'a> ExactDraft<'a> {
     fn new(gpt: &'a Gpt, limit: usize) -> Self {
         Self {
-            inner: BurnModels::new(gpt, None, 64),
+            inner: BurnModels::new(gpt, None, 64, 0),
             gpt,
             limit,
             cond: None,
@@ -190,7 +190,7 @@ fn greedy_speculative_and_sjd_equal_greedy_ar() {
     let s = sampling(0.0, 0);
     for class in [3, 5] {
         let cond = ImageCondition::Class(class);
-        let mut ar_models = BurnModels::new(&gpt, None, 1);
+        let mut ar_models = BurnModels::new(&gpt, None, 1, 0);
         let ar = generate(&mut ar_models, &Strategy::Ar, &s, None, &cond, &Rng::new(0)).unwrap();
         for strategy in [
             spec(TreeShape::Dynamic {
@@ -210,7 +210,7 @@ fn greedy_speculative_and_sjd_equal_greedy_ar() {
                 g.tau()
             );
         }
-        let mut m = BurnModels::new(&gpt, None, 32);
+        let mut m = BurnModels::new(&gpt, None, 32, 0);
         let sjd = Strategy::Sjd {
             window: 4,
             init: JacobiInit::RepeatHorizon,

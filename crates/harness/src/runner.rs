@@ -325,7 +325,7 @@ fn auto_budget(
             tree: s.tree.with_budget(b)?,
             ..s.clone()
         });
-        let mut models = BurnModels::new(&bundle.gpt, bundle.drafter.as_ref(), strategy.max_tree());
+        let mut models = BurnModels::for_strategy(&bundle.gpt, bundle.drafter.as_ref(), &strategy);
         let rate = pilot_rate(&mut models, &strategy, spec, neighbours, cond)?;
         rates.push((b, rate));
         if rate > best.0 {
@@ -516,12 +516,14 @@ pub fn run_sweep(cfg: &SweepConfig, opts: &SweepOptions) -> Result<SweepOutcome,
         let (strategy, tree_label) = if spec.tree.as_deref() == Some("auto") {
             let auto = auto_budget(&bundle, base, spec, neighbours.as_ref(), &conds[0].cond)?;
             let shape = crate::plan::default_tree(&spec.kind);
-            bar.println(format!(
-                "{}: tree auto → {shape}@{} (pilot tokens/s by budget: {:?})",
-                spec.label(),
-                auto.budget,
-                auto.rates
-            ));
+            bar.suspend(|| {
+                eprintln!(
+                    "{}: tree auto → {shape}@{} (pilot tokens/s by budget: {:?})",
+                    spec.label(),
+                    auto.budget,
+                    auto.rates
+                )
+            });
             (auto.strategy, Some(format!("auto→{shape}@{}", auto.budget)))
         } else {
             (base.clone(), spec.tree.clone())
@@ -529,7 +531,7 @@ pub fn run_sweep(cfg: &SweepConfig, opts: &SweepOptions) -> Result<SweepOutcome,
         let drafter = matches!(strategy, Strategy::Speculative(_))
             .then_some(())
             .and(bundle.drafter.as_ref());
-        let mut models = BurnModels::new(&bundle.gpt, drafter, strategy.max_tree());
+        let mut models = BurnModels::for_strategy(&bundle.gpt, drafter, &strategy);
         for w in 0..cfg.runtime.warmup {
             generate(
                 &mut models,

@@ -119,6 +119,15 @@ impl TreeShape {
         }
     }
 
+    /// Elements fed to the drafter per round besides the root: the expanded static nodes, or
+    /// `top_k` per dynamic expansion round.
+    pub fn drafted_per_round(&self) -> usize {
+        match self {
+            Self::Static { .. } => self.budget(),
+            Self::Dynamic { top_k, depth, .. } => top_k * depth,
+        }
+    }
+
     /// The same shape with at most `budget` draft nodes.
     pub fn with_budget(&self, budget: usize) -> Result<Self, DecodeError> {
         Ok(match self {

@@ -128,6 +128,14 @@ impl Strategy {
             Self::Sjd { window, .. } => window + 1,
         }
     }
+
+    /// Elements the drafter runs in one round besides the root (its cache room for drafts).
+    pub fn max_drafted(&self) -> usize {
+        match self {
+            Self::Speculative(s) => s.tree.drafted_per_round(),
+            _ => 0,
+        }
+    }
 }
 
 /// Parameters of [`Strategy::from_kind`].
