@@ -38,5 +38,22 @@ generate *ARGS: build
 sweep CONFIG: build
     {{lantern}} sweep {{CONFIG}}
 
+# Rebuild runs/summary Parquet, tables.md, plots and sample grids of a results folder from its journal.
+report DIR: build
+    {{lantern}} report {{DIR}}
+
+# Re-render the plots of a results folder (the same as `just report`: plots come from the journal).
+plots DIR: (report DIR)
+
+# Extract the package-shipped photos the embedded default trains on into data/photos/.
+fetch-data:
+    scripts/fetch-data.sh data/photos
+
+# Rebuild the embedded default (VQ, GPT, drafter, reference set) from scratch into checkpoints/tiny
+# (seeded; resumes an interrupted run; `just train-tiny 0.05` is a quick trial at 5% of the steps).
+train-tiny SCALE="1.0": build
+    test -d data/photos || scripts/fetch-data.sh data/photos
+    {{lantern}} train tiny --data data/photos --out checkpoints/tiny --scale {{SCALE}}
+
 # Everything CI checks.
 ci: test lint check-wgpu

@@ -16,8 +16,9 @@ use lantern_harness::images::{to_rgb8, write_png};
 /// Arguments of `lantern generate`.
 #[derive(clap::Args)]
 pub struct Args {
-    /// Model set: `fixture` (the shared tiny random-weight fixtures) or `custom` (give --gpt …).
-    #[arg(long, default_value = "fixture")]
+    /// Model set: `tiny` (the embedded default), `fixture` (the shared random-weight fixtures)
+    /// or `custom` (give --gpt …).
+    #[arg(long, default_value = "tiny")]
     models: String,
     /// Folder of the fixtures (default: $LANTERN_FIXTURES or ../shared/fixtures/llamagen-tiny).
     #[arg(long)]
@@ -104,6 +105,20 @@ fn model_paths(a: &Args) -> Result<ModelPaths, String> {
             }
             Ok(p)
         }
+        "tiny" => {
+            let dir = lantern_models::bundle::tiny_dir();
+            if !dir.join("gpt.safetensors").is_file() {
+                return Err(format!(
+                    "the embedded default is missing ({} has no gpt.safetensors); rebuild it with `just train-tiny`, or use --models fixture",
+                    dir.display()
+                ));
+            }
+            let mut p = ModelPaths::tiny(&dir);
+            if let Some(d) = &a.drafter {
+                p.drafter = Some(d.clone());
+            }
+            Ok(p)
+        }
         "custom" => Ok(ModelPaths {
             gpt: a.gpt.clone().ok_or("--models custom needs --gpt")?,
             gpt_config: a
@@ -116,7 +131,7 @@ fn model_paths(a: &Args) -> Result<ModelPaths, String> {
             drafter_config: a.drafter_config.clone(),
         }),
         other => Err(format!(
-            "unknown --models '{other}'; allowed: fixture, custom"
+            "unknown --models '{other}'; allowed: tiny, fixture, custom"
         )),
     }
 }

@@ -1,9 +1,10 @@
-//! `lantern`: generate images with AR, speculative, LANTERN, LANTERN++ and SJD decoding, and
-//! inspect checkpoints.
+//! `lantern`: generate images with AR, speculative, LANTERN, LANTERN++ and SJD decoding, run
+//! sweeps, train the embedded default and drafters, and inspect checkpoints.
 
 mod generate;
 mod inspect;
 mod sweep;
+mod train;
 
 use clap::{Parser, Subcommand};
 
@@ -23,6 +24,8 @@ enum Command {
     Sweep(sweep::SweepArgs),
     /// Rebuild runs.parquet, summary.parquet, tables.md and plots of a results folder.
     Report(sweep::ReportArgs),
+    /// Train the embedded default, or an EAGLE drafter for a LlamaGen target.
+    Train(train::Args),
     /// List the tensors of a checkpoint file (after removing a state-dict wrapper).
     Inspect(inspect::Args),
 }
@@ -33,6 +36,7 @@ fn main() {
         Command::Generate(args) => generate::run(*args),
         Command::Sweep(args) => sweep::sweep(args),
         Command::Report(args) => sweep::report(args),
+        Command::Train(args) => train::run(args),
         Command::Inspect(args) => inspect::run(args),
     };
     if let Err(e) = result {

@@ -184,6 +184,47 @@ impl Default for RuntimeSection {
     }
 }
 
+/// `[quality]`: which quality metrics the sweep computes after generating.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QualitySection {
+    /// Compute quality at all (needs a VQ tokenizer to decode images).
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Reference set: a JSON file of real images' tokens (`{"grid", "labels", "tokens"}`); the
+    /// `tiny` preset ships `checkpoints/tiny/reference.json`.
+    pub reference: Option<PathBuf>,
+    /// Neighbours of the precision/recall radii, ≥ 1.
+    #[serde(default = "three")]
+    pub k: i64,
+    /// Feature extractor: `efficientnet-lite0` (ImageNet-pretrained, shipped) or `vq-encoder`
+    /// (the tokenizer's own encoder statistics).
+    #[serde(default = "effnet")]
+    pub extractor: String,
+}
+
+fn effnet() -> String {
+    "efficientnet-lite0".into()
+}
+
+fn yes() -> bool {
+    true
+}
+fn three() -> i64 {
+    3
+}
+
+impl Default for QualitySection {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            reference: None,
+            k: 3,
+            extractor: effnet(),
+        }
+    }
+}
+
 /// A parsed, validated sweep file.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -203,6 +244,9 @@ pub struct SweepConfig {
     /// How to run.
     #[serde(default)]
     pub runtime: RuntimeSection,
+    /// Quality metrics.
+    #[serde(default)]
+    pub quality: QualitySection,
     /// Where the file was read from (set by [`SweepConfig::load`]).
     #[serde(skip)]
     pub file: PathBuf,
@@ -363,6 +407,25 @@ impl SweepConfig {
                 &self.runtime.backend,
                 "auto, cpu, wgpu or cuda",
             ));
+        }
+        if !["efficientnet-lite0", "vq-encoder"].contains(&self.quality.extractor.as_str()) {
+            return Err(self.invalid(
+                "quality.extractor",
+                &self.quality.extractor,
+                "efficientnet-lite0 or vq-encoder",
+            ));
+        }
+        if self.quality.k < 1 {
+            return Err(self.invalid("quality.k", self.quality.k.to_string(), "an integer ≥ 1"));
+        }
+        if let Some(r) = &self.quality.reference {
+            if !self.resolve_path(r).is_file() {
+                return Err(self.invalid(
+                    "quality.reference",
+                    r.display().to_string(),
+                    "an existing reference-tokens JSON file (relative to the sweep file or the working directory)",
+                ));
+            }
         }
         Ok(())
     }

@@ -5,6 +5,7 @@ pub mod config;
 pub mod images;
 pub mod plan;
 pub mod plots;
+pub mod quality;
 pub mod records;
 pub mod report;
 pub mod runner;

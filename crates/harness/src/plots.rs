@@ -42,6 +42,8 @@ struct Lines<'a> {
     y_desc: &'a str,
     log_x: bool,
     series: Vec<(String, Vec<(f64, f64)>)>,
+    /// Text drawn next to individual points (e.g. `δ=0.1`).
+    labels: Vec<(f64, f64, String)>,
 }
 
 fn bounds(series: &[(String, Vec<(f64, f64)>)], log_x: bool) -> ((f64, f64), (f64, f64)) {
@@ -94,6 +96,11 @@ fn draw_lines<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, c: &Lines) -> s
                     .draw_series(pts.iter().map(|&p| Circle::new(p, 4, color.filled())))
                     .map_err(io)?;
             }
+            chart
+                .draw_series(c.labels.iter().map(|(x, y, t)| {
+                    Text::new(t.clone(), (*x, *y), ("sans-serif", 12).into_font())
+                }))
+                .map_err(io)?;
             chart
                 .configure_series_labels()
                 .background_style(WHITE.mix(0.85))
@@ -217,6 +224,7 @@ pub fn write_all(dir: &Path, summaries: &[Summary], records: &[Record]) -> std::
                 .into_iter()
                 .map(|(k, v)| (format!("k={k}"), sorted(v)))
                 .collect(),
+            labels: Vec::new(),
         },
     )?;
     save_lines(
@@ -231,6 +239,7 @@ pub fn write_all(dir: &Path, summaries: &[Summary], records: &[Record]) -> std::
                 .into_iter()
                 .map(|(d, v)| (format!("δ={d}"), sorted(v)))
                 .collect(),
+            labels: Vec::new(),
         },
     )?;
     // Speedup vs τ per method (the speed axis of the speed–quality plot).
@@ -252,8 +261,76 @@ pub fn write_all(dir: &Path, summaries: &[Summary], records: &[Record]) -> std::
             y_desc: "speedup (×)",
             log_x: false,
             series: by_method.into_iter().map(|(m, v)| (m, sorted(v))).collect(),
+            labels: Vec::new(),
         },
     )?;
+    // Speed–quality: speedup against the Fréchet distance (lower is better), per method, and the
+    // LANTERN quality cost of δ, when quality was computed.
+    let extractor = summaries.iter().find_map(|s| s.extractor.clone());
+    if let Some(x) = extractor {
+        let mut speed_quality: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
+        let mut labels = Vec::new();
+        for s in summaries.iter().filter(|s| s.strategy != "ar") {
+            if let (Some(fd), Some(sp)) = (s.fd, s.speedup) {
+                speed_quality
+                    .entry(s.strategy.clone())
+                    .or_default()
+                    .push((fd, sp));
+                let text = match (s.k, s.delta, s.lambda, s.window) {
+                    (Some(k), Some(d), _, _) => format!(" k={k} δ={d}"),
+                    (Some(k), _, Some(l), _) => format!(" k={k} λ={l}"),
+                    (_, _, _, Some(w)) => format!(" L={w}"),
+                    _ => format!(" {}", s.tree.as_deref().unwrap_or("")),
+                };
+                labels.push((fd, sp, text));
+            }
+        }
+        if let Some(fd) = summaries
+            .iter()
+            .find(|s| s.strategy == "ar")
+            .and_then(|s| s.fd)
+        {
+            speed_quality.insert("ar".into(), vec![(fd, 1.0)]);
+        }
+        let x_desc = format!("FD ({x}; lower is better)");
+        save_lines(
+            dir,
+            "speedup_vs_fd",
+            &Lines {
+                title: "Speed–quality: speedup over AR vs Fréchet distance",
+                x_desc: &x_desc,
+                y_desc: "speedup (×)",
+                log_x: false,
+                series: speed_quality
+                    .into_iter()
+                    .map(|(m, v)| (m, sorted(v)))
+                    .collect(),
+                labels,
+            },
+        )?;
+        let mut fd_by_k: BTreeMap<u32, Vec<(f64, f64)>> = BTreeMap::new();
+        for s in &lantern {
+            if let (Some(k), Some(d), Some(fd)) = (s.k, s.delta, s.fd) {
+                fd_by_k.entry(k).or_default().push((d as f64, fd));
+            }
+        }
+        let y_desc = format!("FD ({x})");
+        save_lines(
+            dir,
+            "fd_vs_delta",
+            &Lines {
+                title: "LANTERN: Fréchet distance vs δ",
+                x_desc: "δ (TVD budget)",
+                y_desc: &y_desc,
+                log_x: false,
+                series: fd_by_k
+                    .into_iter()
+                    .map(|(k, v)| (format!("k={k}"), sorted(v)))
+                    .collect(),
+                labels: Vec::new(),
+            },
+        )?;
+    }
     // Where drafts are accepted, per speculative strategy kind.
     for kind in ["sd", "lantern", "lantern++", "sjd"] {
         let rs: Vec<&Record> = records.iter().filter(|r| r.strategy == kind).collect();
@@ -275,4 +352,52 @@ pub fn write_all(dir: &Path, summaries: &[Summary], records: &[Record]) -> std::
         draw_heatmap(&area, &title, &map)?;
     }
     Ok(())
+}
+
+/// Plots columns of a training log CSV (first column = step) against the step, writing
+/// `<stem>.png` and `<stem>.svg` next to it; returns false when the CSV is missing.
+pub fn training_curve(
+    csv: &Path,
+    columns: &[&str],
+    title: &str,
+    stem: &str,
+) -> std::io::Result<bool> {
+    register_font();
+    let Ok(text) = std::fs::read_to_string(csv) else {
+        return Ok(false);
+    };
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap_or_default().split(',').collect();
+    let mut series: Vec<(String, Vec<(f64, f64)>)> = Vec::new();
+    for name in columns {
+        let Some(c) = header.iter().position(|h| h == name) else {
+            return Err(std::io::Error::other(format!(
+                "{}: no column {name}",
+                csv.display()
+            )));
+        };
+        let points = text
+            .lines()
+            .skip(1)
+            .filter_map(|l| {
+                let f: Vec<&str> = l.split(',').collect();
+                Some((f.first()?.parse().ok()?, f.get(c)?.parse().ok()?))
+            })
+            .collect();
+        series.push((name.to_string(), points));
+    }
+    let dir = csv.parent().unwrap_or(Path::new("."));
+    save_lines(
+        dir,
+        stem,
+        &Lines {
+            title,
+            x_desc: "step",
+            y_desc: "loss",
+            log_x: false,
+            series,
+            labels: Vec::new(),
+        },
+    )?;
+    Ok(true)
 }

@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use crate::plots;
+use crate::quality::Quality;
 use crate::records::{self, Journal, Record};
 use crate::summary::{self, Summary};
 
@@ -21,14 +22,55 @@ pub fn write_report(dir: &Path) -> std::io::Result<Vec<Summary>> {
         ));
     }
     let (_, records) = Journal::open(&journal)?;
+    let quality = Quality::load(dir);
     let mut runs = records::to_frame(&records).map_err(std::io::Error::other)?;
+    if let Some(q) = &quality {
+        add_drift_columns(&mut runs, &records, q).map_err(std::io::Error::other)?;
+    }
     records::write_parquet(&mut runs, &dir.join("runs.parquet"))?;
-    let summaries = summary::summarise(&records);
+    let summaries = summary::summarise(&records, quality.as_ref());
     let mut sum = summary::to_frame(&summaries).map_err(std::io::Error::other)?;
     records::write_parquet(&mut sum, &dir.join("summary.parquet"))?;
-    std::fs::write(dir.join("tables.md"), tables_md(&summaries, &records))?;
+    std::fs::write(
+        dir.join("tables.md"),
+        tables_md(&summaries, &records, quality.as_ref()),
+    )?;
     plots::write_all(dir, &summaries, &records)?;
     Ok(summaries)
+}
+
+/// Per-image drift from AR (`drift_token_agreement`, `drift_pixel_mse`; null for AR rows and
+/// images without an AR twin).
+fn add_drift_columns(
+    runs: &mut polars::prelude::DataFrame,
+    records: &[Record],
+    q: &Quality,
+) -> polars::prelude::PolarsResult<()> {
+    use polars::prelude::*;
+    let by_key: std::collections::HashMap<_, _> = q
+        .images
+        .iter()
+        .map(|d| {
+            (
+                (d.run_id.clone(), d.class, d.prompt, d.seed),
+                (d.token_agreement, d.pixel_mse),
+            )
+        })
+        .collect();
+    let find = |r: &Record| {
+        by_key
+            .get(&(r.run_id.clone(), r.class, r.prompt, r.seed))
+            .copied()
+    };
+    let agreement: Vec<Option<f64>> = records.iter().map(|r| find(r).map(|d| d.0)).collect();
+    let mse: Vec<Option<f64>> = records.iter().map(|r| find(r).map(|d| d.1)).collect();
+    runs.with_column(Column::new("drift_token_agreement".into(), agreement))?;
+    runs.with_column(Column::new("drift_pixel_mse".into(), mse))?;
+    Ok(())
+}
+
+fn fmt(v: Option<f64>, digits: usize) -> String {
+    v.map_or("—".into(), |v| format!("{v:.digits$}"))
 }
 
 fn opt<T: std::fmt::Display>(v: Option<T>) -> String {
@@ -36,7 +78,7 @@ fn opt<T: std::fmt::Display>(v: Option<T>) -> String {
 }
 
 /// The paper's table shape: method, (k, δ | λ), τ, latency, speedup, quality.
-pub fn tables_md(summaries: &[Summary], records: &[Record]) -> String {
+pub fn tables_md(summaries: &[Summary], records: &[Record], quality: Option<&Quality>) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "# Results\n");
     if let Some(r) = records.first() {
@@ -72,9 +114,12 @@ pub fn tables_md(summaries: &[Summary], records: &[Record]) -> String {
         let _ = writeln!(s, "## temperature {t}, top-k {k}, top-p {p}, CFG {c}\n");
         let _ = writeln!(
             s,
-            "| method | tree | k | δ / λ | images | τ (95% CI) | latency ms (95% CI) | speedup | quality |"
+            "| method | tree | k | δ / λ | images | τ (95% CI) | latency ms (95% CI) | speedup | FD | precision | recall | class score | tokens = AR | PSNR vs AR (dB) |"
         );
-        let _ = writeln!(s, "|---|---|---|---|---|---|---|---|---|");
+        let _ = writeln!(
+            s,
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+        );
         for x in summaries
             .iter()
             .filter(|x| (x.temperature, x.top_k, x.top_p, x.cfg) == (t, k, p, c))
@@ -92,7 +137,7 @@ pub fn tables_md(summaries: &[Summary], records: &[Record]) -> String {
             };
             let _ = writeln!(
                 s,
-                "| {method} | {} | {} | {relax} | {} | {:.3} ± {:.3} | {:.1} ± {:.1} | {} | — |",
+                "| {method} | {} | {} | {relax} | {} | {:.3} ± {:.3} | {:.1} ± {:.1} | {} | {} | {} | {} | {} | {} | {} |",
                 opt(x.tree.as_deref()),
                 opt(x.k),
                 x.images,
@@ -101,6 +146,12 @@ pub fn tables_md(summaries: &[Summary], records: &[Record]) -> String {
                 x.latency_ms.mean,
                 x.latency_ms.ci95,
                 x.speedup.map_or("—".into(), |v| format!("{v:.2}×")),
+                fmt(x.fd, 3),
+                fmt(x.precision, 3),
+                fmt(x.recall, 3),
+                fmt(x.class_score, 2),
+                fmt(x.drift_token_agreement, 3),
+                fmt(x.drift_psnr_db, 1),
             );
         }
         let _ = writeln!(s);
@@ -109,8 +160,30 @@ pub fn tables_md(summaries: &[Summary], records: &[Record]) -> String {
         s,
         "τ: mean accepted length per target forward after the prefill, bonus token included (AR = 1). \
          Latency: prefill through the last token, one image at a time, warm-up excluded, VQ decoding \
-         excluded. Speedup: AR latency / latency over the same images and sampling settings. Quality: \
-         not computed yet."
+         excluded. Speedup: AR latency / latency over the same images and sampling settings."
     );
+    match quality {
+        Some(q) => {
+            let _ = writeln!(
+                s,
+                "\nQuality (`quality.json`): FD is the Fréchet distance between each configuration's images and \
+                 {} reference images ({}) in the feature space of `{}` — it is Inception FID only when that \
+                 extractor is `inception-fid`; precision/recall are the improved k-NN metrics with k = {}; the class score is the Inception-Score \
+                 formula exp E KL(p(y|x) ‖ p(y)) over that extractor's classifier (an IS only for Inception). \
+                 \"tokens = AR\" is the share of tokens equal to the AR image at the same condition and seed, and \
+                 PSNR compares the decoded pixels with that AR image: cheap proxies of drift, not quality.",
+                q.reference_images,
+                q.reference.as_deref().unwrap_or("no reference set: drift only"),
+                q.extractor.as_deref().unwrap_or("—"),
+                q.k
+            );
+        }
+        None => {
+            let _ = writeln!(
+                s,
+                "\nQuality: not computed (no tokenizer, or `[quality] enabled = false`)."
+            );
+        }
+    }
     s
 }

@@ -15,8 +15,10 @@ use lantern_models::{ModelBundle, ModelPaths};
 
 use crate::config::{ConfigError, SweepConfig};
 use crate::plan::{expand, RunSpec};
+use crate::quality;
 use crate::records::{done_keys, Journal, Record};
 use crate::report;
+use lantern_metrics::{FeatureExtractor, ReferenceTokens, VqEncoderExtractor};
 
 /// Anything that stops a sweep.
 #[derive(Debug, thiserror::Error)]
@@ -87,22 +89,18 @@ pub fn model_paths(cfg: &SweepConfig) -> Result<ModelPaths, ConfigError> {
             p
         }
         Some("tiny") => {
-            let dir = PathBuf::from("checkpoints/tiny");
+            let dir = lantern_models::bundle::tiny_dir();
             if !dir.join("gpt.safetensors").is_file() {
                 return Err(invalid(
                     "model.preset",
                     "\"tiny\"".into(),
-                    "the embedded default is not built yet (checkpoints/tiny/gpt.safetensors is missing); use preset = \"fixture\" or give explicit files",
+                    &format!(
+                        "the embedded default is missing ({} has no gpt.safetensors; rebuild it with `just train-tiny`); use preset = \"fixture\" or give explicit files",
+                        dir.display()
+                    ),
                 ));
             }
-            ModelPaths {
-                gpt: dir.join("gpt.safetensors"),
-                gpt_config: dir.join("gpt.json").display().to_string(),
-                vq: Some(dir.join("vq.safetensors")),
-                vq_config: Some(dir.join("vq.json").display().to_string()),
-                drafter: Some(dir.join("drafter.safetensors").display().to_string()),
-                drafter_config: Some(dir.join("drafter.json")),
-            }
+            ModelPaths::tiny(&dir)
         }
         _ => ModelPaths {
             gpt: cfg.resolve_path(m.gpt.as_ref().expect("validated")),
@@ -636,12 +634,78 @@ pub fn run_sweep(cfg: &SweepConfig, opts: &SweepOptions) -> Result<SweepOutcome,
     for (label, images, w, h) in &samples {
         crate::images::write_grid(&dir.join("samples"), label, images, *w, *h)?;
     }
+    if let (true, Some(vq)) = (cfg.quality.enabled, &bundle.vq) {
+        let reference = quality_reference(cfg)?;
+        let extractor: Box<dyn FeatureExtractor> = if cfg.quality.extractor == "efficientnet-lite0"
+        {
+            let weights = lantern_metrics::efficientnet::default_weights();
+            Box::new(
+                lantern_metrics::efficientnet::EfficientNetExtractor::load(&weights, &device)
+                    .map_err(|e| {
+                        std::io::Error::other(format!(
+                            "quality.extractor = \"efficientnet-lite0\": {e}"
+                        ))
+                    })?,
+            )
+        } else {
+            let label = if cfg.model.preset.as_deref() == Some("tiny") {
+                "tiny".to_string()
+            } else {
+                paths
+                    .vq
+                    .as_ref()
+                    .and_then(|p| p.file_stem())
+                    .map_or("vq".into(), |s| s.to_string_lossy().into_owned())
+            };
+            Box::new(VqEncoderExtractor::new(vq.clone(), &label))
+        };
+        let (_, records) = Journal::open(&dir.join("journal.jsonl"))?;
+        if opts.progress {
+            eprintln!(
+                "quality: decoding {} images, features by {}",
+                records.len(),
+                extractor.name()
+            );
+        }
+        let q = quality::compute(
+            &records,
+            vq,
+            grid,
+            reference.as_ref().map(|r| (r, extractor.as_ref())),
+            &opts.results_root.join(".cache"),
+            cfg.quality.k as usize,
+        )
+        .map_err(|e| std::io::Error::other(format!("quality: {e}")))?;
+        quality::save(&dir, &q)?;
+    }
     report::write_report(&dir)?;
     Ok(SweepOutcome {
         dir,
         generated,
         skipped: total - todo,
     })
+}
+
+/// The reference set of a sweep: `[quality] reference`, else the one the `tiny` preset ships.
+fn quality_reference(cfg: &SweepConfig) -> Result<Option<ReferenceTokens>, HarnessError> {
+    let path = match (&cfg.quality.reference, cfg.model.preset.as_deref()) {
+        (Some(p), _) => Some(cfg.resolve_path(p)),
+        (None, Some("tiny")) => {
+            Some(lantern_models::bundle::tiny_dir().join("reference.json")).filter(|p| p.is_file())
+        }
+        _ => None,
+    };
+    path.map(|p| {
+        ReferenceTokens::load(&p).map_err(|e| {
+            HarnessError::from(ConfigError::Invalid {
+                file: cfg.file.clone(),
+                key: "quality.reference".into(),
+                value: p.display().to_string(),
+                allowed: e.to_string(),
+            })
+        })
+    })
+    .transpose()
 }
 
 /// Loads a sweep file and runs it.

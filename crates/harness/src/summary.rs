@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use polars::prelude::*;
 use serde::Serialize;
 
+use crate::quality::Quality;
 use crate::records::Record;
 
 /// Mean and 95% confidence half-width (Student t) of a sample.
@@ -94,6 +95,20 @@ pub struct Summary {
     pub speedup_images: usize,
     /// Whether the drafter was untrained.
     pub drafter_is_random: bool,
+    /// Extractor of the set-quality metrics (from `quality.json`).
+    pub extractor: Option<String>,
+    /// Fréchet distance to the reference set in the extractor's feature space.
+    pub fd: Option<f64>,
+    /// Improved precision.
+    pub precision: Option<f64>,
+    /// Improved recall.
+    pub recall: Option<f64>,
+    /// Inception-Score formula over the extractor's classes.
+    pub class_score: Option<f64>,
+    /// Mean token agreement with AR at the same seed.
+    pub drift_token_agreement: Option<f64>,
+    /// PSNR (dB) against AR's image at the same seed.
+    pub drift_psnr_db: Option<f64>,
 }
 
 /// Sampling settings (as bits) and target model: which rows an AR baseline can stand for.
@@ -113,8 +128,8 @@ fn sampling_key(r: &Record) -> SamplingKey {
     )
 }
 
-/// Summarises records by run id, in first-seen order.
-pub fn summarise(records: &[Record]) -> Vec<Summary> {
+/// Summarises records by run id, in first-seen order, with quality where computed.
+pub fn summarise(records: &[Record], quality: Option<&Quality>) -> Vec<Summary> {
     let mut groups: BTreeMap<usize, Vec<&Record>> = BTreeMap::new();
     let mut first: HashMap<&str, usize> = HashMap::new();
     for (i, r) in records.iter().enumerate() {
@@ -138,6 +153,7 @@ pub fn summarise(records: &[Record]) -> Vec<Summary> {
                         .map(|&a| (a, r.latency_ms))
                 })
                 .collect();
+            let q = quality.and_then(|q| q.run(&r0.run_id).filter(|x| x.images == rs.len()));
             let speedup = (!pairs.is_empty()).then(|| {
                 pairs.iter().map(|p| p.0).sum::<f64>() / pairs.iter().map(|p| p.1).sum::<f64>()
             });
@@ -163,6 +179,15 @@ pub fn summarise(records: &[Record]) -> Vec<Summary> {
                 speedup,
                 speedup_images: pairs.len(),
                 drafter_is_random: r0.drafter_model.as_deref() == Some("random"),
+                extractor: q
+                    .filter(|x| x.fd.is_some())
+                    .and_then(|_| quality.and_then(|q| q.extractor.clone())),
+                fd: q.and_then(|x| x.fd),
+                precision: q.and_then(|x| x.precision),
+                recall: q.and_then(|x| x.recall),
+                class_score: q.and_then(|x| x.class_score),
+                drift_token_agreement: q.and_then(|x| x.drift_token_agreement),
+                drift_psnr_db: q.and_then(|x| x.drift_psnr_db),
             }
         })
         .collect()
@@ -201,6 +226,13 @@ pub fn to_frame(s: &[Summary]) -> PolarsResult<DataFrame> {
             c!("speedup", |r| r.speedup),
             c!("speedup_images", |r| r.speedup_images as u32),
             c!("drafter_is_random", |r| r.drafter_is_random),
+            c!("extractor", |r| r.extractor.clone()),
+            c!("fd", |r| r.fd),
+            c!("precision", |r| r.precision),
+            c!("recall", |r| r.recall),
+            c!("class_score", |r| r.class_score),
+            c!("drift_token_agreement", |r| r.drift_token_agreement),
+            c!("drift_psnr_db", |r| r.drift_psnr_db),
         ],
     )
 }

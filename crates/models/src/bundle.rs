@@ -41,6 +41,31 @@ impl ModelPaths {
             drafter_config: None,
         }
     }
+
+    /// The embedded default in `dir` (see [`tiny_dir`]): GPT, VQ and trained drafter.
+    pub fn tiny(dir: &Path) -> Self {
+        Self {
+            gpt: dir.join("gpt.safetensors"),
+            gpt_config: dir.join("gpt.json").display().to_string(),
+            vq: Some(dir.join("vq.safetensors")),
+            vq_config: Some(dir.join("vq.json").display().to_string()),
+            drafter: Some(dir.join("drafter.safetensors").display().to_string()),
+            drafter_config: Some(dir.join("drafter.json")),
+        }
+    }
+}
+
+/// Folder of the embedded default: `$LANTERN_TINY`, else `checkpoints/tiny` under the working
+/// directory, else the one in the source tree this binary was built from.
+pub fn tiny_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("LANTERN_TINY") {
+        return PathBuf::from(d);
+    }
+    let local = PathBuf::from("checkpoints/tiny");
+    if local.join("gpt.safetensors").is_file() {
+        return local;
+    }
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../checkpoints/tiny")
 }
 
 /// Loaded models of one run.

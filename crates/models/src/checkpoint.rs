@@ -227,6 +227,17 @@ pub fn save_module<M: Module>(
     path: &Path,
     layout: &KeyLayout,
 ) -> Result<(), ModelError> {
+    save_module_as(module, path, layout, false)
+}
+
+/// Like [`save_module`], with float tensors stored as f16 when `half` is set (loading casts them
+/// back to f32).
+pub fn save_module_as<M: Module>(
+    module: &M,
+    path: &Path,
+    layout: &KeyLayout,
+    half: bool,
+) -> Result<(), ModelError> {
     let tensors = module.collect(None, Some(Box::new(BurnToPyTorchAdapter)), true);
     let mut flat: Vec<(String, burn::tensor::TensorData)> = Vec::with_capacity(tensors.len());
     for t in tensors {
@@ -235,6 +246,11 @@ pub fn save_module<M: Module>(
             source_name: path.display().to_string(),
             message: format!("cannot read tensor '{key}': {e:?}"),
         })?;
+        let data = if half && data.dtype() == DType::F32 {
+            data.convert::<burn::tensor::f16>()
+        } else {
+            data
+        };
         flat.push((key, data));
     }
     write_safetensors(path, &flat)

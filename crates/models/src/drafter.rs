@@ -151,9 +151,10 @@ impl Drafter {
         self.fc.weight.val().device()
     }
 
-    /// Replaces the (frozen) token embedding, e.g. with the target's `tok_embeddings`.
+    /// Replaces the token embedding, e.g. with the target's `tok_embeddings`, and freezes it
+    /// (EAGLE trains the drafter with a frozen embedding).
     pub fn with_embedding(mut self, embedding: Embedding) -> Self {
-        self.embed_tokens = embedding;
+        self.embed_tokens = embedding.no_grad();
         self
     }
 

@@ -4,7 +4,7 @@ use std::path::Path;
 
 use burn::prelude::*;
 
-use crate::checkpoint::{load_module, save_module, KeyLayout};
+use crate::checkpoint::{load_module, save_module, save_module_as, KeyLayout};
 use crate::config::{DrafterConfig, GptConfig, VqConfig};
 use crate::drafter::Drafter;
 use crate::error::ModelError;
@@ -33,6 +33,11 @@ impl Gpt {
     /// Saves the weights as safetensors with the official key names.
     pub fn save(&self, path: &Path) -> Result<(), ModelError> {
         save_module(self, path, &GPT_LAYOUT)
+    }
+
+    /// Saves the weights as f16 safetensors (half the size; [`Gpt::load`] reads them back as f32).
+    pub fn save_f16(&self, path: &Path) -> Result<(), ModelError> {
+        save_module_as(self, path, &GPT_LAYOUT, true)
     }
 }
 
@@ -78,5 +83,10 @@ impl Drafter {
     /// Saves the weights as safetensors in LANTERN's key layout.
     pub fn save(&self, path: &Path) -> Result<(), ModelError> {
         save_module(self, path, &DRAFTER_LAYOUT)
+    }
+
+    /// Saves the weights as f16 safetensors ([`Drafter::load`] reads them back as f32).
+    pub fn save_f16(&self, path: &Path) -> Result<(), ModelError> {
+        save_module_as(self, path, &DRAFTER_LAYOUT, true)
     }
 }

@@ -87,6 +87,19 @@ pub struct Quantizer {
     embedding: Embedding,
 }
 
+/// What [`VqModel::quantize_train`] returns.
+#[derive(Debug)]
+pub struct QuantOutput {
+    /// Straight-through quantised latent `[B, D, h, w]`.
+    pub quant: Tensor<4>,
+    /// `mean((z_q − sg(z))²)`: moves codes towards encoder outputs.
+    pub codebook_loss: Tensor<1>,
+    /// `mean((sg(z_q) − z)²)`: keeps encoder outputs near their codes (scale by β).
+    pub commit_loss: Tensor<1>,
+    /// Chosen codes `[B, h·w]`.
+    pub codes: Tensor<2, Int>,
+}
+
 /// LlamaGen VQ tokenizer.
 #[derive(Module, Debug)]
 pub struct VqModel {
@@ -298,8 +311,9 @@ impl VqModel {
         }
     }
 
-    /// Image `[B, 3, H, W]` in [-1, 1] → latent `[B, z_channels, H/f, W/f]` before quantisation.
-    pub fn encode_latent(&self, image: Tensor<4>) -> Tensor<4> {
+    /// Image `[B, 3, H, W]` in [-1, 1] → the encoder's mid-block activations
+    /// `[B, ch·ch_mult.last, H/f, W/f]` (before the output norm; used as a feature extractor).
+    pub fn encode_features(&self, image: Tensor<4>) -> Tensor<4> {
         let e = &self.encoder;
         let mut h = e.conv_in.forward(image);
         for level in &e.conv_blocks {
@@ -315,9 +329,14 @@ impl VqModel {
                     .forward(h.pad((0, 1, 0, 1), burn::tensor::ops::PadMode::Constant(0.0)));
             }
         }
-        h = e
-            .mid_res_b
-            .forward(e.mid_attn.forward(e.mid_res_a.forward(h)));
+        e.mid_res_b
+            .forward(e.mid_attn.forward(e.mid_res_a.forward(h)))
+    }
+
+    /// Image `[B, 3, H, W]` in [-1, 1] → latent `[B, z_channels, H/f, W/f]` before quantisation.
+    pub fn encode_latent(&self, image: Tensor<4>) -> Tensor<4> {
+        let e = &self.encoder;
+        let h = self.encode_features(image);
         let h = e.conv_out.forward(swish(e.norm_out.forward(h)));
         self.quant_conv.forward(h)
     }
@@ -336,6 +355,34 @@ impl VqModel {
         let dist = z.clone().square().sum_dim(1) + e.clone().square().sum_dim(1).transpose()
             - z.matmul(e.transpose()) * 2.0;
         dist.argmin(1).reshape([b, h * w])
+    }
+
+    /// Training-time quantisation of a latent `[B, D, h, w]` (`VectorQuantizer.forward`): with the
+    /// L2-normalised codebook, the nearest code per position, the straight-through output
+    /// `z + sg(z_q − z)`, the codebook loss `mean((z_q − sg(z))²)` and the commitment loss
+    /// `mean((sg(z_q) − z)²)` (to be scaled by β), and the chosen codes `[B, h·w]`.
+    pub fn quantize_train(&self, z: Tensor<4>) -> QuantOutput {
+        let [b, d, h, w] = z.dims();
+        let zf = z.permute([0, 2, 3, 1]).reshape([b * h * w, d]);
+        let (zf, e) = if self.config.codebook_l2_norm {
+            (l2_normalize(zf), l2_normalize(self.codebook()))
+        } else {
+            (zf, self.codebook())
+        };
+        let (zd, ed) = (zf.clone().detach(), e.clone().detach());
+        let dist = zd.clone().square().sum_dim(1) + ed.clone().square().sum_dim(1).transpose()
+            - zd.matmul(ed.transpose()) * 2.0;
+        let idx = dist.argmin(1).reshape([b * h * w]);
+        let zq = e.select(0, idx.clone());
+        let codebook_loss = (zq.clone() - zf.clone().detach()).square().mean();
+        let commit_loss = (zq.clone().detach() - zf.clone()).square().mean();
+        let st = zf.clone() + (zq - zf).detach();
+        QuantOutput {
+            quant: st.reshape([b, h, w, d]).permute([0, 3, 1, 2]),
+            codebook_loss,
+            commit_loss,
+            codes: idx.reshape([b, h * w]),
+        }
     }
 
     /// Code indices `[B, grid²]` (row-major) → image `[B, 3, grid·f, grid·f]`, roughly in [-1, 1]

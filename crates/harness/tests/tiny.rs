@@ -1,0 +1,98 @@
+//! The embedded default end to end: a fresh clone runs every strategy on `checkpoints/tiny` with a
+//! trained drafter, decodes images and reports quality for every configuration.
+
+use std::path::PathBuf;
+
+use lantern_harness::config::SweepConfig;
+use lantern_harness::records::read_parquet;
+use lantern_harness::runner::{run_sweep, SweepOptions};
+use lantern_metrics::ReferenceTokens;
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("lantern-tiny-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+#[test]
+fn every_strategy_runs_on_the_embedded_default_with_quality() {
+    let tiny = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../checkpoints/tiny");
+    let root = tmp("sweep");
+    // A 64-image slice of the shipped reference keeps the test quick.
+    let mut reference = ReferenceTokens::load(&tiny.join("reference.json")).unwrap();
+    reference.tokens.truncate(64);
+    reference.labels.truncate(64);
+    let reference_file = root.join("reference.json");
+    reference.save(&reference_file).unwrap();
+    let text = format!(
+        r#"
+name = "tiny_smoke"
+[model]
+preset = "tiny"
+[data]
+classes = [0, 5]
+seeds = 3
+[quality]
+reference = "{}"
+[[strategy]]
+kind = "ar"
+[[strategy]]
+kind = "sd"
+tree = "dynamic"
+[[strategy]]
+kind = "lantern"
+k = 100
+delta = 0.2
+[[strategy]]
+kind = "lantern++"
+k = 100
+lambda = 2.0
+[[strategy]]
+kind = "sjd"
+window = 8
+"#,
+        reference_file.display()
+    );
+    let cfg = SweepConfig::parse(&text, &root.join("tiny_smoke.toml")).unwrap();
+    let out = run_sweep(
+        &cfg,
+        &SweepOptions {
+            results_root: root.clone(),
+            progress: false,
+        },
+    )
+    .unwrap();
+    assert_eq!(out.generated, 5 * 2 * 3);
+    let summary = read_parquet(&out.dir.join("summary.parquet")).unwrap();
+    assert_eq!(summary.height(), 5);
+    for col in ["fd", "precision", "recall", "class_score"] {
+        let c = summary.column(col).unwrap().f64().unwrap().clone();
+        assert_eq!(c.null_count(), 0, "{col} computed for every configuration");
+        assert!(
+            (0..c.len())
+                .map(|i| c.get(i))
+                .all(|v| v.unwrap().is_finite()),
+            "{col}"
+        );
+    }
+    let extractor = summary.column("extractor").unwrap().str().unwrap().clone();
+    assert!((0..extractor.len()).all(|i| extractor.get(i) == Some("efficientnet-lite0")));
+    let drift = summary
+        .column("drift_token_agreement")
+        .unwrap()
+        .f64()
+        .unwrap()
+        .clone();
+    assert_eq!(
+        drift.null_count(),
+        1,
+        "every strategy but AR is compared with AR"
+    );
+    let tau = summary.column("tau_mean").unwrap().f64().unwrap().clone();
+    assert!((0..tau.len())
+        .map(|i| tau.get(i))
+        .all(|t| t.unwrap() >= 1.0));
+    assert!(out.dir.join("samples").is_dir());
+    let _ = std::fs::remove_dir_all(root);
+}
