@@ -272,13 +272,15 @@ pub fn write_all(dir: &Path, summaries: &[Summary], records: &[Record]) -> std::
         let mut labels = Vec::new();
         for s in summaries.iter().filter(|s| s.strategy != "ar") {
             if let (Some(fd), Some(sp)) = (s.fd, s.speedup) {
-                speed_quality
-                    .entry(s.strategy.clone())
-                    .or_default()
-                    .push((fd, sp));
+                // One curve per method and k (and tree), traced along δ or λ.
+                let curve = match s.k {
+                    Some(k) => format!("{} k={k} {}", s.strategy, s.tree.as_deref().unwrap_or("")),
+                    None => s.strategy.clone(),
+                };
+                speed_quality.entry(curve).or_default().push((fd, sp));
                 let text = match (s.k, s.delta, s.lambda, s.window) {
-                    (Some(k), Some(d), _, _) => format!(" k={k} δ={d}"),
-                    (Some(k), _, Some(l), _) => format!(" k={k} λ={l}"),
+                    (Some(_), Some(d), _, _) => format!(" δ={d}"),
+                    (Some(_), _, Some(l), _) => format!(" λ={l}"),
                     (_, _, _, Some(w)) => format!(" L={w}"),
                     _ => format!(" {}", s.tree.as_deref().unwrap_or("")),
                 };
@@ -301,10 +303,8 @@ pub fn write_all(dir: &Path, summaries: &[Summary], records: &[Record]) -> std::
                 x_desc: &x_desc,
                 y_desc: "speedup (×)",
                 log_x: false,
-                series: speed_quality
-                    .into_iter()
-                    .map(|(m, v)| (m, sorted(v)))
-                    .collect(),
+                // Points stay in configuration order (δ, k, λ ascending), tracing the trade-off curve.
+                series: speed_quality.into_iter().collect(),
                 labels,
             },
         )?;

@@ -167,8 +167,8 @@ pub fn tables_md(summaries: &[Summary], records: &[Record], quality: Option<&Qua
             let _ = writeln!(
                 s,
                 "\nQuality (`quality.json`): FD is the Fréchet distance between each configuration's images and \
-                 {} reference images ({}) in the feature space of `{}` — it is Inception FID only when that \
-                 extractor is `inception-fid`; precision/recall are the improved k-NN metrics with k = {}; the class score is the Inception-Score \
+                 {} reference images ({}) in the feature space of `{}` — not FID, which is defined on \
+                 Inception-v3 features; precision/recall are the improved k-NN metrics with k = {}; the class score is the Inception-Score \
                  formula exp E KL(p(y|x) ‖ p(y)) over that extractor's classifier (an IS only for Inception). \
                  \"tokens = AR\" is the share of tokens equal to the AR image at the same condition and seed, and \
                  PSNR compares the decoded pixels with that AR image: cheap proxies of drift, not quality.",

@@ -422,6 +422,43 @@ pub fn run_sweep(cfg: &SweepConfig, opts: &SweepOptions) -> Result<SweepOutcome,
         .into());
     }
 
+    // Quality inputs are checked before anything is generated.
+    let quality_setup = match (cfg.quality.enabled, &bundle.vq) {
+        (true, Some(vq)) => {
+            let reference = quality_reference(cfg, vq.config().codebook_size)?;
+            let extractor: Box<dyn FeatureExtractor> = if cfg.quality.extractor
+                == "efficientnet-lite0"
+            {
+                let weights = lantern_metrics::efficientnet::default_weights();
+                Box::new(
+                    lantern_metrics::efficientnet::EfficientNetExtractor::load(&weights, &device)
+                        .map_err(|e| ConfigError::Invalid {
+                        file: cfg.file.clone(),
+                        key: "quality.extractor".into(),
+                        value: "efficientnet-lite0".into(),
+                        allowed: format!(
+                            "its weights at {} could not be loaded: {e}",
+                            weights.display()
+                        ),
+                    })?,
+                )
+            } else {
+                let label = if cfg.model.preset.as_deref() == Some("tiny") {
+                    "tiny".to_string()
+                } else {
+                    paths
+                        .vq
+                        .as_ref()
+                        .and_then(|p| p.file_stem())
+                        .map_or("vq".into(), |s| s.to_string_lossy().into_owned())
+                };
+                Box::new(VqEncoderExtractor::new(vq.clone(), &label))
+            };
+            Some((reference, extractor))
+        }
+        _ => None,
+    };
+
     let dir = opts.results_root.join(cfg.name());
     std::fs::create_dir_all(&dir)?;
     let identity = model_identity(&paths);
@@ -634,31 +671,7 @@ pub fn run_sweep(cfg: &SweepConfig, opts: &SweepOptions) -> Result<SweepOutcome,
     for (label, images, w, h) in &samples {
         crate::images::write_grid(&dir.join("samples"), label, images, *w, *h)?;
     }
-    if let (true, Some(vq)) = (cfg.quality.enabled, &bundle.vq) {
-        let reference = quality_reference(cfg)?;
-        let extractor: Box<dyn FeatureExtractor> = if cfg.quality.extractor == "efficientnet-lite0"
-        {
-            let weights = lantern_metrics::efficientnet::default_weights();
-            Box::new(
-                lantern_metrics::efficientnet::EfficientNetExtractor::load(&weights, &device)
-                    .map_err(|e| {
-                        std::io::Error::other(format!(
-                            "quality.extractor = \"efficientnet-lite0\": {e}"
-                        ))
-                    })?,
-            )
-        } else {
-            let label = if cfg.model.preset.as_deref() == Some("tiny") {
-                "tiny".to_string()
-            } else {
-                paths
-                    .vq
-                    .as_ref()
-                    .and_then(|p| p.file_stem())
-                    .map_or("vq".into(), |s| s.to_string_lossy().into_owned())
-            };
-            Box::new(VqEncoderExtractor::new(vq.clone(), &label))
-        };
+    if let (Some((reference, extractor)), Some(vq)) = (&quality_setup, &bundle.vq) {
         let (_, records) = Journal::open(&dir.join("journal.jsonl"))?;
         if opts.progress {
             eprintln!(
@@ -687,7 +700,10 @@ pub fn run_sweep(cfg: &SweepConfig, opts: &SweepOptions) -> Result<SweepOutcome,
 }
 
 /// The reference set of a sweep: `[quality] reference`, else the one the `tiny` preset ships.
-fn quality_reference(cfg: &SweepConfig) -> Result<Option<ReferenceTokens>, HarnessError> {
+fn quality_reference(
+    cfg: &SweepConfig,
+    codebook: usize,
+) -> Result<Option<ReferenceTokens>, HarnessError> {
     let path = match (&cfg.quality.reference, cfg.model.preset.as_deref()) {
         (Some(p), _) => Some(cfg.resolve_path(p)),
         (None, Some("tiny")) => {
@@ -696,14 +712,21 @@ fn quality_reference(cfg: &SweepConfig) -> Result<Option<ReferenceTokens>, Harne
         _ => None,
     };
     path.map(|p| {
-        ReferenceTokens::load(&p).map_err(|e| {
+        let invalid = |allowed: String| {
             HarnessError::from(ConfigError::Invalid {
                 file: cfg.file.clone(),
                 key: "quality.reference".into(),
                 value: p.display().to_string(),
-                allowed: e.to_string(),
+                allowed,
             })
-        })
+        };
+        let r = ReferenceTokens::load(&p).map_err(|e| invalid(e.to_string()))?;
+        if let Some(t) = r.tokens.iter().flatten().find(|&&t| t as usize >= codebook) {
+            return Err(invalid(format!(
+                "token {t} is outside the tokenizer's codebook of {codebook}: the reference was made with another tokenizer"
+            )));
+        }
+        Ok(r)
     })
     .transpose()
 }

@@ -32,16 +32,17 @@ name = "tiny_smoke"
 preset = "tiny"
 [data]
 classes = [0, 5]
-seeds = 3
+seeds = 2
 [quality]
 reference = "{}"
 [[strategy]]
 kind = "ar"
 [[strategy]]
 kind = "sd"
-tree = "dynamic"
+tree = "chain:4"
 [[strategy]]
 kind = "lantern"
+tree = "chain:4"
 k = 100
 delta = 0.2
 [[strategy]]
@@ -63,7 +64,7 @@ window = 8
         },
     )
     .unwrap();
-    assert_eq!(out.generated, 5 * 2 * 3);
+    assert_eq!(out.generated, 5 * 2 * 2);
     let summary = read_parquet(&out.dir.join("summary.parquet")).unwrap();
     assert_eq!(summary.height(), 5);
     for col in ["fd", "precision", "recall", "class_score"] {
