@@ -12,7 +12,6 @@ use lantern_metrics::{
     frechet_distance, inception_score, precision_recall, FeatureExtractor, FeatureSet,
     FeatureStats, ReferenceTokens,
 };
-use lantern_models::burn::prelude::*;
 use lantern_models::VqModel;
 use serde::{Deserialize, Serialize};
 
@@ -92,10 +91,6 @@ impl Quality {
     }
 }
 
-fn decode(vq: &VqModel, tokens: &[Vec<u32>], grid: usize) -> Tensor<4> {
-    vq.decode_tokens(tokens, grid)
-}
-
 /// Decoded images of one configuration, as the metrics need them.
 struct Decoded {
     features: Option<FeatureSet>,
@@ -115,7 +110,7 @@ fn decode_all(
     let mut probs: Option<(Vec<f32>, usize)> = None;
     let mut pixels = Vec::new();
     for chunk in tokens.chunks(BATCH) {
-        let img = decode(vq, chunk, grid);
+        let img = vq.decode_tokens(chunk, grid);
         if let Some(x) = extractor {
             values.extend(x.features(img.clone()).map_err(|e| e.to_string())?.values);
             if let Some(p) = x.class_probs(img.clone()) {

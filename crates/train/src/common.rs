@@ -78,6 +78,22 @@ impl Resume {
         self.dir.join("model.safetensors")
     }
 
+    /// After optimiser step `step` (0-based) of `total`: every `every` steps and at the end, writes
+    /// the weights with `save` and then records the step.
+    pub fn checkpoint<E: std::fmt::Display>(
+        &self,
+        step: usize,
+        total: usize,
+        every: usize,
+        save: impl FnOnce(&Path) -> Result<(), E>,
+    ) -> Result<(), String> {
+        if (step + 1).is_multiple_of(every) || step + 1 == total {
+            save(&self.model_path()).map_err(|e| e.to_string())?;
+            self.save(step + 1).map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    }
+
     /// Records the step after the caller wrote `model_path()` (the step file is written last, so
     /// a torn checkpoint is never taken for a complete one).
     pub fn save(&self, step: usize) -> std::io::Result<()> {

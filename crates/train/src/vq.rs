@@ -109,12 +109,7 @@ pub fn train(
             .map_err(|e| e.to_string())?;
             bar.set_message(format!("loss {l:.4} (recon {r:.4})"));
         }
-        if (step + 1) % tc.checkpoint_every == 0 || step + 1 == tc.steps {
-            model
-                .save(&resume.model_path())
-                .map_err(|e| e.to_string())?;
-            resume.save(step + 1).map_err(|e| e.to_string())?;
-        }
+        resume.checkpoint(step, tc.steps, tc.checkpoint_every, |p| model.save(p))?;
         bar.inc(1);
     }
     bar.finish_and_clear();
