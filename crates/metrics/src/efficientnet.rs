@@ -5,7 +5,6 @@
 
 use std::path::Path;
 
-use lantern_models::burn::module::Param;
 use lantern_models::burn::nn::conv::{Conv2d, Conv2dConfig};
 use lantern_models::burn::nn::{Linear, LinearConfig};
 use lantern_models::burn::prelude::*;
@@ -15,6 +14,7 @@ use lantern_models::burn::tensor::ops::{InterpolateMode, InterpolateOptions, Pad
 use lantern_models::checkpoint::{load_module, KeyLayout};
 use lantern_models::ModelError;
 
+use crate::bn::Bn;
 use crate::{FeatureExtractor, FeatureSet, MetricError};
 
 /// Key layout of the package's state dict (`num_batches_tracked` counters are not parameters).
@@ -24,10 +24,14 @@ pub const EFFICIENTNET_LAYOUT: KeyLayout = KeyLayout {
     ignored: &["*.num_batches_tracked"],
 };
 
-/// The shipped weights: `$LANTERN_EXTRACTORS/efficientnet-lite0.safetensors`, else
-/// `checkpoints/extractors/` under the working directory, else in the source tree of this build.
+/// The shipped weights (see [`extractor_file`]).
 pub fn default_weights() -> std::path::PathBuf {
-    let name = "efficientnet-lite0.safetensors";
+    extractor_file("efficientnet-lite0.safetensors")
+}
+
+/// A file of the shipped extractors: `$LANTERN_EXTRACTORS/<name>`, else `checkpoints/extractors/`
+/// under the working directory, else in the source tree of this build.
+pub fn extractor_file(name: &str) -> std::path::PathBuf {
     if let Some(d) = std::env::var_os("LANTERN_EXTRACTORS") {
         return std::path::PathBuf::from(d).join(name);
     }
@@ -42,35 +46,6 @@ pub fn default_weights() -> std::path::PathBuf {
 
 /// Input side the network was trained at.
 pub const INPUT_SIDE: usize = 224;
-
-/// Inference batch norm with PyTorch's parameter names.
-#[derive(Module, Debug)]
-pub struct Bn {
-    weight: Param<Tensor<1>>,
-    bias: Param<Tensor<1>>,
-    running_mean: Param<Tensor<1>>,
-    running_var: Param<Tensor<1>>,
-}
-
-impl Bn {
-    fn new(c: usize, device: &Device) -> Self {
-        let p = |v: f32| Param::from_tensor(Tensor::<1>::ones([c], device) * v);
-        Self {
-            weight: p(1.0),
-            bias: p(0.0),
-            running_mean: p(0.0),
-            running_var: p(1.0),
-        }
-    }
-
-    /// `[B, C, H, W]` normalised with the running statistics (ε = 1e-3).
-    fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let c = self.weight.dims()[0];
-        let scale = self.weight.val() / (self.running_var.val() + 1e-3).sqrt();
-        let shift = self.bias.val() - self.running_mean.val() * scale.clone();
-        x * scale.reshape([1, c, 1, 1]) + shift.reshape([1, c, 1, 1])
-    }
-}
 
 /// A bias-free convolution with TensorFlow "SAME" padding (extra pixel at the bottom/right).
 fn same_conv(x: Tensor<4>, conv: &Conv2d, kernel: usize, stride: usize) -> Tensor<4> {

@@ -2,11 +2,15 @@
 //! precision/recall (k-NN radii), Inception Score, drift from AR at the same seed, and the feature
 //! extractors behind one trait. Every metric is a pure function over host feature matrices.
 
+pub mod bn;
+pub mod clip;
+pub mod clip_tokenizer;
 pub mod drift;
 pub mod efficientnet;
 pub mod error;
 pub mod extractor;
 pub mod frechet;
+pub mod inception;
 pub mod inception_score;
 pub mod precision_recall;
 pub mod reference;

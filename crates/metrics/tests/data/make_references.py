@@ -1,0 +1,178 @@
+"""Writes the reference outputs that `crates/metrics/tests/{inception,clip}.rs` compare against.
+
+The references come from the official network definitions, run with weights that both sides can
+construct without downloading anything:
+
+* Inception-v3 (FID variant): `pytorch_fid.inception.InceptionV3` (pytorch-fid 0.3.0, the code
+  that defines `pt_inception-2015-12-05`), its weight download replaced by a deterministic
+  filler (splitmix64 of an FNV-1a hash of the key and the element index; the Rust test
+  regenerates the same numbers). Only key names, shapes and outputs are stored.
+* CLIP: an `open_clip.model.CLIP` (open_clip_torch 3.3.0) with the OpenAI ViT layout and
+  QuickGELU at a tiny size, random weights rounded to f16, saved as safetensors and as a bare
+  `torch.save` state dict; plus token ids from open_clip's `SimpleTokenizer`.
+
+Re-run (needs torch, torchvision, pytorch-fid, open_clip_torch, safetensors, numpy):
+    python3 crates/metrics/tests/data/make_references.py
+"""
+
+import json
+import math
+import os
+import sys
+from unittest import mock
+
+import numpy as np
+import torch
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+MASK = (1 << 64) - 1
+
+
+def fnv1a(key: str) -> int:
+    h = 0xCBF29CE484222325
+    for b in key.encode():
+        h = ((h ^ b) * 0x100000001B3) & MASK
+    return h
+
+
+def uniform(key: str, n: int) -> np.ndarray:
+    """n numbers in [0, 1): splitmix64(fnv1a(key) + i) >> 40, divided by 2^24 (exact in f32)."""
+    with np.errstate(over="ignore"):
+        z = np.uint64(fnv1a(key)) + np.arange(n, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+        z = z + np.uint64(0x9E3779B97F4A7C15)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        z = z ^ (z >> np.uint64(31))
+    return ((z >> np.uint64(40)).astype(np.float32)) / np.float32(1 << 24)
+
+
+def filler(key: str, shape) -> np.ndarray:
+    """The deterministic weight of one Inception key (same rule in `tests/inception.rs`)."""
+    n = int(np.prod(shape)) if len(shape) else 1
+    u = uniform(key, n)
+    s = lambda v: np.float32(v)  # noqa: E731
+    if key.endswith("conv.weight") or key == "fc.weight":
+        fan_in = int(np.prod(shape[1:]))
+        v = (u * s(2) - s(1)) * s(math.sqrt(6.0 / fan_in))
+    elif key.endswith("bn.weight") or key.endswith("running_var"):
+        v = u + s(0.5)
+    elif key.endswith("running_mean") or key.endswith("bn.bias") or key == "fc.bias":
+        v = (u * s(2) - s(1)) * s(0.1)
+    else:
+        raise ValueError(key)
+    return v.reshape(shape)
+
+
+def pattern(b: int, side: int) -> np.ndarray:
+    """Test images in [0, 1], `[b, 3, side, side]` (same formula in the Rust tests)."""
+    bb, c, y, x = np.meshgrid(np.arange(b), np.arange(3), np.arange(side), np.arange(side), indexing="ij")
+    v = 0.5 + 0.5 * np.sin(0.37 * y + 0.23 * x + 1.3 * c + 2.1 * bb) * np.cos(0.11 * x * (c + 1) - 0.07 * y)
+    return v.astype(np.float32)
+
+
+def inception():
+    from pytorch_fid import inception as pf
+
+    shapes = {}
+
+    def fake_download(url, progress=True):
+        net = pf._inception_v3(num_classes=1008, aux_logits=False, weights=None)
+        sd = {}
+        for k, t in net.state_dict().items():
+            if k.endswith("num_batches_tracked"):
+                sd[k] = t
+                continue
+            sd[k] = torch.from_numpy(filler(k, tuple(t.shape)))
+            shapes[k] = list(t.shape)
+        # the FID blocks have the same parameter names and shapes as torchvision's
+        return sd
+
+    with mock.patch.object(pf, "load_state_dict_from_url", fake_download):
+        net = pf.InceptionV3([0, 1, 2, 3], resize_input=True, normalize_input=True).eval()
+        full = pf.fid_inception_v3().eval()
+    x = torch.from_numpy(pattern(2, 64))
+    with torch.no_grad():
+        outs = net(x)
+        pool = outs[3].flatten(1)
+        logits = pool @ full.fc.weight.T
+    ref = {
+        "source": "pytorch_fid 0.3.0 InceptionV3(resize_input, normalize_input), deterministic weights",
+        "input": {"batch": 2, "side": 64},
+        "keys": shapes,
+        "block_channel_means": [o[0].mean(dim=(1, 2)).tolist() for o in outs[:3]],
+        "pool3": pool.tolist(),
+        "logits_unbiased": logits.tolist(),
+    }
+    with open(os.path.join(HERE, "inception_reference.json"), "w") as f:
+        json.dump(ref, f)
+    print("inception: pool3[0][:4]", pool[0, :4].tolist())
+
+
+PROMPTS = [
+    "A photo depicts a red fox in the snow.",
+    "  Two   DOGS, playing  frisbee!!  ",
+    "it's 3:45pm & they're late; we'll see",
+    "café crème at 東京 station — 100% naïve",
+    "Tom &amp; Jerry &lt;3",
+    "it\u2019s \u201cquoted\u201d \ufb01ne",
+    "cafe\u0301 (decomposed), CAPS and 12345",
+    "emoji 🙂 and tabs\tand\nnewlines",
+    "a " + "very " * 90 + "long prompt",
+    "",
+]
+
+
+def clip():
+    import open_clip
+    from open_clip.model import CLIP, CLIPTextCfg, CLIPVisionCfg
+    from safetensors.torch import save_file
+
+    torch.manual_seed(7)
+    model = CLIP(
+        embed_dim=64,
+        vision_cfg=CLIPVisionCfg(layers=2, width=128, patch_size=16, image_size=64),
+        text_cfg=CLIPTextCfg(context_length=77, vocab_size=1000, width=128, heads=2, layers=2),
+        quick_gelu=True,
+    ).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.02)  # zero-initialised LayerNorm biases get values too
+            p.copy_(p.half().float())
+    sd = {k: v.half().contiguous() for k, v in model.state_dict().items() if k != "attn_mask"}
+    save_file(sd, os.path.join(HERE, "clip-tiny.safetensors"))
+    torch.save(sd, os.path.join(HERE, "clip-tiny.pt"))
+
+    mean = torch.tensor([0.48145466, 0.4578275, 0.40821073]).view(1, 3, 1, 1)
+    std = torch.tensor([0.26862954, 0.26130258, 0.27577711]).view(1, 3, 1, 1)
+    x = torch.from_numpy(pattern(2, 64))
+    gen = torch.Generator().manual_seed(3)
+    ids = torch.zeros(3, 77, dtype=torch.long)
+    for row, n in enumerate([5, 12, 77]):
+        body = torch.randint(1, 997, (n,), generator=gen)
+        ids[row, :n] = body
+        ids[row, n - 1] = 999  # the end-of-text id is the largest; the tower pools there
+    with torch.no_grad():
+        img = model.encode_image((x - mean) / std)
+        txt = model.encode_text(ids)
+    tok = open_clip.get_tokenizer("ViT-B-32")
+    tokens = tok(PROMPTS)
+    ref = {
+        "source": "open_clip_torch 3.3.0 CLIP(quick_gelu) tiny, f16-rounded random weights",
+        "input": {"batch": 2, "side": 64},
+        "image_embeds": img.tolist(),
+        "text_ids": ids.tolist(),
+        "text_embeds": txt.tolist(),
+        "prompts": PROMPTS,
+        "prompt_tokens": [row[: row.tolist().index(tok.eot_token_id) + 1].tolist() for row in tokens],
+    }
+    with open(os.path.join(HERE, "clip_reference.json"), "w") as f:
+        json.dump(ref, f)
+    print("clip: image[0][:4]", img[0, :4].tolist(), "text[0][:4]", txt[0, :4].tolist())
+
+
+if __name__ == "__main__":
+    which = sys.argv[1:] or ["inception", "clip"]
+    if "inception" in which:
+        inception()
+    if "clip" in which:
+        clip()
