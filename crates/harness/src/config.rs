@@ -197,10 +197,26 @@ pub struct QualitySection {
     /// Neighbours of the precision/recall radii, ≥ 1.
     #[serde(default = "three")]
     pub k: i64,
-    /// Feature extractor: `efficientnet-lite0` (ImageNet-pretrained, shipped) or `vq-encoder`
-    /// (the tokenizer's own encoder statistics).
+    /// Feature extractor: `efficientnet-lite0` (ImageNet-pretrained, shipped), `vq-encoder`
+    /// (the tokenizer's own encoder statistics), `inception-v3-fid` (FID's network; needs
+    /// `extractor_weights` = `pt_inception-2015-12-05-6726825d.pth`) or `clip` (image embeddings
+    /// of a CLIP ViT state dict given by `extractor_weights`).
     #[serde(default = "effnet")]
     pub extractor: String,
+    /// Weights of the `inception-v3-fid` or `clip` extractor (relative to the sweep file or the
+    /// working directory).
+    pub extractor_weights: Option<PathBuf>,
+    /// MLP activation of the `clip` extractor: `quick-gelu` (OpenAI weights) or `gelu` (most
+    /// LAION open_clip weights).
+    #[serde(default = "quick_gelu")]
+    pub clip_activation: String,
+}
+
+/// Extractors `[quality] extractor` accepts.
+pub const EXTRACTORS: [&str; 4] = ["efficientnet-lite0", "vq-encoder", "inception-v3-fid", "clip"];
+
+fn quick_gelu() -> String {
+    "quick-gelu".into()
 }
 
 fn effnet() -> String {
@@ -221,6 +237,8 @@ impl Default for QualitySection {
             reference: None,
             k: 3,
             extractor: effnet(),
+            extractor_weights: None,
+            clip_activation: quick_gelu(),
         }
     }
 }
@@ -408,12 +426,41 @@ impl SweepConfig {
                 "auto, cpu, wgpu or cuda",
             ));
         }
-        if !["efficientnet-lite0", "vq-encoder"].contains(&self.quality.extractor.as_str()) {
+        let q = &self.quality;
+        if !EXTRACTORS.contains(&q.extractor.as_str()) {
             return Err(self.invalid(
                 "quality.extractor",
-                &self.quality.extractor,
-                "efficientnet-lite0 or vq-encoder",
+                &q.extractor,
+                "efficientnet-lite0, vq-encoder, inception-v3-fid or clip",
             ));
+        }
+        let needs_weights = ["inception-v3-fid", "clip"].contains(&q.extractor.as_str());
+        match (&q.extractor_weights, needs_weights) {
+            (None, true) => {
+                return Err(self.invalid(
+                    "quality.extractor_weights",
+                    "(none)",
+                    &format!("the path of the {} weights (they cannot be downloaded here)", q.extractor),
+                ))
+            }
+            (Some(w), false) => {
+                return Err(self.invalid(
+                    "quality.extractor_weights",
+                    w.display().to_string(),
+                    &format!("nothing: {} does not take a weights file", q.extractor),
+                ))
+            }
+            (Some(w), true) if !self.resolve_path(w).is_file() => {
+                return Err(self.invalid(
+                    "quality.extractor_weights",
+                    w.display().to_string(),
+                    "an existing file (relative to the sweep file or the working directory)",
+                ))
+            }
+            _ => {}
+        }
+        if !["quick-gelu", "gelu"].contains(&q.clip_activation.as_str()) {
+            return Err(self.invalid("quality.clip_activation", &q.clip_activation, "quick-gelu or gelu"));
         }
         if self.quality.k < 1 {
             return Err(self.invalid("quality.k", self.quality.k.to_string(), "an integer ≥ 1"));

@@ -164,17 +164,32 @@ pub fn tables_md(summaries: &[Summary], records: &[Record], quality: Option<&Qua
     );
     match quality {
         Some(q) => {
+            let extractor = q.extractor.as_deref().unwrap_or("—");
+            let space = if extractor == "inception-v3-fid" {
+                "pool3 features of the FID Inception-v3 (`pt_inception-2015-12-05`, images resized \
+                 bilinearly to 299 as pytorch-fid does), so FD is FID here — comparable with other \
+                 FIDs only at the same reference set and image count"
+                    .to_string()
+            } else {
+                format!(
+                    "the feature space of `{extractor}` — not FID, which is defined on Inception-v3 features"
+                )
+            };
+            let class = if extractor == "inception-v3-fid" {
+                "the Inception Score (softmax of the unbiased 1008-way logits, as the original IS code)"
+            } else {
+                "the Inception-Score formula exp E KL(p(y|x) ‖ p(y)) over that extractor's classifier \
+                 (an IS only for Inception; empty when the extractor does not classify)"
+            };
             let _ = writeln!(
                 s,
                 "\nQuality (`quality.json`): FD is the Fréchet distance between each configuration's images and \
-                 {} reference images ({}) in the feature space of `{}` — not FID, which is defined on \
-                 Inception-v3 features; precision/recall are the improved k-NN metrics with k = {}; the class score is the Inception-Score \
-                 formula exp E KL(p(y|x) ‖ p(y)) over that extractor's classifier (an IS only for Inception). \
+                 {} reference images ({}) in {space}; precision/recall are the improved k-NN metrics with \
+                 k = {}; the class score is {class}. \
                  \"tokens = AR\" is the share of tokens equal to the AR image at the same condition and seed, and \
                  PSNR compares the decoded pixels with that AR image: cheap proxies of drift, not quality.",
                 q.reference_images,
                 q.reference.as_deref().unwrap_or("no reference set: drift only"),
-                q.extractor.as_deref().unwrap_or("—"),
                 q.k
             );
         }

@@ -426,34 +426,7 @@ pub fn run_sweep(cfg: &SweepConfig, opts: &SweepOptions) -> Result<SweepOutcome,
     let quality_setup = match (cfg.quality.enabled, &bundle.vq) {
         (true, Some(vq)) => {
             let reference = quality_reference(cfg, vq.config().codebook_size)?;
-            let extractor: Box<dyn FeatureExtractor> = if cfg.quality.extractor
-                == "efficientnet-lite0"
-            {
-                let weights = lantern_metrics::efficientnet::default_weights();
-                Box::new(
-                    lantern_metrics::efficientnet::EfficientNetExtractor::load(&weights, &device)
-                        .map_err(|e| ConfigError::Invalid {
-                        file: cfg.file.clone(),
-                        key: "quality.extractor".into(),
-                        value: "efficientnet-lite0".into(),
-                        allowed: format!(
-                            "its weights at {} could not be loaded: {e}",
-                            weights.display()
-                        ),
-                    })?,
-                )
-            } else {
-                let label = if cfg.model.preset.as_deref() == Some("tiny") {
-                    "tiny".to_string()
-                } else {
-                    paths
-                        .vq
-                        .as_ref()
-                        .and_then(|p| p.file_stem())
-                        .map_or("vq".into(), |s| s.to_string_lossy().into_owned())
-                };
-                Box::new(VqEncoderExtractor::new(vq.clone(), &label))
-            };
+            let extractor = quality_extractor(cfg, &paths, vq, &device)?;
             Some((reference, extractor))
         }
         _ => None,
@@ -696,6 +669,76 @@ pub fn run_sweep(cfg: &SweepConfig, opts: &SweepOptions) -> Result<SweepOutcome,
         dir,
         generated,
         skipped: total - todo,
+    })
+}
+
+/// The `[quality] extractor`, loaded (a weights file that does not load is a config error).
+fn quality_extractor(
+    cfg: &SweepConfig,
+    paths: &ModelPaths,
+    vq: &lantern_models::VqModel,
+    device: &lantern_models::burn::prelude::Device,
+) -> Result<Box<dyn FeatureExtractor>, HarnessError> {
+    use lantern_metrics::clip::{Activation, ClipScorer};
+    use lantern_metrics::efficientnet::{default_weights, EfficientNetExtractor};
+    use lantern_metrics::inception::InceptionExtractor;
+    let q = &cfg.quality;
+    let refuse = |weights: &Path, e: &dyn std::fmt::Display| ConfigError::Invalid {
+        file: cfg.file.clone(),
+        key: "quality.extractor_weights".into(),
+        value: weights.display().to_string(),
+        allowed: format!("weights that load as {}: {e}", q.extractor),
+    };
+    let user_weights = || {
+        q.extractor_weights
+            .as_ref()
+            .map(|w| cfg.resolve_path(w))
+            .expect("validated: the extractor has weights")
+    };
+    Ok(match q.extractor.as_str() {
+        "efficientnet-lite0" => {
+            let weights = default_weights();
+            Box::new(
+                EfficientNetExtractor::load(&weights, device).map_err(|e| ConfigError::Invalid {
+                    file: cfg.file.clone(),
+                    key: "quality.extractor".into(),
+                    value: "efficientnet-lite0".into(),
+                    allowed: format!("its weights at {} could not be loaded: {e}", weights.display()),
+                })?,
+            )
+        }
+        "inception-v3-fid" => {
+            let weights = user_weights();
+            Box::new(InceptionExtractor::load(&weights, device).map_err(|e| refuse(&weights, &e))?)
+        }
+        "clip" => {
+            let weights = user_weights();
+            let act = if q.clip_activation == "gelu" {
+                Activation::Gelu
+            } else {
+                Activation::QuickGelu
+            };
+            let label = weights
+                .file_stem()
+                .map_or("clip".into(), |s| s.to_string_lossy().into_owned());
+            let vocab = lantern_metrics::clip_tokenizer::default_vocab();
+            Box::new(
+                ClipScorer::load(&weights, &vocab, act, &label, device)
+                    .map_err(|e| refuse(&weights, &e))?,
+            )
+        }
+        _ => {
+            let label = if cfg.model.preset.as_deref() == Some("tiny") {
+                "tiny".to_string()
+            } else {
+                paths
+                    .vq
+                    .as_ref()
+                    .and_then(|p| p.file_stem())
+                    .map_or("vq".into(), |s| s.to_string_lossy().into_owned())
+            };
+            Box::new(VqEncoderExtractor::new(vq.clone(), &label))
+        }
     })
 }
 

@@ -107,6 +107,26 @@ fn bad_inputs_name_file_key_value_and_allowed() {
             &["model.preset", "tiny"],
         ),
         (variant("classes = [3]", "classes = []"), &["data.classes"]),
+        (
+            format!("{GOOD}[quality]\nextractor = \"dinov2\"\n"),
+            &["quality.extractor", "dinov2", "inception-v3-fid"],
+        ),
+        (
+            format!("{GOOD}[quality]\nextractor = \"inception-v3-fid\"\n"),
+            &["quality.extractor_weights", "(none)", "inception-v3-fid weights"],
+        ),
+        (
+            format!("{GOOD}[quality]\nextractor = \"clip\"\nextractor_weights = \"nowhere/clip.pt\"\n"),
+            &["quality.extractor_weights", "nowhere/clip.pt", "an existing file"],
+        ),
+        (
+            format!("{GOOD}[quality]\nextractor_weights = \"Cargo.toml\"\n"),
+            &["quality.extractor_weights", "efficientnet-lite0 does not take"],
+        ),
+        (
+            format!("{GOOD}[quality]\nclip_activation = \"relu\"\n"),
+            &["quality.clip_activation", "relu", "quick-gelu or gelu"],
+        ),
     ];
     for (text, needles) in cases {
         let err = parse(&text).expect_err(&text).to_string();

@@ -97,3 +97,62 @@ window = 8
     assert!(out.dir.join("samples").is_dir());
     let _ = std::fs::remove_dir_all(root);
 }
+
+#[test]
+fn a_user_given_clip_checkpoint_is_the_quality_space_when_asked() {
+    let tiny = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../checkpoints/tiny");
+    let clip = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../metrics/tests/data/clip-tiny.safetensors");
+    let root = tmp("clip");
+    let mut reference = ReferenceTokens::load(&tiny.join("reference.json")).unwrap();
+    reference.tokens.truncate(16);
+    reference.labels.truncate(16);
+    let reference_file = root.join("reference.json");
+    reference.save(&reference_file).unwrap();
+    let text = format!(
+        r#"
+name = "tiny_clip"
+[model]
+preset = "tiny"
+[data]
+classes = [1]
+seeds = 5
+[quality]
+reference = "{}"
+extractor = "clip"
+extractor_weights = "{}"
+[[strategy]]
+kind = "ar"
+"#,
+        reference_file.display(),
+        clip.display()
+    );
+    let cfg = SweepConfig::parse(&text, &root.join("tiny_clip.toml")).unwrap();
+    let opts = SweepOptions {
+        results_root: root.clone(),
+        progress: false,
+    };
+    let out = run_sweep(&cfg, &opts).unwrap();
+    let summary = read_parquet(&out.dir.join("summary.parquet")).unwrap();
+    let extractor = summary.column("extractor").unwrap().str().unwrap().clone();
+    assert_eq!(extractor.get(0), Some("clip:clip-tiny"));
+    let fd = summary.column("fd").unwrap().f64().unwrap().clone();
+    assert!(fd.get(0).unwrap().is_finite() && fd.get(0).unwrap() > 0.0);
+    let tables = std::fs::read_to_string(out.dir.join("tables.md")).unwrap();
+    assert!(tables.contains("`clip:clip-tiny` — not FID"), "{tables}");
+
+    // Weights of another network are refused by key, before anything new is generated.
+    let effnet = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../checkpoints/extractors/efficientnet-lite0.safetensors");
+    let wrong = text
+        .replace("name = \"tiny_clip\"", "name = \"tiny_wrong\"")
+        .replace("extractor = \"clip\"", "extractor = \"inception-v3-fid\"")
+        .replace(&clip.display().to_string(), &effnet.display().to_string());
+    let cfg = SweepConfig::parse(&wrong, &root.join("tiny_wrong.toml")).unwrap();
+    let err = run_sweep(&cfg, &opts).unwrap_err().to_string();
+    for needle in ["quality.extractor_weights", "efficientnet-lite0.safetensors", "Mixed_7c"] {
+        assert!(err.contains(needle), "{needle} missing from {err}");
+    }
+    assert!(!root.join("tiny_wrong").exists(), "nothing written for a refused config");
+    let _ = std::fs::remove_dir_all(root);
+}

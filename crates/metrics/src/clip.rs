@@ -461,16 +461,6 @@ impl ClipScorer {
         };
         let (clip, config) = Clip::load(checkpoint, act, device).map_err(model_error)?;
         let tokenizer = ClipTokenizer::load(vocab)?;
-        if config.vocab != tokenizer.eot as usize + 1 {
-            return Err(MetricError::Parse {
-                path: checkpoint.display().to_string(),
-                message: format!(
-                    "the text tower has {} token ids, the tokenizer {}",
-                    config.vocab,
-                    tokenizer.eot + 1
-                ),
-            });
-        }
         Ok(Self {
             clip,
             config,
@@ -479,8 +469,17 @@ impl ClipScorer {
         })
     }
 
-    /// Raw CLIP score (cosine) of image `i` with `PROMPT_PREFIX + captions[i]`.
+    /// Raw CLIP score (cosine) of image `i` with `PROMPT_PREFIX + captions[i]` (refused when the
+    /// text tower's vocabulary is not the tokenizer's).
     pub fn score(&self, images: Tensor<4>, captions: &[String]) -> Result<Vec<f32>, MetricError> {
+        if self.config.vocab != self.tokenizer.eot as usize + 1 {
+            return Err(MetricError::Shape(format!(
+                "the text tower of clip:{} has {} token ids, CLIP's tokenizer {}",
+                self.label,
+                self.config.vocab,
+                self.tokenizer.eot + 1
+            )));
+        }
         let b = images.dims()[0];
         if b != captions.len() {
             return Err(MetricError::Shape(format!(
