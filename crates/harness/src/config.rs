@@ -213,7 +213,12 @@ pub struct QualitySection {
 }
 
 /// Extractors `[quality] extractor` accepts.
-pub const EXTRACTORS: [&str; 4] = ["efficientnet-lite0", "vq-encoder", "inception-v3-fid", "clip"];
+pub const EXTRACTORS: [&str; 4] = [
+    "efficientnet-lite0",
+    "vq-encoder",
+    "inception-v3-fid",
+    "clip",
+];
 
 fn quick_gelu() -> String {
     "quick-gelu".into()
@@ -440,7 +445,10 @@ impl SweepConfig {
                 return Err(self.invalid(
                     "quality.extractor_weights",
                     "(none)",
-                    &format!("the path of the {} weights (they cannot be downloaded here)", q.extractor),
+                    &format!(
+                        "the path of the {} weights (they cannot be downloaded here)",
+                        q.extractor
+                    ),
                 ))
             }
             (Some(w), false) => {
@@ -460,7 +468,11 @@ impl SweepConfig {
             _ => {}
         }
         if !["quick-gelu", "gelu"].contains(&q.clip_activation.as_str()) {
-            return Err(self.invalid("quality.clip_activation", &q.clip_activation, "quick-gelu or gelu"));
+            return Err(self.invalid(
+                "quality.clip_activation",
+                &q.clip_activation,
+                "quick-gelu or gelu",
+            ));
         }
         if self.quality.k < 1 {
             return Err(self.invalid("quality.k", self.quality.k.to_string(), "an integer ≥ 1"));

@@ -698,14 +698,17 @@ fn quality_extractor(
     Ok(match q.extractor.as_str() {
         "efficientnet-lite0" => {
             let weights = default_weights();
-            Box::new(
-                EfficientNetExtractor::load(&weights, device).map_err(|e| ConfigError::Invalid {
+            Box::new(EfficientNetExtractor::load(&weights, device).map_err(|e| {
+                ConfigError::Invalid {
                     file: cfg.file.clone(),
                     key: "quality.extractor".into(),
                     value: "efficientnet-lite0".into(),
-                    allowed: format!("its weights at {} could not be loaded: {e}", weights.display()),
-                })?,
-            )
+                    allowed: format!(
+                        "its weights at {} could not be loaded: {e}",
+                        weights.display()
+                    ),
+                }
+            })?)
         }
         "inception-v3-fid" => {
             let weights = user_weights();

@@ -113,15 +113,28 @@ fn bad_inputs_name_file_key_value_and_allowed() {
         ),
         (
             format!("{GOOD}[quality]\nextractor = \"inception-v3-fid\"\n"),
-            &["quality.extractor_weights", "(none)", "inception-v3-fid weights"],
+            &[
+                "quality.extractor_weights",
+                "(none)",
+                "inception-v3-fid weights",
+            ],
         ),
         (
-            format!("{GOOD}[quality]\nextractor = \"clip\"\nextractor_weights = \"nowhere/clip.pt\"\n"),
-            &["quality.extractor_weights", "nowhere/clip.pt", "an existing file"],
+            format!(
+                "{GOOD}[quality]\nextractor = \"clip\"\nextractor_weights = \"nowhere/clip.pt\"\n"
+            ),
+            &[
+                "quality.extractor_weights",
+                "nowhere/clip.pt",
+                "an existing file",
+            ],
         ),
         (
             format!("{GOOD}[quality]\nextractor_weights = \"Cargo.toml\"\n"),
-            &["quality.extractor_weights", "efficientnet-lite0 does not take"],
+            &[
+                "quality.extractor_weights",
+                "efficientnet-lite0 does not take",
+            ],
         ),
         (
             format!("{GOOD}[quality]\nclip_activation = \"relu\"\n"),

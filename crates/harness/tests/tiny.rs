@@ -150,9 +150,16 @@ kind = "ar"
         .replace(&clip.display().to_string(), &effnet.display().to_string());
     let cfg = SweepConfig::parse(&wrong, &root.join("tiny_wrong.toml")).unwrap();
     let err = run_sweep(&cfg, &opts).unwrap_err().to_string();
-    for needle in ["quality.extractor_weights", "efficientnet-lite0.safetensors", "Mixed_7c"] {
+    for needle in [
+        "quality.extractor_weights",
+        "efficientnet-lite0.safetensors",
+        "Mixed_7c",
+    ] {
         assert!(err.contains(needle), "{needle} missing from {err}");
     }
-    assert!(!root.join("tiny_wrong").exists(), "nothing written for a refused config");
+    assert!(
+        !root.join("tiny_wrong").exists(),
+        "nothing written for a refused config"
+    );
     let _ = std::fs::remove_dir_all(root);
 }

@@ -33,4 +33,3 @@ impl Bn {
         x * scale.reshape([1, c, 1, 1]) + shift.reshape([1, c, 1, 1])
     }
 }
-

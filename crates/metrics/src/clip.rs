@@ -177,7 +177,9 @@ impl Attention {
     fn forward(&self, x: Tensor<3>, mask: Option<Tensor<2>>) -> Tensor<3> {
         let [b, t, w] = x.dims();
         let (h, hd) = (self.heads, w / self.heads);
-        let qkv = x.reshape([b * t, w]).matmul(self.in_proj_weight.val().transpose())
+        let qkv = x
+            .reshape([b * t, w])
+            .matmul(self.in_proj_weight.val().transpose())
             + self.in_proj_bias.val().reshape([1, 3 * w]);
         let split = |i: usize| {
             qkv.clone()
@@ -190,7 +192,10 @@ impl Attention {
         if let Some(mask) = mask {
             scores = scores + mask.reshape([1, 1, t, t]);
         }
-        let out = softmax(scores, 3).matmul(v).swap_dims(1, 2).reshape([b, t, w]);
+        let out = softmax(scores, 3)
+            .matmul(v)
+            .swap_dims(1, 2)
+            .reshape([b, t, w]);
         self.out_proj.forward(out)
     }
 }
@@ -319,7 +324,11 @@ impl Clip {
 
     /// Loads a CLIP ViT state dict (`.pt`, `.bin` or `.safetensors`; OpenAI's TorchScript
     /// archives must be saved as a state dict first).
-    pub fn load(path: &Path, act: Activation, device: &Device) -> Result<(Self, ClipConfig), ModelError> {
+    pub fn load(
+        path: &Path,
+        act: Activation,
+        device: &Device,
+    ) -> Result<(Self, ClipConfig), ModelError> {
         let config = ClipConfig::from_checkpoint(path)?;
         let model = load_module(Self::new(&config, act, device), path, &CLIP_LAYOUT)?;
         Ok((model, config))
@@ -367,14 +376,13 @@ impl Clip {
         let h = v.conv1.forward(x);
         let [b, w, gh, gw] = h.dims();
         let patches = h.reshape([b, w, gh * gw]).swap_dims(1, 2);
-        let class = v
-            .class_embedding
-            .val()
-            .reshape([1, 1, w])
-            .expand([b, 1, w]);
+        let class = v.class_embedding.val().reshape([1, 1, w]).expand([b, 1, w]);
         let x = Tensor::cat(vec![class, patches], 1) + v.positional_embedding.val().unsqueeze();
         let x = v.transformer.forward(v.ln_pre.forward(x), None);
-        let cls = v.ln_post.forward(x.slice([0..b, 0..1, 0..w])).reshape([b, w]);
+        let cls = v
+            .ln_post
+            .forward(x.slice([0..b, 0..1, 0..w]))
+            .reshape([b, w]);
         cls.matmul(v.proj.val())
     }
 
@@ -389,23 +397,39 @@ impl Clip {
             .flat_map(|r| (0..t).map(move |i| r.get(i).copied().unwrap_or(0) as i64))
             .collect();
         let ids = Tensor::<1, Int>::from_data(TensorData::new(flat, [b * t]), &device);
-        let x = self.token_embedding.weight.val().select(0, ids).reshape([b, t, w])
+        let x = self
+            .token_embedding
+            .weight
+            .val()
+            .select(0, ids)
+            .reshape([b, t, w])
             + self.positional_embedding.val().unsqueeze();
         let mask: Vec<f32> = (0..t * t)
-            .map(|i| if i % t > i / t { f32::NEG_INFINITY } else { 0.0 })
+            .map(|i| {
+                if i % t > i / t {
+                    f32::NEG_INFINITY
+                } else {
+                    0.0
+                }
+            })
             .collect();
         let mask = Tensor::<2>::from_data(TensorData::new(mask, [t, t]), &device);
-        let x = self.ln_final.forward(self.transformer.forward(x, Some(mask)));
+        let x = self
+            .ln_final
+            .forward(self.transformer.forward(x, Some(mask)));
         let eot: Vec<i64> = rows
             .iter()
             .enumerate()
             .map(|(row, r)| {
-                let pos = (0..r.len().min(t)).fold(0, |best, i| if r[i] > r[best] { i } else { best });
+                let pos =
+                    (0..r.len().min(t)).fold(0, |best, i| if r[i] > r[best] { i } else { best });
                 (row * t + pos) as i64
             })
             .collect();
         let eot = Tensor::<1, Int>::from_data(TensorData::new(eot, [b]), &device);
-        x.reshape([b * t, w]).select(0, eot).matmul(self.text_projection.val())
+        x.reshape([b * t, w])
+            .select(0, eot)
+            .matmul(self.text_projection.val())
     }
 }
 

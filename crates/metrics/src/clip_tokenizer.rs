@@ -177,7 +177,11 @@ impl ClipTokenizer {
             .enumerate()
             .map(|(i, v)| (v, i as u32))
             .collect();
-        let ranks = merges.into_iter().enumerate().map(|(i, m)| (m, i)).collect();
+        let ranks = merges
+            .into_iter()
+            .enumerate()
+            .map(|(i, m)| (m, i))
+            .collect();
         let pattern = Regex::new(
             r"(?i)<start_of_text>|<end_of_text>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+",
         )

@@ -141,7 +141,9 @@ impl BlockA {
     }
 
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let b5 = self.branch5x5_2.forward(self.branch5x5_1.forward(x.clone()));
+        let b5 = self
+            .branch5x5_2
+            .forward(self.branch5x5_1.forward(x.clone()));
         let b3 = self.branch3x3dbl_3.forward(
             self.branch3x3dbl_2
                 .forward(self.branch3x3dbl_1.forward(x.clone())),
@@ -431,11 +433,18 @@ impl InceptionV3 {
         x = self.mixed_5c.forward(x);
         x = self.mixed_5d.forward(x);
         x = self.mixed_6a.forward(x);
-        for block in [&self.mixed_6b, &self.mixed_6c, &self.mixed_6d, &self.mixed_6e] {
+        for block in [
+            &self.mixed_6b,
+            &self.mixed_6c,
+            &self.mixed_6d,
+            &self.mixed_6e,
+        ] {
             x = block.forward(x);
         }
         let block2 = x.clone();
-        let x = self.mixed_7c.forward(self.mixed_7b.forward(self.mixed_7a.forward(x)));
+        let x = self
+            .mixed_7c
+            .forward(self.mixed_7b.forward(self.mixed_7a.forward(x)));
         let [_, c, hh, ww] = x.dims();
         let pool3 = x.reshape([b, c, hh * ww]).mean_dim(2).reshape([b, c]);
         InceptionOutput {

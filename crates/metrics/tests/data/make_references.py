@@ -170,9 +170,68 @@ def clip():
     print("clip: image[0][:4]", img[0, :4].tolist(), "text[0][:4]", txt[0, :4].tolist())
 
 
+def clip_filler(key: str, shape) -> np.ndarray:
+    """Deterministic CLIP weights (same rule in `tests/clip.rs`): LayerNorm gains near 1, other
+    vectors small, matrices uniform in ±0.1."""
+    n = int(np.prod(shape)) if len(shape) else 1
+    u = uniform(key, n) * np.float32(2) - np.float32(1)
+    if len(shape) >= 2:
+        v = u * np.float32(0.1)
+    elif ("ln" in key) and key.endswith("weight"):
+        v = u * np.float32(0.1) + np.float32(1)
+    else:
+        v = u * np.float32(0.05)
+    return v.reshape(shape)
+
+
+def clip_score():
+    """A CLIP with the real 49,408-token vocabulary and deterministic weights: CLIP scores of
+    two images against "A photo depicts " + caption, through open_clip's tokenizer."""
+    import open_clip
+    from open_clip.model import CLIP, CLIPTextCfg, CLIPVisionCfg
+
+    model = CLIP(
+        embed_dim=32,
+        vision_cfg=CLIPVisionCfg(layers=1, width=64, patch_size=16, image_size=64),
+        text_cfg=CLIPTextCfg(context_length=77, vocab_size=49408, width=64, heads=1, layers=1),
+        quick_gelu=True,
+    ).eval()
+    shapes = {}
+    sd = {}
+    for k, t in model.state_dict().items():
+        if k in ("attn_mask", "logit_scale"):
+            sd[k] = t
+            continue
+        shapes[k] = list(t.shape)
+        sd[k] = torch.from_numpy(clip_filler(k, tuple(t.shape)))
+    model.load_state_dict(sd)
+    captions = ["a red fox in the snow", "two dogs playing frisbee"]
+    mean = torch.tensor([0.48145466, 0.4578275, 0.40821073]).view(1, 3, 1, 1)
+    std = torch.tensor([0.26862954, 0.26130258, 0.27577711]).view(1, 3, 1, 1)
+    x = torch.from_numpy(pattern(2, 64))
+    tok = open_clip.get_tokenizer("ViT-B-32")
+    with torch.no_grad():
+        img = model.encode_image((x - mean) / std)
+        txt = model.encode_text(tok(["A photo depicts " + c for c in captions]))
+        score = torch.nn.functional.cosine_similarity(img, txt)
+    ref = {
+        "source": "open_clip_torch 3.3.0 CLIP(quick_gelu), 49,408 tokens, deterministic weights",
+        "input": {"batch": 2, "side": 64},
+        "keys": shapes,
+        "captions": captions,
+        "image_embeds": img.tolist(),
+        "text_embeds": txt.tolist(),
+        "scores": score.tolist(),
+    }
+    with open(os.path.join(HERE, "clip_score_reference.json"), "w") as f:
+        json.dump(ref, f)
+    print("clip score:", score.tolist())
+
+
 if __name__ == "__main__":
     which = sys.argv[1:] or ["inception", "clip"]
     if "inception" in which:
         inception()
     if "clip" in which:
         clip()
+        clip_score()
