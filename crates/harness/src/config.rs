@@ -210,6 +210,10 @@ pub struct QualitySection {
     /// LAION open_clip weights).
     #[serde(default = "quick_gelu")]
     pub clip_activation: String,
+    /// How `inception-v3-fid` brings images to 299: `clean` (clean-fid's: 8-bit pixels, Pillow
+    /// bicubic with antialiasing; the LANTERN paper's FIDs) or `pytorch-fid` (bilinear).
+    #[serde(default = "clean")]
+    pub inception_resize: String,
 }
 
 /// Extractors `[quality] extractor` accepts.
@@ -222,6 +226,10 @@ pub const EXTRACTORS: [&str; 4] = [
 
 fn quick_gelu() -> String {
     "quick-gelu".into()
+}
+
+fn clean() -> String {
+    "clean".into()
 }
 
 fn effnet() -> String {
@@ -244,6 +252,7 @@ impl Default for QualitySection {
             extractor: effnet(),
             extractor_weights: None,
             clip_activation: quick_gelu(),
+            inception_resize: clean(),
         }
     }
 }
@@ -472,6 +481,13 @@ impl SweepConfig {
                 "quality.clip_activation",
                 &q.clip_activation,
                 "quick-gelu or gelu",
+            ));
+        }
+        if !["clean", "pytorch-fid"].contains(&q.inception_resize.as_str()) {
+            return Err(self.invalid(
+                "quality.inception_resize",
+                &q.inception_resize,
+                "clean or pytorch-fid",
             ));
         }
         if self.quality.k < 1 {

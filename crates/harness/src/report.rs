@@ -165,17 +165,24 @@ pub fn tables_md(summaries: &[Summary], records: &[Record], quality: Option<&Qua
     match quality {
         Some(q) => {
             let extractor = q.extractor.as_deref().unwrap_or("—");
-            let space = if extractor == "inception-v3-fid" {
-                "pool3 features of the FID Inception-v3 (`pt_inception-2015-12-05`, images resized \
-                 bilinearly to 299 as pytorch-fid does), so FD is FID here — comparable with other \
-                 FIDs only at the same reference set and image count"
-                    .to_string()
+            let inception = extractor.starts_with("inception-v3-fid");
+            let space = if inception {
+                let resize = if extractor.ends_with(":pytorch-fid") {
+                    "resized bilinearly to 299 as pytorch-fid does"
+                } else {
+                    "quantised to 8 bits and resized to 299 by Pillow's bicubic filter as clean-fid does"
+                };
+                format!(
+                    "pool3 features of the FID Inception-v3 (`{extractor}`: `pt_inception-2015-12-05`, \
+                     images {resize}), so FD is FID here — comparable with other FIDs only at the same \
+                     reference set, image count and resize"
+                )
             } else {
                 format!(
                     "the feature space of `{extractor}` — not FID, which is defined on Inception-v3 features"
                 )
             };
-            let class = if extractor == "inception-v3-fid" {
+            let class = if inception {
                 "the Inception Score (softmax of the unbiased 1008-way logits, as the original IS code)"
             } else {
                 "the Inception-Score formula exp E KL(p(y|x) ‖ p(y)) over that extractor's classifier \

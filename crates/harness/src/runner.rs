@@ -681,7 +681,7 @@ fn quality_extractor(
 ) -> Result<Box<dyn FeatureExtractor>, HarnessError> {
     use lantern_metrics::clip::{Activation, ClipScorer};
     use lantern_metrics::efficientnet::{default_weights, EfficientNetExtractor};
-    use lantern_metrics::inception::InceptionExtractor;
+    use lantern_metrics::inception::{InceptionExtractor, Resize};
     let q = &cfg.quality;
     let refuse = |weights: &Path, e: &dyn std::fmt::Display| ConfigError::Invalid {
         file: cfg.file.clone(),
@@ -712,7 +712,15 @@ fn quality_extractor(
         }
         "inception-v3-fid" => {
             let weights = user_weights();
-            Box::new(InceptionExtractor::load(&weights, device).map_err(|e| refuse(&weights, &e))?)
+            let resize = if q.inception_resize == "pytorch-fid" {
+                Resize::PytorchFid
+            } else {
+                Resize::Clean
+            };
+            Box::new(
+                InceptionExtractor::load(&weights, resize, device)
+                    .map_err(|e| refuse(&weights, &e))?,
+            )
         }
         "clip" => {
             let weights = user_weights();

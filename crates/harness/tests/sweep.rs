@@ -140,6 +140,14 @@ fn bad_inputs_name_file_key_value_and_allowed() {
             format!("{GOOD}[quality]\nclip_activation = \"relu\"\n"),
             &["quality.clip_activation", "relu", "quick-gelu or gelu"],
         ),
+        (
+            format!("{GOOD}[quality]\ninception_resize = \"lanczos\"\n"),
+            &[
+                "quality.inception_resize",
+                "lanczos",
+                "clean or pytorch-fid",
+            ],
+        ),
     ];
     for (text, needles) in cases {
         let err = parse(&text).expect_err(&text).to_string();

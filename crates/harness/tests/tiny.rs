@@ -6,7 +6,10 @@ use std::path::PathBuf;
 use lantern_harness::config::SweepConfig;
 use lantern_harness::records::read_parquet;
 use lantern_harness::runner::{run_sweep, SweepOptions};
+use lantern_metrics::inception::{InceptionV3, INCEPTION_LAYOUT};
 use lantern_metrics::ReferenceTokens;
+use lantern_models::burn::prelude::Device;
+use lantern_models::checkpoint::save_module;
 
 fn tmp(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("lantern-tiny-{}-{name}", std::process::id()));
@@ -99,7 +102,7 @@ window = 8
 }
 
 #[test]
-fn a_user_given_clip_checkpoint_is_the_quality_space_when_asked() {
+fn user_given_clip_and_inception_weights_are_quality_spaces() {
     let tiny = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../checkpoints/tiny");
     let clip = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../metrics/tests/data/clip-tiny.safetensors");
@@ -161,5 +164,33 @@ kind = "ar"
         !root.join("tiny_wrong").exists(),
         "nothing written for a refused config"
     );
+
+    // The FID network: a file with its key layout (burn's initial weights) runs as FID.
+    let inception = root.join("inception.safetensors");
+    save_module(
+        &InceptionV3::new(&Device::default()),
+        &inception,
+        &INCEPTION_LAYOUT,
+    )
+    .unwrap();
+    let fid = text
+        .replace("name = \"tiny_clip\"", "name = \"tiny_fid\"")
+        .replace("extractor = \"clip\"", "extractor = \"inception-v3-fid\"")
+        .replace(
+            &clip.display().to_string(),
+            &inception.display().to_string(),
+        );
+    let cfg = SweepConfig::parse(&fid, &root.join("tiny_fid.toml")).unwrap();
+    let out = run_sweep(&cfg, &opts).unwrap();
+    let summary = read_parquet(&out.dir.join("summary.parquet")).unwrap();
+    let extractor = summary.column("extractor").unwrap().str().unwrap().clone();
+    assert_eq!(extractor.get(0), Some("inception-v3-fid:clean"));
+    for col in ["fd", "class_score"] {
+        let v = summary.column(col).unwrap().f64().unwrap().get(0);
+        assert!(v.is_some_and(f64::is_finite), "{col}: {v:?}");
+    }
+    let tables = std::fs::read_to_string(out.dir.join("tables.md")).unwrap();
+    assert!(tables.contains("so FD is FID here"), "{tables}");
+    assert!(tables.contains("as clean-fid does"), "{tables}");
     let _ = std::fs::remove_dir_all(root);
 }

@@ -24,7 +24,7 @@ use crate::{FeatureExtractor, FeatureSet, MetricError};
 pub const PROMPT_PREFIX: &str = "A photo depicts ";
 /// CLIP's image normalisation (mean, std per RGB channel of [0, 1] pixels).
 const MEAN: [f32; 3] = [0.481_454_66, 0.457_827_5, 0.408_210_73];
-const STD: [f32; 3] = [0.268_629_54, 0.261_302_58, 0.275_777_1];
+const STD: [f32; 3] = [0.268_629_54, 0.261_302_6, 0.275_777_1];
 
 /// Key layout: OpenAI's names; scalars and buffers of the official code are not parameters.
 pub const CLIP_LAYOUT: KeyLayout = KeyLayout {
@@ -436,7 +436,7 @@ impl Clip {
 /// Cosine similarity of row `i` of `a` with row `i` of `b` (both `n × dim`, row-major): the raw
 /// CLIP score of each image–text pair.
 pub fn cosine_rows(a: &[f32], b: &[f32], dim: usize) -> Result<Vec<f32>, MetricError> {
-    if a.len() != b.len() || dim == 0 || a.len() % dim != 0 {
+    if a.len() != b.len() || dim == 0 || !a.len().is_multiple_of(dim) {
         return Err(MetricError::Shape(format!(
             "cosine of {} and {} values in rows of {dim}",
             a.len(),

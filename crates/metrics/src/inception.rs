@@ -3,6 +3,9 @@
 //! key names. Differences from torchvision's Inception-v3: 1008 classes, and the pooling branches
 //! of the A, C and first E blocks average without counting padding, while the last E block takes a
 //! max. Features are the 2048-wide pool3 activations; a Fréchet distance over them is FID.
+//! Images reach 299 × 299 either as clean-fid's "clean" mode does it (8-bit images, Pillow's
+//! antialiased bicubic; the LANTERN paper's FIDs) or as pytorch-fid does (bilinear, no
+//! antialiasing); the two give different FIDs, so the extractor's name says which.
 
 use std::path::Path;
 
@@ -15,6 +18,7 @@ use lantern_models::burn::tensor::module::{avg_pool2d, interpolate, max_pool2d};
 use lantern_models::burn::tensor::ops::{
     AvgPoolOptions, InterpolateMode, InterpolateOptions, MaxPoolOptions,
 };
+use lantern_models::burn::tensor::TensorData;
 use lantern_models::checkpoint::{load_module, KeyLayout};
 use lantern_models::ModelError;
 
@@ -27,6 +31,67 @@ pub const INPUT_SIDE: usize = 299;
 pub const POOL3: usize = 2048;
 /// Classes of the 2015 graph's softmax (ImageNet's 1000 plus 8 unused).
 pub const CLASSES: usize = 1008;
+
+/// How images are brought to 299 × 299 and into the network's range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resize {
+    /// clean-fid's "clean" mode: pixels quantised to 8 bits as saved PNGs are
+    /// (`clamp(127.5·x + 128, 0, 255)`, truncated), each channel resized by Pillow's bicubic
+    /// filter on floats (antialiased when shrinking) and clipped to [0, 255], then (x − 128)/128.
+    Clean,
+    /// pytorch-fid: bilinear interpolation of the [-1, 1] tensor, no antialiasing, no quantising.
+    PytorchFid,
+}
+
+impl Resize {
+    /// Suffix of the extractor name (`inception-v3-fid:clean`, `inception-v3-fid:pytorch-fid`).
+    pub fn label(self) -> &'static str {
+        match self {
+            Resize::Clean => "clean",
+            Resize::PytorchFid => "pytorch-fid",
+        }
+    }
+
+    /// Images `[B, 3, H, W]` in [-1, 1] → network input `[B, 3, 299, 299]`.
+    pub fn apply(self, images: Tensor<4>) -> Result<Tensor<4>, MetricError> {
+        let [b, c, h, w] = images.dims();
+        Ok(match self {
+            Resize::PytorchFid if (h, w) == (INPUT_SIDE, INPUT_SIDE) => images,
+            Resize::PytorchFid => interpolate(
+                images,
+                InterpolateOptions::new(InterpolateMode::Bilinear)
+                    .with_align_corners(false)
+                    .with_output_size([INPUT_SIDE, INPUT_SIDE]),
+            ),
+            Resize::Clean => {
+                let device = images.device();
+                let pixels: Vec<f32> = images
+                    .into_data()
+                    .try_into_vec_as()
+                    .map_err(|e| MetricError::Shape(format!("{e:?}")))?;
+                let s = INPUT_SIDE;
+                let mut out = Vec::with_capacity(b * c * s * s);
+                for plane in pixels.chunks(h * w) {
+                    let bytes: Vec<f32> = plane
+                        .iter()
+                        .map(|&x| ((127.5 * x + 128.0).clamp(0.0, 255.0) as u8) as f32)
+                        .collect();
+                    let resized = if (h, w) == (s, s) {
+                        bytes
+                    } else {
+                        crate::resize::pil_bicubic(&bytes, h, w, s, s)
+                    };
+                    out.extend(
+                        resized
+                            .iter()
+                            .map(|v| (v.clamp(0.0, 255.0) - 128.0) / 128.0),
+                    );
+                }
+                Tensor::from_data(TensorData::new(out, [b, c, s, s]), &device)
+            }
+        })
+    }
+}
 
 /// Key layout of `pt_inception-2015-12-05`: top-level names are CamelCase there.
 pub const INCEPTION_LAYOUT: KeyLayout = KeyLayout {
@@ -408,20 +473,10 @@ impl InceptionV3 {
         load_module(Self::new(device), path, &INCEPTION_LAYOUT)
     }
 
-    /// Images `[B, 3, H, W]` in [-1, 1], resized bilinearly to 299 (as pytorch-fid does, without
-    /// antialiasing) → all exposed activations.
-    pub fn forward_all(&self, images: Tensor<4>) -> InceptionOutput {
-        let [b, _, h, w] = images.dims();
-        let x = if (h, w) != (INPUT_SIDE, INPUT_SIDE) {
-            interpolate(
-                images,
-                InterpolateOptions::new(InterpolateMode::Bilinear)
-                    .with_align_corners(false)
-                    .with_output_size([INPUT_SIDE, INPUT_SIDE]),
-            )
-        } else {
-            images
-        };
+    /// Network input `[B, 3, H, W]` (see [`Resize::apply`]; pytorch-fid also feeds other sizes)
+    /// → all exposed activations.
+    pub fn forward_all(&self, x: Tensor<4>) -> InceptionOutput {
+        let b = x.dims()[0];
         let x = self.conv2d_1a_3x3.forward(x);
         let x = self.conv2d_2a_3x3.forward(x);
         let x = self.conv2d_2b_3x3.forward(x);
@@ -455,9 +510,9 @@ impl InceptionV3 {
         }
     }
 
-    /// Images `[B, 3, H, W]` in [-1, 1] → pool3 features `[B, 2048]`.
-    pub fn forward(&self, images: Tensor<4>) -> Tensor<2> {
-        self.forward_all(images).pool3
+    /// Network input `[B, 3, H, W]` → pool3 features `[B, 2048]`.
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
+        self.forward_all(x).pool3
     }
 
     /// Class logits `[B, 1008]` from pool3 features, **without** the bias, as the original
@@ -467,17 +522,19 @@ impl InceptionV3 {
     }
 }
 
-/// The FID Inception as a feature extractor: `inception-v3-fid` pool3 features (a Fréchet
-/// distance over them is FID), and its 1008-way softmax for the Inception Score.
+/// The FID Inception as a feature extractor: `inception-v3-fid:<resize>` pool3 features (a
+/// Fréchet distance over them is FID), and its 1008-way softmax for the Inception Score.
 pub struct InceptionExtractor {
     net: InceptionV3,
+    resize: Resize,
 }
 
 impl InceptionExtractor {
-    /// Loads the user's `pt_inception-2015-12-05` weights.
-    pub fn load(path: &Path, device: &Device) -> Result<Self, ModelError> {
+    /// Loads the user's `pt_inception-2015-12-05` weights; `resize` brings images to 299.
+    pub fn load(path: &Path, resize: Resize, device: &Device) -> Result<Self, ModelError> {
         Ok(Self {
             net: InceptionV3::load(path, device)?,
+            resize,
         })
     }
 }
@@ -490,7 +547,7 @@ fn host(t: Tensor<2>) -> Result<Vec<f32>, MetricError> {
 
 impl FeatureExtractor for InceptionExtractor {
     fn name(&self) -> String {
-        "inception-v3-fid".into()
+        format!("inception-v3-fid:{}", self.resize.label())
     }
 
     fn dim(&self) -> usize {
@@ -498,11 +555,15 @@ impl FeatureExtractor for InceptionExtractor {
     }
 
     fn features(&self, images: Tensor<4>) -> Result<FeatureSet, MetricError> {
-        FeatureSet::new(&self.name(), POOL3, host(self.net.forward(images))?)
+        let pool3 = self.net.forward(self.resize.apply(images)?);
+        FeatureSet::new(&self.name(), POOL3, host(pool3)?)
     }
 
     fn class_probs(&self, images: Tensor<4>) -> Option<Result<(Vec<f32>, usize), MetricError>> {
-        let logits = self.net.logits_unbiased(self.net.forward(images));
-        Some(host(softmax(logits, 1)).map(|p| (p, CLASSES)))
+        let probs = self.resize.apply(images).and_then(|x| {
+            let logits = self.net.logits_unbiased(self.net.forward(x));
+            host(softmax(logits, 1))
+        });
+        Some(probs.map(|p| (p, CLASSES)))
     }
 }

@@ -14,6 +14,7 @@ pub mod inception;
 pub mod inception_score;
 pub mod precision_recall;
 pub mod reference;
+pub mod resize;
 pub mod stats;
 
 pub use error::MetricError;

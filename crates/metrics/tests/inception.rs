@@ -6,7 +6,7 @@
 mod common;
 
 use common::{floats, host, input, pattern, reference, rel_err, remove, uniform, weights_file};
-use lantern_metrics::inception::{InceptionExtractor, InceptionV3, CLASSES, POOL3};
+use lantern_metrics::inception::{InceptionExtractor, InceptionV3, Resize, CLASSES, POOL3};
 use lantern_metrics::FeatureExtractor;
 use lantern_models::burn::prelude::*;
 
@@ -32,7 +32,7 @@ fn reproduces_pytorch_fid_on_deterministic_weights() {
     let device = Device::default();
     let net = InceptionV3::load(&path, &device).expect("the official key layout loads");
     let (batch, side) = input(&r);
-    let out = net.forward_all(pattern(batch, side));
+    let out = net.forward_all(Resize::PytorchFid.apply(pattern(batch, side)).unwrap());
 
     let blocks = r["block_channel_means"].as_array().unwrap();
     for (i, (block, want)) in [out.block0, out.block1, out.block2]
@@ -41,7 +41,12 @@ fn reproduces_pytorch_fid_on_deterministic_weights() {
         .enumerate()
     {
         let [_, c, h, w] = block.dims();
-        let first = host(block.slice([0..1]).reshape([c, h * w]).mean_dim(1));
+        let first = host(
+            block
+                .slice([0..1, 0..c, 0..h, 0..w])
+                .reshape([c, h * w])
+                .mean_dim(1),
+        );
         let err = rel_err(&first, &floats(want));
         assert!(err < 1e-4, "block {i} channel means differ: {err}");
     }
@@ -54,11 +59,23 @@ fn reproduces_pytorch_fid_on_deterministic_weights() {
     let err = rel_err(&logits, &floats(&r["logits_unbiased"]));
     assert!(err < 1e-4, "unbiased logits differ: {err}");
 
-    // The extractor names itself and returns the same features.
-    let ex = InceptionExtractor::load(&path, &device).unwrap();
-    assert_eq!(ex.name(), "inception-v3-fid");
+    // The extractor names itself and its resize, and returns the same features.
+    let ex = InceptionExtractor::load(&path, Resize::PytorchFid, &device).unwrap();
+    assert_eq!(ex.name(), "inception-v3-fid:pytorch-fid");
     let set = ex.features(pattern(batch, side)).unwrap();
     assert!(rel_err(&set.values, &pool3) < 1e-6);
+
+    // clean-fid's preprocessing (8-bit pixels, Pillow bicubic) gives other features, as in Python.
+    let clean = InceptionExtractor::load(&path, Resize::Clean, &device).unwrap();
+    assert_eq!(clean.name(), "inception-v3-fid:clean");
+    let set = clean.features(pattern(batch, side)).unwrap();
+    let err = rel_err(&set.values, &floats(&r["pool3_clean"]));
+    assert!(err < 1e-4, "clean-mode pool3 differs: {err}");
+    assert!(
+        rel_err(&set.values, &pool3) > 1e-3,
+        "the two resizes differ"
+    );
+    let ex = clean;
     let (probs, classes) = ex.class_probs(pattern(batch, side)).unwrap().unwrap();
     assert_eq!(classes, CLASSES);
     let total: f32 = probs[..CLASSES].iter().sum();
@@ -72,8 +89,7 @@ fn a_missing_key_is_named() {
     let key = "Mixed_7c.branch_pool.conv.weight";
     let path = weights_file(&r["keys"], "inception-broken", Some(key), filler);
     let err = InceptionV3::load(&path, &Device::default())
-        .err()
-        .expect("a file without a key must be refused")
+        .expect_err("a file without a key must be refused")
         .to_string();
     assert!(err.contains(key), "{err}");
     assert!(err.contains("Inception"), "{err}");

@@ -1,4 +1,5 @@
-"""Writes the reference outputs that `crates/metrics/tests/{inception,clip}.rs` compare against.
+"""Writes the reference outputs that `crates/metrics/tests/{inception,clip}.rs` compare
+against (`tests/resize.rs` too).
 
 The references come from the official network definitions, run with weights that both sides can
 construct without downloading anything:
@@ -9,9 +10,11 @@ construct without downloading anything:
   regenerates the same numbers). Only key names, shapes and outputs are stored.
 * CLIP: an `open_clip.model.CLIP` (open_clip_torch 3.3.0) with the OpenAI ViT layout and
   QuickGELU at a tiny size, random weights rounded to f16, saved as safetensors and as a bare
-  `torch.save` state dict; plus token ids from open_clip's `SimpleTokenizer`.
+  `torch.save` state dict; plus token ids from open_clip's `SimpleTokenizer`; and a CLIP with the
+  real vocabulary on deterministic weights, scored end to end.
+* Pillow's bicubic resize of a float plane (clean-fid's resize before Inception).
 
-Re-run (needs torch, torchvision, pytorch-fid, open_clip_torch, safetensors, numpy):
+Re-run (needs torch, torchvision, pytorch-fid, open_clip_torch, safetensors, numpy, pillow):
     python3 crates/metrics/tests/data/make_references.py
 """
 
@@ -95,6 +98,22 @@ def inception():
         outs = net(x)
         pool = outs[3].flatten(1)
         logits = pool @ full.fc.weight.T
+    # clean-fid's "clean" preprocessing: 8-bit pixels, Pillow bicubic per channel on floats,
+    # clip, (x - 128) / 128; then the same network without its own resize.
+    from PIL import Image
+
+    signed = pattern(2, 64) * np.float32(2) - np.float32(1)
+    u8 = np.clip(np.float32(127.5) * signed + np.float32(128), 0, 255).astype(np.uint8)
+    planes = [
+        np.asarray(Image.fromarray(u8[b, c].astype(np.float32), mode="F").resize((299, 299), Image.BICUBIC))
+        for b in range(2)
+        for c in range(3)
+    ]
+    clean = (np.clip(np.stack(planes).reshape(2, 3, 299, 299), 0, 255) - 128) / 128
+    with mock.patch.object(pf, "load_state_dict_from_url", fake_download):
+        net_only = pf.InceptionV3([3], resize_input=False, normalize_input=False).eval()
+    with torch.no_grad():
+        pool_clean = net_only(torch.from_numpy(clean.astype(np.float32)))[0].flatten(1)
     ref = {
         "source": "pytorch_fid 0.3.0 InceptionV3(resize_input, normalize_input), deterministic weights",
         "input": {"batch": 2, "side": 64},
@@ -102,6 +121,7 @@ def inception():
         "block_channel_means": [o[0].mean(dim=(1, 2)).tolist() for o in outs[:3]],
         "pool3": pool.tolist(),
         "logits_unbiased": logits.tolist(),
+        "pool3_clean": pool_clean.tolist(),
     }
     with open(os.path.join(HERE, "inception_reference.json"), "w") as f:
         json.dump(ref, f)
@@ -228,10 +248,28 @@ def clip_score():
     print("clip score:", score.tolist())
 
 
+def resize():
+    """Pillow's bicubic resize of a float ('F') plane, as clean-fid applies it before Inception."""
+    from PIL import Image
+
+    h, w = 17, 23
+    plane = uniform("resize", h * w).reshape(h, w) * np.float32(255)
+    img = Image.fromarray(plane, mode="F")
+    outs = []
+    for ow, oh in [(29, 11), (7, 40), (5, 9), (41, 37)]:
+        out = np.asarray(img.resize((ow, oh), resample=Image.BICUBIC))
+        outs.append({"h": oh, "w": ow, "values": out.flatten().tolist()})
+    ref = {"source": "Pillow " + Image.__version__, "h": h, "w": w, "outputs": outs}
+    with open(os.path.join(HERE, "resize_reference.json"), "w") as f:
+        json.dump(ref, f)
+
+
 if __name__ == "__main__":
-    which = sys.argv[1:] or ["inception", "clip"]
+    which = sys.argv[1:] or ["inception", "clip", "resize"]
     if "inception" in which:
         inception()
     if "clip" in which:
         clip()
         clip_score()
+    if "resize" in which:
+        resize()
