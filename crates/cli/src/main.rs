@@ -1,8 +1,9 @@
 //! `lantern`: generate images with AR, speculative, LANTERN, LANTERN++ and SJD decoding, run
-//! sweeps, train the embedded default and drafters, and inspect checkpoints.
+//! sweeps, train the embedded default and drafters, score image folders, and inspect checkpoints.
 
 mod generate;
 mod inspect;
+mod score;
 mod sweep;
 mod train;
 
@@ -28,6 +29,9 @@ enum Command {
     Train(train::Args),
     /// List the tensors of a checkpoint file (after removing a state-dict wrapper).
     Inspect(inspect::Args),
+    /// Score a folder of images: FD/FID, precision/recall, class score against a reference
+    /// folder, and CLIP score against captions.
+    Score(Box<score::Args>),
 }
 
 fn main() {
@@ -38,6 +42,7 @@ fn main() {
         Command::Report(args) => sweep::report(args),
         Command::Train(args) => train::run(args),
         Command::Inspect(args) => inspect::run(args),
+        Command::Score(args) => score::run(*args),
     };
     if let Err(e) = result {
         eprintln!("error: {e}");

@@ -2,6 +2,7 @@
 //! → summaries, paper-style tables and plots.
 
 pub mod config;
+pub mod extractors;
 pub mod images;
 pub mod plan;
 pub mod plots;

@@ -14,6 +14,7 @@ use lantern_models::backend::{cpu_threads, select_device};
 use lantern_models::{ModelBundle, ModelPaths};
 
 use crate::config::{ConfigError, SweepConfig};
+use crate::extractors::{load_pretrained, ExtractorSpec};
 use crate::plan::{expand, RunSpec};
 use crate::quality;
 use crate::records::{done_keys, Journal, Record};
@@ -679,77 +680,38 @@ fn quality_extractor(
     vq: &lantern_models::VqModel,
     device: &lantern_models::burn::prelude::Device,
 ) -> Result<Box<dyn FeatureExtractor>, HarnessError> {
-    use lantern_metrics::clip::{Activation, ClipScorer};
-    use lantern_metrics::efficientnet::{default_weights, EfficientNetExtractor};
-    use lantern_metrics::inception::{InceptionExtractor, Resize};
     let q = &cfg.quality;
-    let refuse = |weights: &Path, e: &dyn std::fmt::Display| ConfigError::Invalid {
-        file: cfg.file.clone(),
-        key: "quality.extractor_weights".into(),
-        value: weights.display().to_string(),
-        allowed: format!("weights that load as {}: {e}", q.extractor),
+    if q.extractor == "vq-encoder" {
+        let label = if cfg.model.preset.as_deref() == Some("tiny") {
+            "tiny".to_string()
+        } else {
+            paths
+                .vq
+                .as_ref()
+                .and_then(|p| p.file_stem())
+                .map_or("vq".into(), |s| s.to_string_lossy().into_owned())
+        };
+        return Ok(Box::new(VqEncoderExtractor::new(vq.clone(), &label)));
+    }
+    let weights = q.extractor_weights.as_ref().map(|w| cfg.resolve_path(w));
+    let spec = ExtractorSpec {
+        name: &q.extractor,
+        weights: weights.as_deref(),
+        clip_activation: &q.clip_activation,
+        inception_resize: &q.inception_resize,
     };
-    let user_weights = || {
-        q.extractor_weights
-            .as_ref()
-            .map(|w| cfg.resolve_path(w))
-            .expect("validated: the extractor has weights")
-    };
-    Ok(match q.extractor.as_str() {
-        "efficientnet-lite0" => {
-            let weights = default_weights();
-            Box::new(EfficientNetExtractor::load(&weights, device).map_err(|e| {
-                ConfigError::Invalid {
-                    file: cfg.file.clone(),
-                    key: "quality.extractor".into(),
-                    value: "efficientnet-lite0".into(),
-                    allowed: format!(
-                        "its weights at {} could not be loaded: {e}",
-                        weights.display()
-                    ),
-                }
-            })?)
+    load_pretrained(&spec, device).map_err(|e| {
+        let (key, value) = match &weights {
+            Some(w) => ("quality.extractor_weights", w.display().to_string()),
+            None => ("quality.extractor", q.extractor.clone()),
+        };
+        ConfigError::Invalid {
+            file: cfg.file.clone(),
+            key: key.into(),
+            value,
+            allowed: format!("weights that load as {}: {e}", q.extractor),
         }
-        "inception-v3-fid" => {
-            let weights = user_weights();
-            let resize = if q.inception_resize == "pytorch-fid" {
-                Resize::PytorchFid
-            } else {
-                Resize::Clean
-            };
-            Box::new(
-                InceptionExtractor::load(&weights, resize, device)
-                    .map_err(|e| refuse(&weights, &e))?,
-            )
-        }
-        "clip" => {
-            let weights = user_weights();
-            let act = if q.clip_activation == "gelu" {
-                Activation::Gelu
-            } else {
-                Activation::QuickGelu
-            };
-            let label = weights
-                .file_stem()
-                .map_or("clip".into(), |s| s.to_string_lossy().into_owned());
-            let vocab = lantern_metrics::clip_tokenizer::default_vocab();
-            Box::new(
-                ClipScorer::load(&weights, &vocab, act, &label, device)
-                    .map_err(|e| refuse(&weights, &e))?,
-            )
-        }
-        _ => {
-            let label = if cfg.model.preset.as_deref() == Some("tiny") {
-                "tiny".to_string()
-            } else {
-                paths
-                    .vq
-                    .as_ref()
-                    .and_then(|p| p.file_stem())
-                    .map_or("vq".into(), |s| s.to_string_lossy().into_owned())
-            };
-            Box::new(VqEncoderExtractor::new(vq.clone(), &label))
-        }
+        .into()
     })
 }
 

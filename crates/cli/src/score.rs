@@ -1,0 +1,286 @@
+//! `lantern score`: quality of a folder of images made anywhere — Fréchet distance, improved
+//! precision/recall and class score against a reference folder in a named feature space, and
+//! CLIP score against captions ("A photo depicts " + caption, raw cosine).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use lantern_harness::extractors::{load_clip, load_pretrained, ExtractorSpec, PRETRAINED};
+use lantern_harness::summary::Estimate;
+use lantern_metrics::clip::PROMPT_PREFIX;
+use lantern_metrics::{
+    frechet_distance, inception_score, precision_recall, FeatureExtractor, FeatureSet, FeatureStats,
+};
+use lantern_models::burn::prelude::*;
+use lantern_models::burn::tensor::TensorData;
+
+/// Images per forward pass (images of one size share a batch).
+const BATCH: usize = 16;
+
+/// Arguments of `lantern score`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Folder of generated images (PNG or JPEG; every file in it is scored).
+    #[arg(long)]
+    images: PathBuf,
+    /// Folder of real images: Fréchet distance and precision/recall against it.
+    #[arg(long)]
+    reference: Option<PathBuf>,
+    /// Feature space of the Fréchet distance, precision/recall and class score.
+    #[arg(long, default_value = "efficientnet-lite0", value_parser = PRETRAINED)]
+    extractor: String,
+    /// Weights of `inception-v3-fid` (`pt_inception-2015-12-05-6726825d.pth`) or `clip`.
+    #[arg(long)]
+    weights: Option<PathBuf>,
+    /// How `inception-v3-fid` resizes to 299.
+    #[arg(long, default_value = "clean", value_parser = ["clean", "pytorch-fid"])]
+    inception_resize: String,
+    /// Neighbours of the precision/recall radii.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..))]
+    k: u64,
+    /// Tab-separated `file<TAB>caption` lines, one per image: CLIP score.
+    #[arg(long, requires = "clip")]
+    captions: Option<PathBuf>,
+    /// CLIP ViT state dict for the CLIP score (e.g. OpenAI ViT-B/32 saved as a state dict).
+    #[arg(long, requires = "captions")]
+    clip: Option<PathBuf>,
+    /// MLP activation of the CLIP weights (`--clip`, or `--extractor clip`).
+    #[arg(long, default_value = "quick-gelu", value_parser = ["quick-gelu", "gelu"])]
+    clip_activation: String,
+    /// Also write the scores (and per-image CLIP scores) as JSON here.
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+/// Image files of `dir`, sorted by name.
+fn image_files(dir: &Path) -> Result<Vec<PathBuf>, String> {
+    let entries = std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.extension()
+                .and_then(|x| x.to_str())
+                .is_some_and(|x| ["png", "jpg", "jpeg"].contains(&x.to_ascii_lowercase().as_str()))
+        })
+        .collect();
+    files.sort();
+    if files.is_empty() {
+        return Err(format!("{}: no .png, .jpg or .jpeg files", dir.display()));
+    }
+    Ok(files)
+}
+
+/// `[3, H, W]` pixels in [-1, 1] (channel-major) and the size of one image file.
+fn read_image(path: &Path) -> Result<(Vec<f32>, [usize; 2]), String> {
+    let img = image::open(path)
+        .map_err(|e| format!("{}: {e}", path.display()))?
+        .to_rgb8();
+    let (w, h) = img.dimensions();
+    let data = (0..3)
+        .flat_map(|c| img.pixels().map(move |p| p[c] as f32 / 127.5 - 1.0))
+        .collect();
+    Ok((data, [h as usize, w as usize]))
+}
+
+/// Runs `f` over the images of `files` in same-size batches, in file order.
+fn batched<T>(
+    files: &[PathBuf],
+    device: &Device,
+    mut f: impl FnMut(Tensor<4>) -> Result<Vec<T>, String>,
+) -> Result<Vec<T>, String> {
+    let mut out = Vec::with_capacity(files.len());
+    let mut pending: Vec<f32> = Vec::new();
+    let mut size: Option<[usize; 2]> = None;
+    let mut count = 0;
+    let mut flush = |pending: &mut Vec<f32>, size: [usize; 2], count: usize| {
+        let data = std::mem::take(pending);
+        let x = Tensor::from_data(TensorData::new(data, [count, 3, size[0], size[1]]), device);
+        f(x)
+    };
+    for file in files {
+        let (pixels, s) = read_image(file)?;
+        if size.is_some_and(|old| old != s) || count == BATCH {
+            out.extend(flush(&mut pending, size.expect("set"), count)?);
+            count = 0;
+        }
+        size = Some(s);
+        pending.extend(pixels);
+        count += 1;
+    }
+    if count > 0 {
+        out.extend(flush(&mut pending, size.expect("set"), count)?);
+    }
+    Ok(out)
+}
+
+/// Row-major class probabilities and the class count.
+type ClassProbs = (Vec<f32>, usize);
+
+/// Feature rows (and class probabilities, when the extractor classifies) of every image.
+fn features(
+    ex: &dyn FeatureExtractor,
+    files: &[PathBuf],
+    device: &Device,
+) -> Result<(FeatureSet, Option<ClassProbs>), String> {
+    let mut classes = 0;
+    let rows = batched(files, device, |x| {
+        let set = ex.features(x.clone()).map_err(|e| e.to_string())?;
+        let probs = ex.class_probs(x).transpose().map_err(|e| e.to_string())?;
+        if let Some((_, c)) = &probs {
+            classes = *c;
+        }
+        let n = set.count();
+        Ok((0..n)
+            .map(|i| {
+                let p = probs.as_ref().map(|(p, c)| p[i * c..(i + 1) * c].to_vec());
+                (set.row(i).to_vec(), p)
+            })
+            .collect())
+    })?;
+    let values: Vec<f32> = rows.iter().flat_map(|(f, _)| f.iter().copied()).collect();
+    let set = FeatureSet::new(&ex.name(), ex.dim(), values).map_err(|e| e.to_string())?;
+    let probs: Option<Vec<f32>> = rows
+        .into_iter()
+        .map(|(_, p)| p)
+        .collect::<Option<Vec<_>>>()
+        .map(|p| p.concat());
+    Ok((set, probs.filter(|_| classes > 0).map(|p| (p, classes))))
+}
+
+/// `file<TAB>caption` lines (`#` comments and blank lines skipped) → caption per file name.
+fn read_captions(path: &Path) -> Result<HashMap<String, String>, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut captions = HashMap::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let (file, caption) = line.split_once('\t').ok_or_else(|| {
+            format!(
+                "{} line {}: expected `file<TAB>caption`, found {line:?}",
+                path.display(),
+                i + 1
+            )
+        })?;
+        captions.insert(file.trim().to_string(), caption.trim().to_string());
+    }
+    Ok(captions)
+}
+
+fn name(p: &Path) -> String {
+    p.file_name()
+        .map_or(String::new(), |n| n.to_string_lossy().into_owned())
+}
+
+/// Scores the folder and prints (and optionally writes) the results.
+pub fn run(a: Args) -> Result<(), Box<dyn std::error::Error>> {
+    if a.reference.is_none() && a.captions.is_none() {
+        return Err("give --reference DIR (Fréchet distance, precision/recall) and/or --captions FILE with --clip WEIGHTS (CLIP score)".into());
+    }
+    let device = Device::default();
+    let files = image_files(&a.images)?;
+    let mut report = serde_json::json!({ "images": a.images, "image_count": files.len() });
+    println!("{} images in {}", files.len(), a.images.display());
+
+    if let Some(reference) = &a.reference {
+        let spec = ExtractorSpec {
+            name: &a.extractor,
+            weights: a.weights.as_deref(),
+            clip_activation: &a.clip_activation,
+            inception_resize: &a.inception_resize,
+        };
+        let ex = load_pretrained(&spec, &device)
+            .map_err(|e| format!("--extractor {}: {e}", a.extractor))?;
+        let real_files = image_files(reference)?;
+        let (fake, probs) = features(ex.as_ref(), &files, &device)?;
+        let (real, _) = features(ex.as_ref(), &real_files, &device)?;
+        if fake.count() < 2 || real.count() < 2 {
+            return Err("a Fréchet distance needs at least 2 images on each side".into());
+        }
+        let fd = frechet_distance(&FeatureStats::of(&fake)?, &FeatureStats::of(&real)?)?;
+        let k = a.k as usize;
+        let pr = (fake.count() > k && real.count() > k)
+            .then(|| precision_recall(&real, &fake, k))
+            .transpose()?;
+        let class_score = probs
+            .map(|(p, c)| inception_score(&p, c, 1).map(|s| s.0))
+            .transpose()?;
+        let label = if ex.name().starts_with("inception-v3-fid") {
+            "FID"
+        } else {
+            "FD"
+        };
+        println!(
+            "{label} ({}) vs {} reference images in {}: {fd:.3}",
+            ex.name(),
+            real.count(),
+            reference.display()
+        );
+        match pr {
+            Some(pr) => println!(
+                "precision {:.3}, recall {:.3} (k = {k})",
+                pr.precision, pr.recall
+            ),
+            None => println!("precision/recall: needs more than k = {k} images on each side"),
+        }
+        if let Some(s) = class_score {
+            println!(
+                "class score (Inception-Score formula over {}'s classes): {s:.3}",
+                ex.name()
+            );
+        }
+        report["extractor"] = ex.name().into();
+        report["reference"] = serde_json::json!(reference);
+        report["reference_count"] = real.count().into();
+        report["fd"] = fd.into();
+        report["k"] = k.into();
+        report["precision"] = pr.map(|p| p.precision).into();
+        report["recall"] = pr.map(|p| p.recall).into();
+        report["class_score"] = class_score.into();
+    }
+
+    if let (Some(captions), Some(weights)) = (&a.captions, &a.clip) {
+        let table = read_captions(captions)?;
+        let mut texts = Vec::with_capacity(files.len());
+        for f in &files {
+            let caption = table
+                .get(&name(f))
+                .ok_or_else(|| format!("{}: no caption for {}", captions.display(), name(f)))?;
+            texts.push(caption.clone());
+        }
+        let scorer = load_clip(weights, &a.clip_activation, &device)
+            .map_err(|e| format!("--clip {}: {e}", weights.display()))?;
+        let mut next = 0;
+        let scores = batched(&files, &device, |x| {
+            let n = x.dims()[0];
+            let s = scorer
+                .score(x, &texts[next..next + n])
+                .map_err(|e| e.to_string())?;
+            next += n;
+            Ok(s)
+        })?;
+        let est = Estimate::of(&scores.iter().map(|&s| s as f64).collect::<Vec<_>>());
+        println!(
+            "CLIP score ({}, raw cosine with \"{PROMPT_PREFIX}<caption>\"): {:.4} ± {:.4} (95% CI)",
+            scorer.name(),
+            est.mean,
+            est.ci95
+        );
+        report["clip"] = serde_json::json!({
+            "weights": weights,
+            "model": scorer.name(),
+            "prompt_prefix": PROMPT_PREFIX,
+            "mean": est.mean,
+            "ci95": est.ci95,
+            "per_image": files.iter().zip(&scores)
+                .map(|(f, s)| serde_json::json!({"file": name(f), "caption": table[&name(f)], "score": s}))
+                .collect::<Vec<_>>(),
+        });
+    }
+    if let Some(out) = &a.out {
+        std::fs::write(out, serde_json::to_string_pretty(&report)?)
+            .map_err(|e| format!("{}: {e}", out.display()))?;
+        println!("wrote {}", out.display());
+    }
+    Ok(())
+}
