@@ -248,8 +248,8 @@ pub fn run(a: Args) -> Result<(), Box<dyn std::error::Error>> {
                 .ok_or_else(|| format!("{}: no caption for {}", captions.display(), name(f)))?;
             texts.push(caption.clone());
         }
-        let scorer = load_clip(weights, &a.clip_activation, &device)
-            .map_err(|e| format!("--clip {}: {e}", weights.display()))?;
+        let scorer =
+            load_clip(weights, &a.clip_activation, &device).map_err(|e| format!("--clip: {e}"))?;
         let mut next = 0;
         let scores = batched(&files, &device, |x| {
             let n = x.dims()[0];

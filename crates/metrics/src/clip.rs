@@ -479,11 +479,8 @@ impl ClipScorer {
         label: &str,
         device: &Device,
     ) -> Result<Self, MetricError> {
-        let model_error = |e: ModelError| MetricError::Parse {
-            path: checkpoint.display().to_string(),
-            message: e.to_string(),
-        };
-        let (clip, config) = Clip::load(checkpoint, act, device).map_err(model_error)?;
+        let (clip, config) = Clip::load(checkpoint, act, device)
+            .map_err(|e: ModelError| MetricError::Model(e.to_string()))?;
         let tokenizer = ClipTokenizer::load(vocab)?;
         Ok(Self {
             clip,

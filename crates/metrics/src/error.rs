@@ -20,6 +20,9 @@ pub enum MetricError {
         /// The cause.
         source: std::io::Error,
     },
+    /// A network's weights that do not load (the message names the file).
+    #[error("{0}")]
+    Model(String),
     /// A cache file that does not parse.
     #[error("{path}: {message}")]
     Parse {

@@ -114,10 +114,36 @@ pub fn list_tensors(path: &Path) -> Result<BTreeMap<String, (Vec<usize>, DType)>
 type PackTensor = burn::store::burn_pack::Tensor;
 
 fn store_error(path: &Path, e: impl std::fmt::Display) -> ModelError {
+    let reason = if is_torchscript(path) {
+        format!(
+            "a TorchScript archive (such as OpenAI's CLIP `ViT-B-32.pt`), whose weights this reader \
+             cannot take apart; save them once as a state dict with \
+             `torch.save(torch.jit.load(path, map_location=\"cpu\").state_dict(), out)` ({e})"
+        )
+    } else {
+        e.to_string()
+    };
     ModelError::NotACheckpoint {
         path: path.to_path_buf(),
-        reason: e.to_string(),
+        reason,
     }
+}
+
+/// Whether a zip checkpoint is a TorchScript archive: its central directory (at the end of the
+/// file) lists `constants.pkl` or a `code/` folder.
+fn is_torchscript(path: &Path) -> bool {
+    use std::io::{Seek, SeekFrom};
+    let Ok(mut file) = std::fs::File::open(path) else {
+        return false;
+    };
+    let len = file.metadata().map_or(0, |m| m.len());
+    let tail = len.min(1 << 20);
+    let mut buf = vec![0u8; tail as usize];
+    if file.seek(SeekFrom::Start(len - tail)).is_err() || file.read_exact(&mut buf).is_err() {
+        return false;
+    }
+    let has = |needle: &[u8]| buf.windows(needle.len()).any(|w| w == needle);
+    has(b"/constants.pkl") || has(b"/code/__torch__")
 }
 
 /// Reads every tensor, stripping the first wrapper LlamaGen's loader would use.

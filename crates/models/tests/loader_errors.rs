@@ -102,6 +102,17 @@ fn non_checkpoint_and_missing_files_are_refused_clearly() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("does-not-exist.safetensors"), "{err}");
+
+    // A TorchScript archive (`torch.jit.script(nn.Linear(2, 2)).save(..)`, 2.9 kB) is named as
+    // such, with the one-line conversion to a state dict.
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/torchscript-linear.pt");
+    let err = Gpt::load(&c2i_config(), &script, &Device::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("TorchScript archive") && err.contains("state_dict()"),
+        "{err}"
+    );
 }
 
 #[test]
