@@ -50,6 +50,51 @@ pub struct Args {
     /// Also write the scores (and per-image CLIP scores) as JSON here.
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Reference features are cached here, keyed by extractor and the reference files' names,
+    /// sizes and modification times.
+    #[arg(long, default_value = "results/.cache")]
+    cache: PathBuf,
+}
+
+/// Cache file of the reference folder's features under `cache`.
+fn cache_file(cache: &Path, extractor: &str, files: &[PathBuf]) -> PathBuf {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    extractor.hash(&mut h);
+    for f in files {
+        f.hash(&mut h);
+        if let Ok(m) = std::fs::metadata(f) {
+            m.len().hash(&mut h);
+            m.modified().ok().hash(&mut h);
+        }
+    }
+    let slug: String = extractor
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect();
+    cache.join(format!("score-reference-{slug}-{:016x}.json", h.finish()))
+}
+
+/// Features of the reference folder, from the cache when they are there.
+fn reference_features(
+    ex: &dyn FeatureExtractor,
+    files: &[PathBuf],
+    cache: &Path,
+    device: &Device,
+) -> Result<FeatureSet, String> {
+    let path = cache_file(cache, &ex.name(), files);
+    if let Ok(set) = FeatureSet::load(&path) {
+        if set.extractor == ex.name() && set.count() == files.len() {
+            println!("reference features from {}", path.display());
+            return Ok(set);
+        }
+    }
+    let (set, _) = features(ex, files, device)?;
+    match set.save(&path) {
+        Ok(()) => println!("reference features cached at {}", path.display()),
+        Err(e) => eprintln!("warning: reference features not cached: {e}"),
+    }
+    Ok(set)
 }
 
 /// Image files of `dir`, sorted by name.
@@ -193,7 +238,7 @@ pub fn run(a: Args) -> Result<(), Box<dyn std::error::Error>> {
             .map_err(|e| format!("--extractor {}: {e}", a.extractor))?;
         let real_files = image_files(reference)?;
         let (fake, probs) = features(ex.as_ref(), &files, &device)?;
-        let (real, _) = features(ex.as_ref(), &real_files, &device)?;
+        let real = reference_features(ex.as_ref(), &real_files, &a.cache, &device)?;
         if fake.count() < 2 || real.count() < 2 {
             return Err("a Fréchet distance needs at least 2 images on each side".into());
         }

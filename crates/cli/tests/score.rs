@@ -52,15 +52,25 @@ fn a_folder_against_itself_and_against_other_crops() {
     crops(&a, 6, 0);
     crops(&b, 6, 40);
     let out = root.join("self.json");
-    let (ok, text) = lantern(&[
+    let cache = root.join("cache");
+    let args = [
         "--images",
         a.to_str().unwrap(),
         "--reference",
         a.to_str().unwrap(),
         "--out",
         out.to_str().unwrap(),
-    ]);
+        "--cache",
+        cache.to_str().unwrap(),
+    ];
+    let (ok, text) = lantern(&args);
     assert!(ok, "{text}");
+    assert!(text.contains("reference features cached at"), "{text}");
+    // The second run reads the reference features back and gives the same numbers.
+    let first = std::fs::read_to_string(&out).unwrap();
+    let (ok, text) = lantern(&args);
+    assert!(ok && text.contains("reference features from"), "{text}");
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), first);
     let report: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
     assert_eq!(report["extractor"], "efficientnet-lite0");
@@ -79,6 +89,8 @@ fn a_folder_against_itself_and_against_other_crops() {
         b.to_str().unwrap(),
         "--out",
         other.to_str().unwrap(),
+        "--cache",
+        cache.to_str().unwrap(),
     ]);
     assert!(ok, "{text}");
     assert!(
