@@ -9,7 +9,8 @@ use lantern_harness::extractors::{load_clip, load_pretrained, ExtractorSpec, PRE
 use lantern_harness::summary::Estimate;
 use lantern_metrics::clip::PROMPT_PREFIX;
 use lantern_metrics::{
-    frechet_distance, inception_score, precision_recall, FeatureExtractor, FeatureSet, FeatureStats,
+    frechet_distance_sets, inception_score, precision_recall, ClassProbs, FeatureExtractor,
+    FeatureSet,
 };
 use lantern_models::burn::prelude::*;
 use lantern_models::burn::tensor::TensorData;
@@ -158,9 +159,6 @@ fn batched<T>(
     Ok(out)
 }
 
-/// Row-major class probabilities and the class count.
-type ClassProbs = (Vec<f32>, usize);
-
 /// Feature rows (and class probabilities, when the extractor classifies) of every image.
 fn features(
     ex: &dyn FeatureExtractor,
@@ -169,8 +167,7 @@ fn features(
 ) -> Result<(FeatureSet, Option<ClassProbs>), String> {
     let mut classes = 0;
     let rows = batched(files, device, |x| {
-        let set = ex.features(x.clone()).map_err(|e| e.to_string())?;
-        let probs = ex.class_probs(x).transpose().map_err(|e| e.to_string())?;
+        let (set, probs) = ex.features_and_probs(x).map_err(|e| e.to_string())?;
         if let Some((_, c)) = &probs {
             classes = *c;
         }
@@ -242,7 +239,7 @@ pub fn run(a: Args) -> Result<(), Box<dyn std::error::Error>> {
         if fake.count() < 2 || real.count() < 2 {
             return Err("a Fréchet distance needs at least 2 images on each side".into());
         }
-        let fd = frechet_distance(&FeatureStats::of(&fake)?, &FeatureStats::of(&real)?)?;
+        let fd = frechet_distance_sets(&fake, &real)?;
         let k = a.k as usize;
         let pr = (fake.count() > k && real.count() > k)
             .then(|| precision_recall(&real, &fake, k))

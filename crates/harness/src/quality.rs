@@ -9,8 +9,8 @@ use std::path::Path;
 use lantern_metrics::drift::{pixel_mse, psnr, token_agreement};
 use lantern_metrics::reference::cached_features;
 use lantern_metrics::{
-    frechet_distance, inception_score, precision_recall, FeatureExtractor, FeatureSet,
-    FeatureStats, ReferenceTokens,
+    frechet_distance_sets, inception_score, precision_recall, FeatureExtractor, FeatureSet,
+    ReferenceTokens,
 };
 use lantern_models::VqModel;
 use serde::{Deserialize, Serialize};
@@ -112,9 +112,11 @@ fn decode_all(
     for chunk in tokens.chunks(BATCH) {
         let img = vq.decode_tokens(chunk, grid);
         if let Some(x) = extractor {
-            values.extend(x.features(img.clone()).map_err(|e| e.to_string())?.values);
-            if let Some(p) = x.class_probs(img.clone()) {
-                let (p, c) = p.map_err(|e| e.to_string())?;
+            let (set, p) = x
+                .features_and_probs(img.clone())
+                .map_err(|e| e.to_string())?;
+            values.extend(set.values);
+            if let Some((p, c)) = p {
                 probs.get_or_insert_with(|| (Vec::new(), c)).0.extend(p);
             }
         }
@@ -167,10 +169,6 @@ pub fn compute(
         ),
         None => None,
     };
-    let ref_stats = match &ref_features {
-        Some(f) => Some(FeatureStats::of(f).map_err(|e| e.to_string())?),
-        None => None,
-    };
     let mut groups: BTreeMap<usize, Vec<&Record>> = BTreeMap::new();
     let mut first: HashMap<&str, usize> = HashMap::new();
     for (i, r) in records.iter().enumerate() {
@@ -206,10 +204,9 @@ pub fn compute(
             Some((p, c)) => Some(inception_score(p, *c, 1).map_err(|e| e.to_string())?.0),
             None => None,
         };
-        let (fd, pr) = match (features, &ref_features, &ref_stats) {
-            (Some(f), Some(rf), Some(rst)) if f.count() >= 2 => {
-                let fd = frechet_distance(&FeatureStats::of(f).map_err(|e| e.to_string())?, rst)
-                    .map_err(|e| e.to_string())?;
+        let (fd, pr) = match (features, &ref_features) {
+            (Some(f), Some(rf)) if f.count() >= 2 => {
+                let fd = frechet_distance_sets(f, rf).map_err(|e| e.to_string())?;
                 let pr = (f.count() > k)
                     .then(|| precision_recall(rf, f, k))
                     .transpose()

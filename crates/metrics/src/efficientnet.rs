@@ -15,6 +15,7 @@ use lantern_models::checkpoint::{load_module, KeyLayout};
 use lantern_models::ModelError;
 
 use crate::bn::Bn;
+use crate::extractor::ClassProbs;
 use crate::{FeatureExtractor, FeatureSet, MetricError};
 
 /// Key layout of the package's state dict (`num_batches_tracked` counters are not parameters).
@@ -251,7 +252,16 @@ impl FeatureExtractor for EfficientNetExtractor {
         FeatureSet::new(&self.name(), 1280, host(self.net.forward(images).0)?)
     }
 
-    fn class_probs(&self, images: Tensor<4>) -> Option<Result<(Vec<f32>, usize), MetricError>> {
+    fn class_probs(&self, images: Tensor<4>) -> Option<Result<ClassProbs, MetricError>> {
         Some(host(softmax(self.net.forward(images).1, 1)).map(|p| (p, 1000)))
+    }
+
+    fn features_and_probs(
+        &self,
+        images: Tensor<4>,
+    ) -> Result<(FeatureSet, Option<ClassProbs>), MetricError> {
+        let (pooled, logits) = self.net.forward(images);
+        let set = FeatureSet::new(&self.name(), 1280, host(pooled)?)?;
+        Ok((set, Some((host(softmax(logits, 1))?, 1000))))
     }
 }

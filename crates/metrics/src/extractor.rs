@@ -14,10 +14,22 @@ pub trait FeatureExtractor {
     /// Images `[B, 3, H, W]` in [-1, 1] → `B` feature rows.
     fn features(&self, images: Tensor<4>) -> Result<FeatureSet, MetricError>;
     /// Class probabilities `[B × classes]` for the Inception Score, when the network classifies.
-    fn class_probs(&self, _images: Tensor<4>) -> Option<Result<(Vec<f32>, usize), MetricError>> {
+    fn class_probs(&self, _images: Tensor<4>) -> Option<Result<ClassProbs, MetricError>> {
         None
     }
+    /// Features and class probabilities together; classifiers override it to run the network
+    /// once.
+    fn features_and_probs(
+        &self,
+        images: Tensor<4>,
+    ) -> Result<(FeatureSet, Option<ClassProbs>), MetricError> {
+        let probs = self.class_probs(images.clone()).transpose()?;
+        Ok((self.features(images)?, probs))
+    }
 }
+
+/// Row-major class probabilities `[B × classes]` and the class count.
+pub type ClassProbs = (Vec<f32>, usize);
 
 /// Texture statistics from a VQ tokenizer's encoder: per-channel mean and standard deviation of
 /// its mid-block activations. Trained here, not on ImageNet: its Fréchet distance is **not** FID.

@@ -3,7 +3,7 @@
 
 use nalgebra::{DMatrix, SymmetricEigen};
 
-use crate::{FeatureStats, MetricError};
+use crate::{FeatureSet, FeatureStats, MetricError};
 
 /// Symmetric square root of a symmetric positive semi-definite matrix (negative eigenvalues from
 /// rounding are clamped to zero).
@@ -48,10 +48,74 @@ pub fn frechet_distance(a: &FeatureStats, b: &FeatureStats) -> Result<f64, Metri
     Ok(fd)
 }
 
+/// Samples centred and scaled by (n − 1)^−½ (so that `AᵀA` is the covariance), and the mean.
+fn centred(set: &FeatureSet) -> (DMatrix<f64>, Vec<f64>) {
+    let (n, d) = (set.count(), set.dim);
+    let mut mean = vec![0f64; d];
+    for i in 0..n {
+        for (m, v) in mean.iter_mut().zip(set.row(i)) {
+            *m += *v as f64;
+        }
+    }
+    mean.iter_mut().for_each(|m| *m /= n as f64);
+    let scale = 1.0 / ((n - 1) as f64).sqrt();
+    let a = DMatrix::from_fn(n, d, |i, j| (set.row(i)[j] as f64 - mean[j]) * scale);
+    (a, mean)
+}
+
+/// Fréchet distance between two feature sets (each at least two samples).
+///
+/// When a set has fewer samples than dimensions (a few hundred images in Inception's 2048), the
+/// covariances have low rank and tr (Σ₁ Σ₂)^½ equals the nuclear norm of `A Bᵀ` exactly (`A`, `B`
+/// the centred samples scaled so that Σ₁ = AᵀA, Σ₂ = BᵀB: the non-zero eigenvalues of
+/// AᵀA BᵀB are those of (ABᵀ)(ABᵀ)ᵀ), an eigenproblem of the smaller sample count instead of two
+/// of the feature width. Otherwise it is [`frechet_distance`] of the fitted Gaussians.
+pub fn frechet_distance_sets(a: &FeatureSet, b: &FeatureSet) -> Result<f64, MetricError> {
+    if a.dim != b.dim {
+        return Err(MetricError::Shape(format!(
+            "feature widths {} and {}",
+            a.dim, b.dim
+        )));
+    }
+    if a.count() < 2 || b.count() < 2 {
+        return Err(MetricError::TooFew(format!(
+            "a Fréchet distance needs two samples per set, got {} and {}",
+            a.count(),
+            b.count()
+        )));
+    }
+    if a.count().min(b.count()) >= a.dim {
+        return frechet_distance(&FeatureStats::of(a)?, &FeatureStats::of(b)?);
+    }
+    let (ma, mean_a) = centred(a);
+    let (mb, mean_b) = centred(b);
+    let mean_term: f64 = mean_a
+        .iter()
+        .zip(&mean_b)
+        .map(|(x, y)| (x - y).powi(2))
+        .sum();
+    let m = &ma * mb.transpose();
+    let gram = if m.nrows() <= m.ncols() {
+        &m * m.transpose()
+    } else {
+        m.transpose() * &m
+    };
+    let gram = (&gram + gram.transpose()) * 0.5;
+    let cross: f64 = SymmetricEigen::new(gram)
+        .eigenvalues
+        .iter()
+        .map(|l| l.max(0.0).sqrt())
+        .sum();
+    let fd = mean_term + ma.norm_squared() + mb.norm_squared() - 2.0 * cross;
+    if !fd.is_finite() {
+        return Err(MetricError::NonFinite("the Fréchet distance".into()));
+    }
+    Ok(fd)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::FeatureSet;
 
     fn set(n: usize, d: usize, f: impl Fn(f64, f64) -> f64) -> FeatureSet {
         let v = (0..n)
@@ -97,6 +161,37 @@ mod tests {
         shifted.mean.iter_mut().for_each(|m| *m += 0.5);
         let fd = frechet_distance(&a, &shifted).unwrap();
         assert!((fd - 7.0 * 0.25).abs() < 1e-6, "{fd}");
+    }
+
+    #[test]
+    fn low_rank_route_equals_the_covariance_route() {
+        // Fewer samples than dimensions: the nuclear-norm identity against the eigen route.
+        let a = set(12, 40, |i, j| (0.37 * i + 1.3 * j).sin() + 0.01 * j);
+        let b = set(25, 40, |i, j| (0.23 * i * (j + 1.0)).cos() + 0.3);
+        let via_stats = frechet_distance(
+            &FeatureStats::of(&a).unwrap(),
+            &FeatureStats::of(&b).unwrap(),
+        )
+        .unwrap();
+        for (x, y) in [(&a, &b), (&b, &a)] {
+            let fd = frechet_distance_sets(x, y).unwrap();
+            assert!(
+                ((fd - via_stats) / via_stats).abs() < 1e-6,
+                "{fd} vs {via_stats}"
+            );
+        }
+        // More samples than dimensions takes the covariance route: scipy's number.
+        let (p, q) = (
+            set(60, 7, |i, j| {
+                (0.37 * i + 1.3 * j).sin() + 0.1 * j + 0.05 * ((i as i64 * j as i64) % 5) as f64
+            }),
+            set(45, 7, |i, j| {
+                (0.23 * i * (j + 1.0)).cos() + 0.5 * (i + j).sin() + 0.2
+            }),
+        );
+        let fd = frechet_distance_sets(&p, &q).unwrap();
+        assert!(((fd - 3.7533488961358312) / 3.7533488961358312).abs() < 1e-6);
+        assert!(frechet_distance_sets(&a, &set(1, 40, |i, j| i + j)).is_err());
     }
 
     #[test]

@@ -23,6 +23,7 @@ use lantern_models::checkpoint::{load_module, KeyLayout};
 use lantern_models::ModelError;
 
 use crate::bn::Bn;
+use crate::extractor::ClassProbs;
 use crate::{FeatureExtractor, FeatureSet, MetricError};
 
 /// Input side: pytorch-fid resizes every image bilinearly to 299 × 299.
@@ -555,15 +556,23 @@ impl FeatureExtractor for InceptionExtractor {
     }
 
     fn features(&self, images: Tensor<4>) -> Result<FeatureSet, MetricError> {
-        let pool3 = self.net.forward(self.resize.apply(images)?);
-        FeatureSet::new(&self.name(), POOL3, host(pool3)?)
+        Ok(self.features_and_probs(images)?.0)
     }
 
-    fn class_probs(&self, images: Tensor<4>) -> Option<Result<(Vec<f32>, usize), MetricError>> {
-        let probs = self.resize.apply(images).and_then(|x| {
-            let logits = self.net.logits_unbiased(self.net.forward(x));
-            host(softmax(logits, 1))
-        });
-        Some(probs.map(|p| (p, CLASSES)))
+    fn class_probs(&self, images: Tensor<4>) -> Option<Result<ClassProbs, MetricError>> {
+        Some(
+            self.features_and_probs(images)
+                .map(|(_, p)| p.expect("Inception classifies")),
+        )
+    }
+
+    fn features_and_probs(
+        &self,
+        images: Tensor<4>,
+    ) -> Result<(FeatureSet, Option<ClassProbs>), MetricError> {
+        let pool3 = self.net.forward(self.resize.apply(images)?);
+        let probs = host(softmax(self.net.logits_unbiased(pool3.clone()), 1))?;
+        let set = FeatureSet::new(&self.name(), POOL3, host(pool3)?)?;
+        Ok((set, Some((probs, CLASSES))))
     }
 }

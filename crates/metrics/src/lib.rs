@@ -18,8 +18,8 @@ pub mod resize;
 pub mod stats;
 
 pub use error::MetricError;
-pub use extractor::{FeatureExtractor, VqEncoderExtractor};
-pub use frechet::frechet_distance;
+pub use extractor::{ClassProbs, FeatureExtractor, VqEncoderExtractor};
+pub use frechet::{frechet_distance, frechet_distance_sets};
 pub use inception_score::inception_score;
 pub use precision_recall::{precision_recall, PrecisionRecall};
 pub use reference::ReferenceTokens;
