@@ -130,8 +130,11 @@ impl Default for SamplingSection {
 pub struct DataSection {
     /// Class labels (c2i).
     pub classes: Option<Vec<i64>>,
-    /// A file of precomputed caption embeddings (t2i).
+    /// A prompt-set manifest (t2i): captions and their precomputed text-encoder embeddings (see
+    /// `prompts.rs`).
     pub prompts: Option<PathBuf>,
+    /// Use only the first this many prompts of the set, ≥ 1.
+    pub prompt_limit: Option<i64>,
     /// Images per condition: seeds `0..seeds`.
     pub seeds: i64,
 }
@@ -210,6 +213,9 @@ pub struct QualitySection {
     /// LAION open_clip weights).
     #[serde(default = "quick_gelu")]
     pub clip_activation: String,
+    /// CLIP ViT state dict for the CLIP score of text-conditional sweeps (each image against
+    /// "A photo depicts " + its caption).
+    pub clip_weights: Option<PathBuf>,
     /// How `inception-v3-fid` brings images to 299: `clean` (clean-fid's: 8-bit pixels, Pillow
     /// bicubic with antialiasing; the LANTERN paper's FIDs) or `pytorch-fid` (bilinear).
     #[serde(default = "clean")]
@@ -252,6 +258,7 @@ impl Default for QualitySection {
             extractor: effnet(),
             extractor_weights: None,
             clip_activation: quick_gelu(),
+            clip_weights: None,
             inception_resize: clean(),
         }
     }
@@ -417,14 +424,27 @@ impl SweepConfig {
                 }
             }
             (None, Some(p)) => {
-                if !p.is_file() {
+                if !self.resolve_path(p).is_file() {
                     return Err(self.invalid(
                         "data.prompts",
                         p.display(),
-                        "an existing file of caption embeddings",
+                        "an existing prompt-set manifest (JSON with \"captions\" and \"embeddings\")",
                     ));
                 }
             }
+        }
+        match d.prompt_limit {
+            Some(_) if d.prompts.is_none() => {
+                return Err(self.invalid(
+                    "data.prompt_limit",
+                    d.prompt_limit.unwrap_or_default(),
+                    "nothing without `prompts`",
+                ))
+            }
+            Some(l) if l < 1 => {
+                return Err(self.invalid("data.prompt_limit", l, "an integer ≥ 1"));
+            }
+            _ => {}
         }
         if self.strategy.is_empty() {
             return Err(self.invalid("strategy", "(none)", "at least one [[strategy]] table"));
@@ -482,6 +502,22 @@ impl SweepConfig {
                 &q.clip_activation,
                 "quick-gelu or gelu",
             ));
+        }
+        if let Some(w) = &q.clip_weights {
+            if self.data.prompts.is_none() {
+                return Err(self.invalid(
+                    "quality.clip_weights",
+                    w.display(),
+                    "nothing without `data.prompts`: the CLIP score needs captions",
+                ));
+            }
+            if !self.resolve_path(w).is_file() {
+                return Err(self.invalid(
+                    "quality.clip_weights",
+                    w.display(),
+                    "an existing CLIP ViT state dict (relative to the sweep file or the working directory)",
+                ));
+            }
         }
         if !["clean", "pytorch-fid"].contains(&q.inception_resize.as_str()) {
             return Err(self.invalid(

@@ -6,6 +6,7 @@ pub mod extractors;
 pub mod images;
 pub mod plan;
 pub mod plots;
+pub mod prompts;
 pub mod quality;
 pub mod records;
 pub mod report;

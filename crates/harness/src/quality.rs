@@ -16,6 +16,8 @@ use lantern_models::VqModel;
 use serde::{Deserialize, Serialize};
 
 use crate::records::Record;
+use crate::summary::Estimate;
+use lantern_metrics::clip::ClipScorer;
 
 /// Images decoded per batch.
 const BATCH: usize = 16;
@@ -36,6 +38,13 @@ pub struct RunQuality {
     /// exp E KL(p(y|x) ‖ p(y)) over the extractor's classifier (the Inception Score formula;
     /// Inception Score proper only when the extractor is Inception).
     pub class_score: Option<f64>,
+    /// Mean raw CLIP score of the images against their captions (t2i sweeps with
+    /// `[quality] clip_weights`).
+    #[serde(default)]
+    pub clip_score: Option<f64>,
+    /// 95% half-width of the CLIP score's mean.
+    #[serde(default)]
+    pub clip_score_ci95: Option<f64>,
     /// Images with an AR counterpart (same sampling, condition and seed).
     pub drift_images: usize,
     /// Mean token agreement with the AR image.
@@ -72,6 +81,9 @@ pub struct Quality {
     pub reference_images: usize,
     /// k of precision/recall.
     pub k: usize,
+    /// CLIP model of the CLIP score (`clip:<file stem>`), when computed.
+    #[serde(default)]
+    pub clip_model: Option<String>,
     /// Per configuration.
     pub runs: Vec<RunQuality>,
     /// Per image.
@@ -97,20 +109,42 @@ struct Decoded {
     /// Class probabilities and class count, when the extractor classifies.
     probs: Option<(Vec<f32>, usize)>,
     pixels: Vec<Vec<u8>>,
+    /// CLIP score of each image with a caption.
+    clip_scores: Vec<f32>,
 }
 
-/// Features, class probabilities and 8-bit pixels of tokenised images, in batches.
+/// The CLIP model and the prompt set's captions (record `prompt` = index) of the CLIP score.
+pub type ClipSetup<'a> = (&'a ClipScorer, &'a [String]);
+
+/// Features, class probabilities, 8-bit pixels and CLIP scores (against `captions[prompt]`)
+/// of tokenised images, in batches.
 fn decode_all(
     vq: &VqModel,
     tokens: &[Vec<u32>],
+    prompts: &[Option<u32>],
     grid: usize,
     extractor: Option<&dyn FeatureExtractor>,
+    clip: Option<ClipSetup>,
 ) -> Result<Decoded, String> {
     let mut values = Vec::new();
     let mut probs: Option<(Vec<f32>, usize)> = None;
     let mut pixels = Vec::new();
-    for chunk in tokens.chunks(BATCH) {
+    let mut clip_scores = Vec::new();
+    for (chunk, chunk_prompts) in tokens.chunks(BATCH).zip(prompts.chunks(BATCH)) {
         let img = vq.decode_tokens(chunk, grid);
+        if let Some((scorer, captions)) = clip {
+            let texts: Option<Vec<String>> = chunk_prompts
+                .iter()
+                .map(|p| p.and_then(|i| captions.get(i as usize).cloned()))
+                .collect();
+            if let Some(texts) = texts {
+                clip_scores.extend(
+                    scorer
+                        .score(img.clone(), &texts)
+                        .map_err(|e| e.to_string())?,
+                );
+            }
+        }
         if let Some(x) = extractor {
             let (set, p) = x
                 .features_and_probs(img.clone())
@@ -130,6 +164,7 @@ fn decode_all(
         features,
         probs,
         pixels,
+        clip_scores,
     })
 }
 
@@ -155,15 +190,23 @@ pub fn compute(
     vq: &VqModel,
     grid: usize,
     reference: Option<(&ReferenceTokens, &dyn FeatureExtractor)>,
+    clip: Option<ClipSetup>,
     cache_dir: &Path,
     k: usize,
 ) -> Result<Quality, String> {
     let ref_features = match reference {
         Some((r, x)) => Some(
             cached_features(r, cache_dir, &x.name(), || {
-                decode_all(vq, &r.tokens, r.grid, Some(x))
-                    .map(|d| d.features.expect("extractor given"))
-                    .map_err(lantern_metrics::MetricError::Shape)
+                decode_all(
+                    vq,
+                    &r.tokens,
+                    &vec![None; r.tokens.len()],
+                    r.grid,
+                    Some(x),
+                    None,
+                )
+                .map(|d| d.features.expect("extractor given"))
+                .map_err(lantern_metrics::MetricError::Shape)
             })
             .map_err(|e| e.to_string())?,
         ),
@@ -179,9 +222,10 @@ pub fn compute(
     let mut decoded: HashMap<String, Decoded> = HashMap::new();
     for rs in groups.values() {
         let tokens: Vec<Vec<u32>> = rs.iter().map(|r| r.tokens.clone()).collect();
+        let prompts: Vec<Option<u32>> = rs.iter().map(|r| r.prompt).collect();
         decoded.insert(
             rs[0].run_id.clone(),
-            decode_all(vq, &tokens, grid, extractor)?,
+            decode_all(vq, &tokens, &prompts, grid, extractor, clip)?,
         );
     }
     let mut ar: HashMap<Twin, (&Record, &[u8])> = HashMap::new();
@@ -199,7 +243,10 @@ pub fn compute(
             features,
             probs,
             pixels,
+            clip_scores,
         } = &decoded[id];
+        let clip = (!clip_scores.is_empty())
+            .then(|| Estimate::of(&clip_scores.iter().map(|&c| c as f64).collect::<Vec<_>>()));
         let class_score = match probs {
             Some((p, c)) => Some(inception_score(p, *c, 1).map_err(|e| e.to_string())?.0),
             None => None,
@@ -239,6 +286,8 @@ pub fn compute(
             precision: pr.map(|p| p.precision),
             recall: pr.map(|p| p.recall),
             class_score,
+            clip_score: clip.map(|c| c.mean),
+            clip_score_ci95: clip.map(|c| c.ci95),
             drift_images: n,
             drift_token_agreement: (n > 0)
                 .then(|| drifts.iter().map(|d| d.token_agreement).sum::<f64>() / n as f64),
@@ -252,6 +301,7 @@ pub fn compute(
         reference: reference.map(|(r, _)| r.source.clone()),
         reference_images: reference.map_or(0, |(r, _)| r.tokens.len()),
         k,
+        clip_model: clip.map(|(c, _)| c.name()),
         runs,
         images,
     })

@@ -110,15 +110,18 @@ pub fn tables_md(summaries: &[Summary], records: &[Record], quality: Option<&Qua
             samplings.push(key);
         }
     }
+    let with_clip = summaries.iter().any(|x| x.clip_score.is_some());
     for (t, k, p, c) in samplings {
         let _ = writeln!(s, "## temperature {t}, top-k {k}, top-p {p}, CFG {c}\n");
         let _ = writeln!(
             s,
-            "| method | tree | k | δ / λ | images | τ (95% CI) | latency ms (95% CI) | speedup | FD | precision | recall | class score | tokens = AR | PSNR vs AR (dB) |"
+            "| method | tree | k | δ / λ | images | τ (95% CI) | latency ms (95% CI) | speedup | FD | precision | recall | class score |{} tokens = AR | PSNR vs AR (dB) |",
+            if with_clip { " CLIP score (95% CI) |" } else { "" }
         );
         let _ = writeln!(
             s,
-            "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+            "|---|---|---|---|---|---|---|---|---|---|---|---|{}---|---|",
+            if with_clip { "---|" } else { "" }
         );
         for x in summaries
             .iter()
@@ -137,7 +140,7 @@ pub fn tables_md(summaries: &[Summary], records: &[Record], quality: Option<&Qua
             };
             let _ = writeln!(
                 s,
-                "| {method} | {} | {} | {relax} | {} | {:.3} ± {:.3} | {:.1} ± {:.1} | {} | {} | {} | {} | {} | {} | {} |",
+                "| {method} | {} | {} | {relax} | {} | {:.3} ± {:.3} | {:.1} ± {:.1} | {} | {} | {} | {} | {} |{} {} | {} |",
                 opt(x.tree.as_deref()),
                 opt(x.k),
                 x.images,
@@ -150,6 +153,14 @@ pub fn tables_md(summaries: &[Summary], records: &[Record], quality: Option<&Qua
                 fmt(x.precision, 3),
                 fmt(x.recall, 3),
                 fmt(x.class_score, 2),
+                if with_clip {
+                    match (x.clip_score, x.clip_score_ci95) {
+                        (Some(m), Some(ci)) => format!(" {m:.4} ± {ci:.4} |"),
+                        _ => " — |".into(),
+                    }
+                } else {
+                    String::new()
+                },
                 fmt(x.drift_token_agreement, 3),
                 fmt(x.drift_psnr_db, 1),
             );
@@ -199,6 +210,13 @@ pub fn tables_md(summaries: &[Summary], records: &[Record], quality: Option<&Qua
                 q.reference.as_deref().unwrap_or("no reference set: drift only"),
                 q.k
             );
+            if let Some(model) = &q.clip_model {
+                let _ = writeln!(
+                    s,
+                    "\nCLIP score: mean raw cosine between each image and \"A photo depicts \" + its caption \
+                     in `{model}` (not scaled by 100 or 2.5; LANTERN's protocol uses OpenAI's ViT-B/32)."
+                );
+            }
         }
         None => {
             let _ = writeln!(

@@ -11,11 +11,13 @@ use lantern_decoding::model::ImageCondition;
 use lantern_decoding::neighbours::NeighbourTable;
 use lantern_decoding::strategy::{generate, image_rng, Generation, Speculative, Strategy};
 use lantern_models::backend::{cpu_threads, select_device};
-use lantern_models::{ModelBundle, ModelPaths};
+use lantern_models::config::ModelType;
+use lantern_models::{GptConfig, ModelBundle, ModelPaths};
 
 use crate::config::{ConfigError, SweepConfig};
 use crate::extractors::{load_pretrained, ExtractorSpec};
 use crate::plan::{expand, RunSpec};
+use crate::prompts::PromptSet;
 use crate::quality;
 use crate::records::{done_keys, Journal, Record};
 use crate::report;
@@ -231,42 +233,84 @@ struct Cond {
     prompt: Option<u32>,
 }
 
-fn conditions(cfg: &SweepConfig, num_classes: usize) -> Result<Vec<Cond>, HarnessError> {
+/// The sweep's conditions: its classes (c2i), or the prompts of its prompt set (t2i), checked
+/// against the target; the prompt set comes back for the CLIP score.
+fn conditions(
+    cfg: &SweepConfig,
+    gpt: &GptConfig,
+) -> Result<(Vec<Cond>, Option<PromptSet>), HarnessError> {
+    let invalid = |key: &str, value: String, allowed: String| -> HarnessError {
+        ConfigError::Invalid {
+            file: cfg.file.clone(),
+            key: key.into(),
+            value,
+            allowed,
+        }
+        .into()
+    };
+    let t2i = gpt.model_type == ModelType::T2i;
     if let Some(classes) = &cfg.data.classes {
+        if t2i {
+            return Err(invalid(
+                "data.classes",
+                format!("{classes:?}"),
+                "prompts = \"manifest.json\": the target is text-conditional".into(),
+            ));
+        }
+        let num_classes = gpt.num_classes;
         if let Some(&bad) = classes.iter().find(|&&c| c as usize >= num_classes) {
-            return Err(ConfigError::Invalid {
-                file: cfg.file.clone(),
-                key: "data.classes".into(),
-                value: bad.to_string(),
-                allowed: format!(
+            return Err(invalid(
+                "data.classes",
+                bad.to_string(),
+                format!(
                     "class labels 0..{} (this model has {num_classes} classes)",
                     num_classes - 1
                 ),
-            }
-            .into());
+            ));
         }
-        return Ok(classes
+        let conds = classes
             .iter()
             .map(|&c| Cond {
                 cond: ImageCondition::Class(c as usize),
                 class: Some(c as u32),
                 prompt: None,
             })
-            .collect());
+            .collect();
+        return Ok((conds, None));
     }
-    Err(ConfigError::Invalid {
-        file: cfg.file.clone(),
-        key: "data.prompts".into(),
-        value: cfg
-            .data
-            .prompts
-            .as_ref()
-            .map_or(String::new(), |p| p.display().to_string()),
-        allowed:
-            "text-conditional sweeps are not supported yet; use classes = [..] with a c2i model"
-                .into(),
+    let manifest = cfg.resolve_path(cfg.data.prompts.as_ref().expect("validated"));
+    let shown = manifest.display().to_string();
+    if !t2i {
+        return Err(invalid(
+            "data.prompts",
+            shown,
+            "classes = [..]: the target is class-conditional".into(),
+        ));
     }
-    .into())
+    let prompts =
+        PromptSet::load(&manifest).map_err(|e| invalid("data.prompts", shown.clone(), e))?;
+    if (prompts.tokens, prompts.dim) != (gpt.cls_token_num, gpt.caption_dim) {
+        return Err(invalid(
+            "data.prompts",
+            shown,
+            format!(
+                "embeddings of {} tokens × {} (the target's cls_token_num × caption_dim); the file has {} × {}",
+                gpt.cls_token_num, gpt.caption_dim, prompts.tokens, prompts.dim
+            ),
+        ));
+    }
+    let n = cfg
+        .data
+        .prompt_limit
+        .map_or(prompts.len(), |l| (l as usize).min(prompts.len()));
+    let conds = (0..n)
+        .map(|i| Cond {
+            cond: prompts.condition(i),
+            class: None,
+            prompt: Some(i as u32),
+        })
+        .collect();
+    Ok((conds, Some(prompts)))
 }
 
 /// Tokens per second of `strategy` on one untimed pilot image.
@@ -346,8 +390,19 @@ pub fn verify_cost_curve(gpt: &lantern_models::Gpt, rows: usize) -> Vec<(usize, 
     let device = gpt.device();
     let prefix = gpt.config().block_size / 2;
     let mut cache = gpt.new_cache(rows, 64);
-    gpt.prefill(&Condition::Classes(vec![0; rows]), &mut cache)
-        .expect("class 0 exists");
+    let c = gpt.config();
+    let cond = match c.model_type {
+        ModelType::C2i => Condition::Classes(vec![0; rows]),
+        ModelType::T2i => Condition::Captions {
+            embeddings: lantern_models::burn::prelude::Tensor::zeros(
+                [rows, c.cls_token_num, c.caption_dim],
+                &device,
+            ),
+            valid: None,
+        },
+    };
+    gpt.prefill(&cond, &mut cache)
+        .expect("a condition of the model's own kind");
     let toks: Vec<u32> = (0..prefix as u32).collect();
     let pos: Vec<usize> = (0..prefix).map(|k| gpt.position_of_token(k)).collect();
     gpt.extend(
@@ -397,7 +452,7 @@ pub fn run_sweep(cfg: &SweepConfig, opts: &SweepOptions) -> Result<SweepOutcome,
     let paths = model_paths(cfg)?;
     let device = select_device(&cfg.runtime.backend)?;
     let bundle = ModelBundle::load(&paths, &device, 0)?;
-    let conds = conditions(cfg, bundle.gpt.config().num_classes)?;
+    let (conds, prompts) = conditions(cfg, bundle.gpt.config())?;
     let strategies: Vec<Strategy> = specs
         .iter()
         .map(|s| {
@@ -430,6 +485,30 @@ pub fn run_sweep(cfg: &SweepConfig, opts: &SweepOptions) -> Result<SweepOutcome,
             let extractor = quality_extractor(cfg, &paths, vq, &device)?;
             Some((reference, extractor))
         }
+        _ => None,
+    };
+    let clip = match (&cfg.quality.clip_weights, &quality_setup) {
+        (Some(w), Some(_)) => {
+            let w = cfg.resolve_path(w);
+            let scorer = crate::extractors::load_clip(&w, &cfg.quality.clip_activation, &device)
+                .and_then(|c| c.check_vocabulary().map(|_| c).map_err(|e| e.to_string()))
+                .map_err(|e| ConfigError::Invalid {
+                    file: cfg.file.clone(),
+                    key: "quality.clip_weights".into(),
+                    value: w.display().to_string(),
+                    allowed: format!("a CLIP ViT state dict that loads: {e}"),
+                })?;
+            Some(scorer)
+        }
+        (Some(w), None) => return Err(ConfigError::Invalid {
+            file: cfg.file.clone(),
+            key: "quality.clip_weights".into(),
+            value: w.display().to_string(),
+            allowed:
+                "a sweep whose images are decoded: a VQ tokenizer and `[quality] enabled = true`"
+                    .into(),
+        }
+        .into()),
         _ => None,
     };
 
@@ -659,6 +738,9 @@ pub fn run_sweep(cfg: &SweepConfig, opts: &SweepOptions) -> Result<SweepOutcome,
             vq,
             grid,
             reference.as_ref().map(|r| (r, extractor.as_ref())),
+            clip.as_ref()
+                .zip(prompts.as_ref())
+                .map(|(c, p)| (c, p.captions.as_slice())),
             &opts.results_root.join(".cache"),
             cfg.quality.k as usize,
         )

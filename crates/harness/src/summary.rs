@@ -105,6 +105,10 @@ pub struct Summary {
     pub recall: Option<f64>,
     /// Inception-Score formula over the extractor's classes.
     pub class_score: Option<f64>,
+    /// Mean raw CLIP score against the captions (t2i sweeps with `[quality] clip_weights`).
+    pub clip_score: Option<f64>,
+    /// 95% half-width of the CLIP score's mean.
+    pub clip_score_ci95: Option<f64>,
     /// Mean token agreement with AR at the same seed.
     pub drift_token_agreement: Option<f64>,
     /// PSNR (dB) against AR's image at the same seed.
@@ -186,6 +190,8 @@ pub fn summarise(records: &[Record], quality: Option<&Quality>) -> Vec<Summary> 
                 precision: q.and_then(|x| x.precision),
                 recall: q.and_then(|x| x.recall),
                 class_score: q.and_then(|x| x.class_score),
+                clip_score: q.and_then(|x| x.clip_score),
+                clip_score_ci95: q.and_then(|x| x.clip_score_ci95),
                 drift_token_agreement: q.and_then(|x| x.drift_token_agreement),
                 drift_psnr_db: q.and_then(|x| x.drift_psnr_db),
             }
@@ -231,6 +237,8 @@ pub fn to_frame(s: &[Summary]) -> PolarsResult<DataFrame> {
             c!("precision", |r| r.precision),
             c!("recall", |r| r.recall),
             c!("class_score", |r| r.class_score),
+            c!("clip_score", |r| r.clip_score),
+            c!("clip_score_ci95", |r| r.clip_score_ci95),
             c!("drift_token_agreement", |r| r.drift_token_agreement),
             c!("drift_psnr_db", |r| r.drift_psnr_db),
         ],

@@ -65,6 +65,7 @@ fn drift_and_set_metrics_of_constructed_runs() {
         &vq,
         grid,
         Some((&reference, &extractor as &dyn FeatureExtractor)),
+        None,
         &cache,
         3,
     )

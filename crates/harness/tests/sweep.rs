@@ -141,6 +141,14 @@ fn bad_inputs_name_file_key_value_and_allowed() {
             &["quality.clip_activation", "relu", "quick-gelu or gelu"],
         ),
         (
+            variant("seeds = 1", "seeds = 1\nprompt_limit = 5"),
+            &["data.prompt_limit", "nothing without `prompts`"],
+        ),
+        (
+            format!("{GOOD}[quality]\nclip_weights = \"Cargo.toml\"\n"),
+            &["quality.clip_weights", "needs captions"],
+        ),
+        (
             format!("{GOOD}[quality]\ninception_resize = \"lanczos\"\n"),
             &[
                 "quality.inception_resize",

@@ -13,7 +13,7 @@ use lantern_models::burn::prelude::*;
 use lantern_models::burn::tensor::activation::{gelu, sigmoid, softmax};
 use lantern_models::burn::tensor::module::interpolate;
 use lantern_models::burn::tensor::ops::{InterpolateMode, InterpolateOptions};
-use lantern_models::burn::tensor::{Int, TensorData};
+use lantern_models::burn::tensor::{Distribution, Int, TensorData};
 use lantern_models::checkpoint::{list_tensors, load_module, KeyLayout};
 use lantern_models::ModelError;
 
@@ -128,6 +128,11 @@ impl ClipConfig {
     }
 }
 
+/// A parameter drawn from N(0, std²) (the initial weights of OpenAI's CLIP code).
+fn normal(shape: [usize; 2], std: f64, d: &Device) -> Param<Tensor<2>> {
+    Param::from_tensor(Tensor::random(shape, Distribution::Normal(0.0, std), d))
+}
+
 /// LayerNorm over the last dimension (ε = 1e-5) with PyTorch's names.
 #[derive(Module, Debug)]
 pub struct Ln {
@@ -166,7 +171,7 @@ pub struct Attention {
 impl Attention {
     fn new(width: usize, d: &Device) -> Self {
         Self {
-            in_proj_weight: Param::from_tensor(Tensor::zeros([3 * width, width], d)),
+            in_proj_weight: normal([3 * width, width], (width as f64).powf(-0.5), d),
             in_proj_bias: Param::from_tensor(Tensor::zeros([3 * width], d)),
             out_proj: LinearConfig::new(width, width).init(d),
             heads: width / 64,
@@ -294,31 +299,35 @@ pub struct Clip {
 }
 
 impl Clip {
-    /// The architecture of `c` with placeholder weights.
+    /// The architecture of `c` with random initial weights (OpenAI's initialisation scales).
     pub fn new(c: &ClipConfig, act: Activation, d: &Device) -> Self {
         let grid = c.image_size / c.patch;
         let vw = c.vision_width;
-        let zeros2 = |r: usize, k: usize| Param::from_tensor(Tensor::zeros([r, k], d));
+        let (vs, ts) = ((vw as f64).powf(-0.5), (c.text_width as f64).powf(-0.5));
         Self {
             visual: VisionTower {
                 conv1: Conv2dConfig::new([3, vw], [c.patch, c.patch])
                     .with_stride([c.patch, c.patch])
                     .with_bias(false)
                     .init(d),
-                class_embedding: Param::from_tensor(Tensor::zeros([vw], d)),
-                positional_embedding: zeros2(grid * grid + 1, vw),
+                class_embedding: Param::from_tensor(Tensor::random(
+                    [vw],
+                    Distribution::Normal(0.0, vs),
+                    d,
+                )),
+                positional_embedding: normal([grid * grid + 1, vw], vs, d),
                 ln_pre: Ln::new(vw, d),
                 transformer: Transformer::new(vw, c.vision_layers, act, d),
                 ln_post: Ln::new(vw, d),
-                proj: zeros2(vw, c.embed_dim),
+                proj: normal([vw, c.embed_dim], vs, d),
             },
             token_embedding: TokenEmbedding {
-                weight: zeros2(c.vocab, c.text_width),
+                weight: normal([c.vocab, c.text_width], 0.02, d),
             },
-            positional_embedding: zeros2(c.context, c.text_width),
+            positional_embedding: normal([c.context, c.text_width], 0.01, d),
             transformer: Transformer::new(c.text_width, c.text_layers, act, d),
             ln_final: Ln::new(c.text_width, d),
-            text_projection: zeros2(c.text_width, c.embed_dim),
+            text_projection: normal([c.text_width, c.embed_dim], ts, d),
         }
     }
 
@@ -490,9 +499,8 @@ impl ClipScorer {
         })
     }
 
-    /// Raw CLIP score (cosine) of image `i` with `PROMPT_PREFIX + captions[i]` (refused when the
-    /// text tower's vocabulary is not the tokenizer's).
-    pub fn score(&self, images: Tensor<4>, captions: &[String]) -> Result<Vec<f32>, MetricError> {
+    /// Refuses a text tower whose vocabulary is not the tokenizer's (CLIP's 49,408 ids).
+    pub fn check_vocabulary(&self) -> Result<(), MetricError> {
         if self.config.vocab != self.tokenizer.eot as usize + 1 {
             return Err(MetricError::Shape(format!(
                 "the text tower of clip:{} has {} token ids, CLIP's tokenizer {}",
@@ -501,6 +509,13 @@ impl ClipScorer {
                 self.tokenizer.eot + 1
             )));
         }
+        Ok(())
+    }
+
+    /// Raw CLIP score (cosine) of image `i` with `PROMPT_PREFIX + captions[i]` (refused when the
+    /// text tower's vocabulary is not the tokenizer's).
+    pub fn score(&self, images: Tensor<4>, captions: &[String]) -> Result<Vec<f32>, MetricError> {
+        self.check_vocabulary()?;
         let b = images.dims()[0];
         if b != captions.len() {
             return Err(MetricError::Shape(format!(
