@@ -2,7 +2,9 @@
 //! user's state dict with OpenAI's key names (`visual.conv1.weight`, `transformer.resblocks.N…`,
 //! `text_projection`; open_clip's files use the same names), every size read from the checkpoint
 //! as OpenAI's `build_model` reads it. CLIP score is the raw cosine between the image and the text
-//! "A photo depicts " + caption, not scaled (LANTERN's protocol).
+//! "A photo depicts " + caption, not scaled (LANTERN's protocol). HPSv2 (Wu et al. 2023) is the
+//! same computation with its fine-tuned open_clip ViT-H-14 (80-wide vision heads), the bare
+//! prompt and its own image preprocessing.
 
 use std::path::Path;
 
@@ -11,13 +13,13 @@ use lantern_models::burn::nn::conv::{Conv2d, Conv2dConfig};
 use lantern_models::burn::nn::{Linear, LinearConfig};
 use lantern_models::burn::prelude::*;
 use lantern_models::burn::tensor::activation::{gelu, sigmoid, softmax};
-use lantern_models::burn::tensor::module::interpolate;
-use lantern_models::burn::tensor::ops::{InterpolateMode, InterpolateOptions};
 use lantern_models::burn::tensor::{Distribution, Int, TensorData};
 use lantern_models::checkpoint::{list_tensors, load_module, KeyLayout};
 use lantern_models::ModelError;
 
 use crate::clip_tokenizer::ClipTokenizer;
+use crate::extractor::host;
+use crate::resize::{pil_resize_f32, pil_resize_u8, to_u8, Filter};
 use crate::{FeatureExtractor, FeatureSet, MetricError};
 
 /// The text LANTERN's evaluation puts before every caption.
@@ -71,11 +73,22 @@ pub struct ClipConfig {
     pub text_width: usize,
     /// Text transformer depth.
     pub text_layers: usize,
+    /// Vision attention heads (width / 64 in OpenAI's models; the checkpoint does not say).
+    pub vision_heads: usize,
+    /// Text attention heads (width / 64).
+    pub text_heads: usize,
 }
 
 impl ClipConfig {
-    /// Reads the sizes from `path`'s shapes, refusing files that are not a CLIP ViT.
+    /// Reads the sizes from `path`'s shapes (64-wide heads, as OpenAI's `build_model` assumes),
+    /// refusing files that are not a CLIP ViT.
     pub fn from_checkpoint(path: &Path) -> Result<Self, ModelError> {
+        Self::with_vision_head_width(path, 64)
+    }
+
+    /// [`ClipConfig::from_checkpoint`] with `head_width`-wide vision heads (80 in open_clip's
+    /// ViT-H-14, and so in HPSv2).
+    pub fn with_vision_head_width(path: &Path, head_width: usize) -> Result<Self, ModelError> {
         let shapes = list_tensors(path)?;
         let bad = |message: String| ModelError::Config {
             source_name: path.display().to_string(),
@@ -116,11 +129,16 @@ impl ClipConfig {
             vocab: shape("token_embedding.weight")?[0],
             text_width: shape("ln_final.weight")?[0],
             text_layers: layers("transformer.resblocks."),
+            vision_heads: conv[0] / head_width.max(1),
+            text_heads: shape("ln_final.weight")?[0] / 64,
         };
-        for (name, width) in [("vision", config.vision_width), ("text", config.text_width)] {
-            if width % 64 != 0 {
+        for (name, width, head) in [
+            ("vision", config.vision_width, head_width),
+            ("text", config.text_width, 64),
+        ] {
+            if head == 0 || width % head != 0 {
                 return Err(bad(format!(
-                    "{name} width {width} is not a multiple of CLIP's 64-wide heads"
+                    "{name} width {width} is not a multiple of {head}-wide heads"
                 )));
             }
         }
@@ -159,7 +177,7 @@ impl Ln {
     }
 }
 
-/// `nn.MultiheadAttention` with a fused input projection and 64-wide heads.
+/// `nn.MultiheadAttention` with a fused input projection.
 #[derive(Module, Debug)]
 pub struct Attention {
     in_proj_weight: Param<Tensor<2>>,
@@ -169,12 +187,12 @@ pub struct Attention {
 }
 
 impl Attention {
-    fn new(width: usize, d: &Device) -> Self {
+    fn new(width: usize, heads: usize, d: &Device) -> Self {
         Self {
             in_proj_weight: normal([3 * width, width], (width as f64).powf(-0.5), d),
             in_proj_bias: Param::from_tensor(Tensor::zeros([3 * width], d)),
             out_proj: LinearConfig::new(width, width).init(d),
-            heads: width / 64,
+            heads,
         }
     }
 
@@ -223,10 +241,10 @@ pub struct Mlp {
 }
 
 impl Block {
-    fn new(width: usize, act: Activation, d: &Device) -> Self {
+    fn new(width: usize, heads: usize, act: Activation, d: &Device) -> Self {
         Self {
             ln_1: Ln::new(width, d),
-            attn: Attention::new(width, d),
+            attn: Attention::new(width, heads, d),
             ln_2: Ln::new(width, d),
             mlp: Mlp {
                 c_fc: LinearConfig::new(width, 4 * width).init(d),
@@ -255,9 +273,11 @@ pub struct Transformer {
 }
 
 impl Transformer {
-    fn new(width: usize, layers: usize, act: Activation, d: &Device) -> Self {
+    fn new(width: usize, layers: usize, heads: usize, act: Activation, d: &Device) -> Self {
         Self {
-            resblocks: (0..layers).map(|_| Block::new(width, act, d)).collect(),
+            resblocks: (0..layers)
+                .map(|_| Block::new(width, heads, act, d))
+                .collect(),
         }
     }
 
@@ -317,7 +337,7 @@ impl Clip {
                 )),
                 positional_embedding: normal([grid * grid + 1, vw], vs, d),
                 ln_pre: Ln::new(vw, d),
-                transformer: Transformer::new(vw, c.vision_layers, act, d),
+                transformer: Transformer::new(vw, c.vision_layers, c.vision_heads, act, d),
                 ln_post: Ln::new(vw, d),
                 proj: normal([vw, c.embed_dim], vs, d),
             },
@@ -325,7 +345,7 @@ impl Clip {
                 weight: normal([c.vocab, c.text_width], 0.02, d),
             },
             positional_embedding: normal([c.context, c.text_width], 0.01, d),
-            transformer: Transformer::new(c.text_width, c.text_layers, act, d),
+            transformer: Transformer::new(c.text_width, c.text_layers, c.text_heads, act, d),
             ln_final: Ln::new(c.text_width, d),
             text_projection: normal([c.text_width, c.embed_dim], ts, d),
         }
@@ -339,47 +359,20 @@ impl Clip {
         device: &Device,
     ) -> Result<(Self, ClipConfig), ModelError> {
         let config = ClipConfig::from_checkpoint(path)?;
-        let model = load_module(Self::new(&config, act, device), path, &CLIP_LAYOUT)?;
-        Ok((model, config))
+        Ok((Self::load_as(path, &config, act, device)?, config))
     }
 
-    fn image_side(&self) -> usize {
-        let [positions, _] = self.visual.positional_embedding.dims();
-        let grid = ((positions - 1) as f64).sqrt().round() as usize;
-        grid * self.visual.conv1.weight.dims()[2]
+    /// Loads `path` into the architecture of `config` (e.g. one with other head widths).
+    pub fn load_as(
+        path: &Path,
+        config: &ClipConfig,
+        act: Activation,
+        device: &Device,
+    ) -> Result<Self, ModelError> {
+        load_module(Self::new(config, act, device), path, &CLIP_LAYOUT)
     }
 
-    /// Images `[B, 3, H, W]` in [-1, 1] → CLIP's input: shortest side resized bicubically to the
-    /// tower's side (on the tensor, without PIL's antialiasing), centre crop, CLIP normalisation.
-    pub fn preprocess(&self, images: Tensor<4>) -> Tensor<4> {
-        let side = self.image_side();
-        let [b, _, h, w] = images.dims();
-        let x = (images + 1.0) * 0.5;
-        let x = if h.min(w) != side {
-            let (nh, nw) = if h <= w {
-                (side, (w * side).div_ceil(h).max(side))
-            } else {
-                ((h * side).div_ceil(w).max(side), side)
-            };
-            interpolate(
-                x,
-                InterpolateOptions::new(InterpolateMode::Bicubic)
-                    .with_align_corners(false)
-                    .with_output_size([nh, nw]),
-            )
-        } else {
-            x
-        };
-        let [_, _, h, w] = x.dims();
-        let (top, left) = ((h - side) / 2, (w - side) / 2);
-        let x = x.slice([0..b, 0..3, top..top + side, left..left + side]);
-        let device = x.device();
-        let mean = Tensor::<1>::from_floats(MEAN, &device).reshape([1, 3, 1, 1]);
-        let std = Tensor::<1>::from_floats(STD, &device).reshape([1, 3, 1, 1]);
-        (x - mean) / std
-    }
-
-    /// Normalised images `[B, 3, S, S]` (see [`Clip::preprocess`]) → image embeddings `[B, E]`.
+    /// Normalised images `[B, 3, S, S]` (see [`Preprocess`]) → image embeddings `[B, E]`.
     pub fn encode_image(&self, x: Tensor<4>) -> Tensor<2> {
         let v = &self.visual;
         let h = v.conv1.forward(x);
@@ -442,6 +435,107 @@ impl Clip {
     }
 }
 
+/// How images reach the vision tower (both start from the 8-bit pixels a saved PNG holds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Preprocess {
+    /// OpenAI's `_transform` (the CLIP score's): Pillow's 8-bit bicubic resize of the shortest
+    /// side to the tower's side (the other side truncated, as torchvision's `Resize(int)`), a
+    /// centre crop (offsets rounded half to even, as `CenterCrop`), ÷ 255, CLIP normalisation.
+    OpenAi,
+    /// HPSv2's `ResizeMaxSize`: ÷ 255, then the longest side resized to the tower's side by
+    /// torchvision's antialiased bicubic on the float tensor (Pillow's float filter), the other
+    /// rounded half to even, zero padding to a square (the extra pixel right and bottom), CLIP
+    /// normalisation.
+    LongestSidePad,
+}
+
+/// Python's `round` (half to even) of a non-negative value.
+fn round_half_even(x: f64) -> usize {
+    let f = x.floor();
+    let up = match (x - f).partial_cmp(&0.5) {
+        Some(std::cmp::Ordering::Greater) => true,
+        Some(std::cmp::Ordering::Equal) => f % 2.0 != 0.0,
+        _ => false,
+    };
+    (f + up as u8 as f64) as usize
+}
+
+impl Preprocess {
+    /// Images `[B, 3, H, W]` in [-1, 1] → normalised tower input `[B, 3, side, side]`.
+    pub fn apply(self, images: Tensor<4>, side: usize) -> Result<Tensor<4>, MetricError> {
+        let [b, c, h, w] = images.dims();
+        if c != 3 {
+            return Err(MetricError::Shape(format!("{c} channels, CLIP takes RGB")));
+        }
+        let device = images.device();
+        let bytes = to_u8(&host_values(images)?);
+        let mut out = Vec::with_capacity(b * 3 * side * side);
+        for (i, plane) in bytes.chunks(h * w).enumerate() {
+            let ch = i % 3;
+            let square = match self {
+                Preprocess::OpenAi => {
+                    let (nh, nw) = if h <= w {
+                        (side, side * w / h)
+                    } else {
+                        (side * h / w, side)
+                    };
+                    let resized = pil_resize_u8(plane, (h, w), (nh, nw), Filter::Bicubic);
+                    let (top, left) = (
+                        round_half_even((nh - side) as f64 / 2.0),
+                        round_half_even((nw - side) as f64 / 2.0),
+                    );
+                    (top..top + side)
+                        .flat_map(|y| {
+                            resized[y * nw + left..y * nw + left + side]
+                                .iter()
+                                .map(|&v| v as f32 / 255.0)
+                        })
+                        .collect::<Vec<f32>>()
+                }
+                Preprocess::LongestSidePad => {
+                    let unit: Vec<f32> = plane.iter().map(|&v| v as f32 / 255.0).collect();
+                    let scale = side as f64 / h.max(w) as f64;
+                    let (nh, nw) = if scale == 1.0 {
+                        (h, w)
+                    } else {
+                        (
+                            round_half_even(h as f64 * scale),
+                            round_half_even(w as f64 * scale),
+                        )
+                    };
+                    let resized = pil_resize_f32(&unit, (h, w), (nh, nw), Filter::Bicubic);
+                    let (top, left) = ((side - nh) / 2, (side - nw) / 2);
+                    let mut square = vec![0f32; side * side];
+                    for y in 0..nh {
+                        square[(top + y) * side + left..(top + y) * side + left + nw]
+                            .copy_from_slice(&resized[y * nw..(y + 1) * nw]);
+                    }
+                    square
+                }
+            };
+            out.extend(square.iter().map(|&v| (v - MEAN[ch]) / STD[ch]));
+        }
+        Ok(Tensor::from_data(
+            TensorData::new(out, [b, 3, side, side]),
+            &device,
+        ))
+    }
+}
+
+/// CLIP's normalisation of `[B, 3, S, S]` pixels in [0, 1] (what [`Preprocess`] ends with).
+pub fn normalise(x: Tensor<4>) -> Tensor<4> {
+    let device = x.device();
+    let mean = Tensor::<1>::from_floats(MEAN, &device).reshape([1, 3, 1, 1]);
+    let std = Tensor::<1>::from_floats(STD, &device).reshape([1, 3, 1, 1]);
+    (x - mean) / std
+}
+
+fn host_values(t: Tensor<4>) -> Result<Vec<f32>, MetricError> {
+    t.into_data()
+        .try_into_vec_as()
+        .map_err(|e| MetricError::Shape(format!("{e:?}")))
+}
+
 /// Cosine similarity of row `i` of `a` with row `i` of `b` (both `n × dim`, row-major): the raw
 /// CLIP score of each image–text pair.
 pub fn cosine_rows(a: &[f32], b: &[f32], dim: usize) -> Result<Vec<f32>, MetricError> {
@@ -463,24 +557,29 @@ pub fn cosine_rows(a: &[f32], b: &[f32], dim: usize) -> Result<Vec<f32>, MetricE
         .collect())
 }
 
-fn host(t: Tensor<2>) -> Result<Vec<f32>, MetricError> {
-    t.into_data()
-        .try_into_vec_as()
-        .map_err(|e| MetricError::Shape(format!("{e:?}")))
+/// Which image–text score a [`ClipScorer`] computes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScoreKind {
+    /// LANTERN's CLIP score: "A photo depicts " + caption, OpenAI's preprocessing.
+    Clip,
+    /// HPSv2 (v2.0 / v2.1 weights): the bare caption, `ResizeMaxSize` preprocessing.
+    Hps,
 }
 
-/// CLIP with its tokenizer: CLIP scores of images against captions, and image embeddings as
-/// features (`clip:<label>`; a Fréchet distance over them is "FD in CLIP space", not FID).
+/// CLIP with its tokenizer: image–text scores (CLIP score or HPSv2) of images against captions,
+/// and image embeddings as features (`clip:<label>`; a Fréchet distance over them is "FD in CLIP
+/// space", not FID).
 pub struct ClipScorer {
     clip: Clip,
     config: ClipConfig,
     tokenizer: ClipTokenizer,
     label: String,
+    kind: ScoreKind,
 }
 
 impl ClipScorer {
-    /// Loads the towers from `checkpoint` and the BPE merges from `vocab`; `label` names the
-    /// weights in records (e.g. `vit-b-32-openai`).
+    /// Loads the towers from `checkpoint` and the BPE merges from `vocab` for the CLIP score;
+    /// `label` names the weights in records (e.g. `vit-b-32-openai`).
     pub fn load(
         checkpoint: &Path,
         vocab: &Path,
@@ -490,21 +589,54 @@ impl ClipScorer {
     ) -> Result<Self, MetricError> {
         let (clip, config) = Clip::load(checkpoint, act, device)
             .map_err(|e: ModelError| MetricError::Model(e.to_string()))?;
-        let tokenizer = ClipTokenizer::load(vocab)?;
+        Self::with(clip, config, vocab, label, ScoreKind::Clip)
+    }
+
+    /// Loads HPSv2 weights (`HPS_v2.1_compressed.pt`: an open_clip ViT-H-14 under a
+    /// `state_dict` key; exact GELU, 80-wide vision heads) for the HPSv2 score.
+    pub fn load_hps(
+        checkpoint: &Path,
+        vocab: &Path,
+        label: &str,
+        device: &Device,
+    ) -> Result<Self, MetricError> {
+        let model = |e: ModelError| MetricError::Model(e.to_string());
+        let config =
+            ClipConfig::with_vision_head_width(checkpoint, HPS_HEAD_WIDTH).map_err(model)?;
+        let clip = Clip::load_as(checkpoint, &config, Activation::Gelu, device).map_err(model)?;
+        Self::with(clip, config, vocab, label, ScoreKind::Hps)
+    }
+
+    fn with(
+        clip: Clip,
+        config: ClipConfig,
+        vocab: &Path,
+        label: &str,
+        kind: ScoreKind,
+    ) -> Result<Self, MetricError> {
         Ok(Self {
             clip,
             config,
-            tokenizer,
+            tokenizer: ClipTokenizer::load(vocab)?,
             label: label.to_string(),
+            kind,
         })
+    }
+
+    /// The score's name in records: `clip:<label>` or `hpsv2:<label>`.
+    pub fn score_name(&self) -> String {
+        match self.kind {
+            ScoreKind::Clip => format!("clip:{}", self.label),
+            ScoreKind::Hps => format!("hpsv2:{}", self.label),
+        }
     }
 
     /// Refuses a text tower whose vocabulary is not the tokenizer's (CLIP's 49,408 ids).
     pub fn check_vocabulary(&self) -> Result<(), MetricError> {
         if self.config.vocab != self.tokenizer.eot as usize + 1 {
             return Err(MetricError::Shape(format!(
-                "the text tower of clip:{} has {} token ids, CLIP's tokenizer {}",
-                self.label,
+                "the text tower of {} has {} token ids, CLIP's tokenizer {}",
+                self.score_name(),
                 self.config.vocab,
                 self.tokenizer.eot + 1
             )));
@@ -512,8 +644,17 @@ impl ClipScorer {
         Ok(())
     }
 
-    /// Raw CLIP score (cosine) of image `i` with `PROMPT_PREFIX + captions[i]` (refused when the
-    /// text tower's vocabulary is not the tokenizer's).
+    fn preprocess(&self, images: Tensor<4>) -> Result<Tensor<4>, MetricError> {
+        let mode = match self.kind {
+            ScoreKind::Clip => Preprocess::OpenAi,
+            ScoreKind::Hps => Preprocess::LongestSidePad,
+        };
+        mode.apply(images, self.config.image_size)
+    }
+
+    /// Score of image `i` against `captions[i]`: the raw cosine of the two embeddings, the text
+    /// being `PROMPT_PREFIX + caption` for the CLIP score and the caption for HPSv2 (refused when
+    /// the text tower's vocabulary is not the tokenizer's).
     pub fn score(&self, images: Tensor<4>, captions: &[String]) -> Result<Vec<f32>, MetricError> {
         self.check_vocabulary()?;
         let b = images.dims()[0];
@@ -523,12 +664,16 @@ impl ClipScorer {
                 captions.len()
             )));
         }
-        let img = host(self.clip.encode_image(self.clip.preprocess(images)))?;
+        let img = host(self.clip.encode_image(self.preprocess(images)?))?;
+        let prefix = match self.kind {
+            ScoreKind::Clip => PROMPT_PREFIX,
+            ScoreKind::Hps => "",
+        };
         let rows: Vec<Vec<u32>> = captions
             .iter()
             .map(|c| {
                 self.tokenizer
-                    .tokenize(&format!("{PROMPT_PREFIX}{c}"), self.config.context)
+                    .tokenize(&format!("{prefix}{c}"), self.config.context)
             })
             .collect();
         let txt = host(self.clip.encode_text(&rows))?;
@@ -536,9 +681,12 @@ impl ClipScorer {
     }
 }
 
+/// Vision head width of open_clip's ViT-H-14, which HPSv2 fine-tunes.
+pub const HPS_HEAD_WIDTH: usize = 80;
+
 impl FeatureExtractor for ClipScorer {
     fn name(&self) -> String {
-        format!("clip:{}", self.label)
+        self.score_name()
     }
 
     fn dim(&self) -> usize {
@@ -546,7 +694,7 @@ impl FeatureExtractor for ClipScorer {
     }
 
     fn features(&self, images: Tensor<4>) -> Result<FeatureSet, MetricError> {
-        let f = host(self.clip.encode_image(self.clip.preprocess(images)))?;
+        let f = host(self.clip.encode_image(self.preprocess(images)?))?;
         FeatureSet::new(&self.name(), self.config.embed_dim, f)
     }
 }

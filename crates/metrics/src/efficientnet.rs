@@ -15,7 +15,7 @@ use lantern_models::checkpoint::{load_module, KeyLayout};
 use lantern_models::ModelError;
 
 use crate::bn::Bn;
-use crate::extractor::ClassProbs;
+use crate::extractor::{host, ClassProbs};
 use crate::{FeatureExtractor, FeatureSet, MetricError};
 
 /// Key layout of the package's state dict (`num_batches_tracked` counters are not parameters).
@@ -231,12 +231,6 @@ impl EfficientNetExtractor {
             net: EfficientNetLite0::load(path, device)?,
         })
     }
-}
-
-fn host(t: Tensor<2>) -> Result<Vec<f32>, MetricError> {
-    t.into_data()
-        .try_into_vec_as()
-        .map_err(|e| MetricError::Shape(format!("{e:?}")))
 }
 
 impl FeatureExtractor for EfficientNetExtractor {

@@ -28,6 +28,13 @@ pub trait FeatureExtractor {
     }
 }
 
+/// Host values of a `[B, D]` tensor.
+pub(crate) fn host(t: Tensor<2>) -> Result<Vec<f32>, MetricError> {
+    t.into_data()
+        .try_into_vec_as()
+        .map_err(|e| MetricError::Shape(format!("{e:?}")))
+}
+
 /// Row-major class probabilities `[B × classes]` and the class count.
 pub type ClassProbs = (Vec<f32>, usize);
 
@@ -69,10 +76,6 @@ impl FeatureExtractor for VqEncoderExtractor {
         let mean = flat.clone().mean_dim(2);
         let std = (flat - mean.clone()).square().mean_dim(2).sqrt();
         let f = Tensor::cat(vec![mean, std], 1).reshape([b, 2 * c]);
-        let values: Vec<f32> = f
-            .into_data()
-            .try_into_vec_as()
-            .map_err(|e| MetricError::Shape(format!("{e:?}")))?;
-        FeatureSet::new(&self.name, 2 * c, values)
+        FeatureSet::new(&self.name, 2 * c, host(f)?)
     }
 }

@@ -13,6 +13,31 @@ fn sqrt_psd(m: DMatrix<f64>) -> DMatrix<f64> {
     &eig.eigenvectors * DMatrix::from_diagonal(&roots) * eig.eigenvectors.transpose()
 }
 
+/// Sum of the square roots of the eigenvalues of a (numerically) symmetric PSD matrix: the trace
+/// of its square root.
+fn trace_sqrt(m: DMatrix<f64>) -> f64 {
+    let sym = (&m + m.transpose()) * 0.5;
+    SymmetricEigen::new(sym)
+        .eigenvalues
+        .iter()
+        .map(|l| l.max(0.0).sqrt())
+        .sum()
+}
+
+/// ‖μ₁ − μ₂‖² from the two means.
+fn mean_term(a: &[f64], b: &[f64]) -> f64 {
+    a.iter().zip(b).map(|(x, y)| (x - y).powi(2)).sum()
+}
+
+/// The distance, refused when it is not finite.
+fn finite(fd: f64) -> Result<f64, MetricError> {
+    if fd.is_finite() {
+        Ok(fd)
+    } else {
+        Err(MetricError::NonFinite("the Fréchet distance".into()))
+    }
+}
+
 /// ‖μ₁ − μ₂‖² + tr Σ₁ + tr Σ₂ − 2 tr (Σ₁ Σ₂)^½.
 ///
 /// tr (Σ₁ Σ₂)^½ is computed as tr (Σ₁^½ Σ₂ Σ₁^½)^½ — the same eigenvalues, but of a symmetric
@@ -27,25 +52,9 @@ pub fn frechet_distance(a: &FeatureStats, b: &FeatureStats) -> Result<f64, Metri
     let d = a.dim;
     let s1 = DMatrix::from_row_slice(d, d, &a.cov);
     let s2 = DMatrix::from_row_slice(d, d, &b.cov);
-    let mean_term: f64 = a
-        .mean
-        .iter()
-        .zip(&b.mean)
-        .map(|(x, y)| (x - y).powi(2))
-        .sum();
     let r1 = sqrt_psd(s1.clone());
-    let mut inner = &r1 * &s2 * &r1;
-    inner = (&inner + inner.transpose()) * 0.5;
-    let cross: f64 = SymmetricEigen::new(inner)
-        .eigenvalues
-        .iter()
-        .map(|l| l.max(0.0).sqrt())
-        .sum();
-    let fd = mean_term + s1.trace() + s2.trace() - 2.0 * cross;
-    if !fd.is_finite() {
-        return Err(MetricError::NonFinite("the Fréchet distance".into()));
-    }
-    Ok(fd)
+    let cross = trace_sqrt(&r1 * &s2 * &r1);
+    finite(mean_term(&a.mean, &b.mean) + s1.trace() + s2.trace() - 2.0 * cross)
 }
 
 /// Samples centred and scaled by (n − 1)^−½ (so that `AᵀA` is the covariance), and the mean.
@@ -89,28 +98,14 @@ pub fn frechet_distance_sets(a: &FeatureSet, b: &FeatureSet) -> Result<f64, Metr
     }
     let (ma, mean_a) = centred(a);
     let (mb, mean_b) = centred(b);
-    let mean_term: f64 = mean_a
-        .iter()
-        .zip(&mean_b)
-        .map(|(x, y)| (x - y).powi(2))
-        .sum();
     let m = &ma * mb.transpose();
     let gram = if m.nrows() <= m.ncols() {
         &m * m.transpose()
     } else {
         m.transpose() * &m
     };
-    let gram = (&gram + gram.transpose()) * 0.5;
-    let cross: f64 = SymmetricEigen::new(gram)
-        .eigenvalues
-        .iter()
-        .map(|l| l.max(0.0).sqrt())
-        .sum();
-    let fd = mean_term + ma.norm_squared() + mb.norm_squared() - 2.0 * cross;
-    if !fd.is_finite() {
-        return Err(MetricError::NonFinite("the Fréchet distance".into()));
-    }
-    Ok(fd)
+    let cross = trace_sqrt(gram);
+    finite(mean_term(&mean_a, &mean_b) + ma.norm_squared() + mb.norm_squared() - 2.0 * cross)
 }
 
 #[cfg(test)]

@@ -23,7 +23,8 @@ use lantern_models::checkpoint::{load_module, KeyLayout};
 use lantern_models::ModelError;
 
 use crate::bn::Bn;
-use crate::extractor::ClassProbs;
+use crate::extractor::{host, ClassProbs};
+use crate::resize::{pil_bicubic, to_u8};
 use crate::{FeatureExtractor, FeatureSet, MetricError};
 
 /// Input side: pytorch-fid resizes every image bilinearly to 299 × 299.
@@ -73,14 +74,11 @@ impl Resize {
                 let s = INPUT_SIDE;
                 let mut out = Vec::with_capacity(b * c * s * s);
                 for plane in pixels.chunks(h * w) {
-                    let bytes: Vec<f32> = plane
-                        .iter()
-                        .map(|&x| ((127.5 * x + 128.0).clamp(0.0, 255.0) as u8) as f32)
-                        .collect();
+                    let bytes: Vec<f32> = to_u8(plane).into_iter().map(f32::from).collect();
                     let resized = if (h, w) == (s, s) {
                         bytes
                     } else {
-                        crate::resize::pil_bicubic(&bytes, h, w, s, s)
+                        pil_bicubic(&bytes, h, w, s, s)
                     };
                     out.extend(
                         resized
@@ -538,12 +536,6 @@ impl InceptionExtractor {
             resize,
         })
     }
-}
-
-fn host(t: Tensor<2>) -> Result<Vec<f32>, MetricError> {
-    t.into_data()
-        .try_into_vec_as()
-        .map_err(|e| MetricError::Shape(format!("{e:?}")))
 }
 
 impl FeatureExtractor for InceptionExtractor {

@@ -16,6 +16,7 @@ pub mod precision_recall;
 pub mod reference;
 pub mod resize;
 pub mod stats;
+pub mod vgg;
 
 pub use error::MetricError;
 pub use extractor::{ClassProbs, FeatureExtractor, VqEncoderExtractor};

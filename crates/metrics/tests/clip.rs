@@ -7,9 +7,12 @@
 mod common;
 
 use common::{
-    data, floats, host, input, pattern, reference, rel_err, remove, uniform, weights_file,
+    data, floats, host, input, input_images, pattern, reference, rel_err, remove, uniform,
+    weights_file,
 };
-use lantern_metrics::clip::{cosine_rows, Activation, Clip, ClipConfig, ClipScorer};
+use lantern_metrics::clip::{
+    cosine_rows, normalise, Activation, Clip, ClipConfig, ClipScorer, Preprocess,
+};
 use lantern_metrics::clip_tokenizer::{default_vocab, ClipTokenizer, CONTEXT};
 use lantern_metrics::FeatureExtractor;
 use lantern_models::burn::prelude::*;
@@ -39,7 +42,7 @@ fn towers_match_open_clip_from_both_file_formats() {
         assert_eq!(config.context, rows[0].len(), "{file}");
         let (clip, _) = Clip::load(&data(file), Activation::QuickGelu, &Device::default())
             .unwrap_or_else(|e| panic!("{file}: {e}"));
-        let img = host(clip.encode_image(clip.preprocess(pattern(batch, side))));
+        let img = host(clip.encode_image(normalise((pattern(batch, side) + 1.0) * 0.5)));
         let err = rel_err(&img, &floats(&r["image_embeds"]));
         assert!(err < 1e-4, "{file}: image embeddings differ by {err}");
         let txt = host(clip.encode_text(&rows));
@@ -66,6 +69,15 @@ fn clip_filler(key: &str, shape: &[usize]) -> Vec<f32> {
     }
 }
 
+fn captions(r: &serde_json::Value) -> Vec<String> {
+    r["captions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap().to_string())
+        .collect()
+}
+
 #[test]
 fn clip_score_matches_open_clip_end_to_end() {
     let r = reference("clip_score_reference.json");
@@ -78,21 +90,53 @@ fn clip_score_matches_open_clip_end_to_end() {
         &Device::default(),
     )
     .unwrap();
-    let (batch, side) = input(&r);
-    let captions: Vec<String> = r["captions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c.as_str().unwrap().to_string())
-        .collect();
-    let scores = scorer.score(pattern(batch, side), &captions).unwrap();
+    // 70 × 90 images: OpenAI's resize of the short side and centre crop, on the saved bytes.
+    let captions = captions(&r);
+    let scores = scorer.score(input_images(&r), &captions).unwrap();
     for (got, want) in scores.iter().zip(floats(&r["scores"])) {
         assert!((got - want).abs() < 1e-5, "score {got} vs open_clip {want}");
     }
-    let features = scorer.features(pattern(batch, side)).unwrap();
+    let features = scorer.features(input_images(&r)).unwrap();
     assert_eq!(scorer.name(), "clip:det");
     assert!(rel_err(&features.values, &floats(&r["image_embeds"])) < 1e-4);
-    assert!(scorer.score(pattern(batch, side), &captions[..1]).is_err());
+    assert!(scorer.score(input_images(&r), &captions[..1]).is_err());
+    remove(&path);
+}
+
+#[test]
+fn hps_matches_its_own_code_end_to_end() {
+    let r = reference("hps_reference.json");
+    // 90 × 70 images: HPSv2's longest-side resize and padding, on the saved bytes.
+    let x = Preprocess::LongestSidePad
+        .apply(input_images(&r), 64)
+        .unwrap();
+    let [b, c, h, w] = x.dims();
+    let means = host(x.reshape([b * c, h * w]).mean_dim(1));
+    let err = rel_err(&means, &floats(&r["input_mean"]));
+    assert!(err < 1e-5, "preprocessing differs from HPSv2's: {err}");
+
+    let path = weights_file(&r["keys"], "hps", None, clip_filler);
+    let scorer = ClipScorer::load_hps(&path, &default_vocab(), "det", &Device::default()).unwrap();
+    assert_eq!(scorer.score_name(), "hpsv2:det");
+    let scores = scorer.score(input_images(&r), &captions(&r)).unwrap();
+    for (got, want) in scores.iter().zip(floats(&r["scores"])) {
+        assert!(
+            (got - want).abs() < 1e-5,
+            "HPS {got} vs HPSv2's code {want}"
+        );
+    }
+    // Read as OpenAI's layout (64-wide heads), the 160-wide tower does not divide: refused.
+    let err = ClipScorer::load(
+        &path,
+        &default_vocab(),
+        Activation::Gelu,
+        "det",
+        &Device::default(),
+    )
+    .err()
+    .expect("64-wide heads do not fit")
+    .to_string();
+    assert!(err.contains("64-wide heads"), "{err}");
     remove(&path);
 }
 

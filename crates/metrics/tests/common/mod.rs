@@ -80,11 +80,16 @@ pub fn remove(path: &Path) {
 
 /// `make_references.py::pattern`, mapped to [-1, 1]: `[batch, 3, side, side]`.
 pub fn pattern(batch: usize, side: usize) -> Tensor<4> {
-    let mut v = Vec::with_capacity(batch * 3 * side * side);
+    pattern_rect(batch, side, side)
+}
+
+/// `make_references.py::pattern(batch, h, w)`, mapped to [-1, 1]: `[batch, 3, h, w]`.
+pub fn pattern_rect(batch: usize, side: usize, width: usize) -> Tensor<4> {
+    let mut v = Vec::with_capacity(batch * 3 * side * width);
     for b in 0..batch {
         for c in 0..3 {
             for y in 0..side {
-                for x in 0..side {
+                for x in 0..width {
                     let (b, c, y, x) = (b as f64, c as f64, y as f64, x as f64);
                     let p = 0.5
                         + 0.5
@@ -96,7 +101,7 @@ pub fn pattern(batch: usize, side: usize) -> Tensor<4> {
         }
     }
     Tensor::from_data(
-        TensorData::new(v, [batch, 3, side, side]),
+        TensorData::new(v, [batch, 3, side, width]),
         &Device::default(),
     )
 }
@@ -105,6 +110,13 @@ pub fn pattern(batch: usize, side: usize) -> Tensor<4> {
 pub fn input(r: &Value) -> (usize, usize) {
     let get = |k: &str| r["input"][k].as_u64().unwrap() as usize;
     (get("batch"), get("side"))
+}
+
+/// The reference's input images: `pattern_rect(batch, side, width or side)`.
+pub fn input_images(r: &Value) -> Tensor<4> {
+    let (batch, side) = input(r);
+    let width = r["input"]["width"].as_u64().map_or(side, |w| w as usize);
+    pattern_rect(batch, side, width)
 }
 
 /// A JSON array of rows (or of numbers), flattened.

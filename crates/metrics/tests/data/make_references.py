@@ -12,10 +12,17 @@ construct without downloading anything:
   QuickGELU at a tiny size, random weights rounded to f16, saved as safetensors and as a bare
   `torch.save` state dict; plus token ids from open_clip's `SimpleTokenizer`; and a CLIP with the
   real vocabulary on deterministic weights, scored end to end.
-* Pillow's bicubic resize of a float plane (clean-fid's resize before Inception).
+* Pillow's bicubic resize of a float plane (clean-fid's resize before Inception), and its 8-bit
+  bilinear and bicubic resize (torchvision's `Resize` on PIL images).
+* VGG: torchvision's `VGG` at reduced widths on deterministic weights, fed as LANTERN's
+  `eval_prec_recall.py` feeds it (precision/recall features: fc2 before its ReLU).
 
-Re-run (needs torch, torchvision, pytorch-fid, open_clip_torch, safetensors, numpy, pillow):
-    python3 crates/metrics/tests/data/make_references.py
+* HPSv2: its preprocessing (from the hpsv2 wheel) and scoring on a small CLIP with ViT-H-14's
+  80-wide vision heads, deterministic weights.
+
+Re-run (needs torch, torchvision, pytorch-fid, open_clip_torch, safetensors, numpy, pillow, and
+the unzipped hpsv2 wheel at $HPSV2_SRC for `hps`):
+    python3 crates/metrics/tests/data/make_references.py [inception clip hps resize vgg]
 """
 
 import json
@@ -66,9 +73,10 @@ def filler(key: str, shape) -> np.ndarray:
     return v.reshape(shape)
 
 
-def pattern(b: int, side: int) -> np.ndarray:
-    """Test images in [0, 1], `[b, 3, side, side]` (same formula in the Rust tests)."""
-    bb, c, y, x = np.meshgrid(np.arange(b), np.arange(3), np.arange(side), np.arange(side), indexing="ij")
+def pattern(b: int, side: int, width: int = None) -> np.ndarray:
+    """Test images in [0, 1], `[b, 3, side, width or side]` (same formula in the Rust tests)."""
+    width = width or side
+    bb, c, y, x = np.meshgrid(np.arange(b), np.arange(3), np.arange(side), np.arange(width), indexing="ij")
     v = 0.5 + 0.5 * np.sin(0.37 * y + 0.23 * x + 1.3 * c + 2.1 * bb) * np.cos(0.11 * x * (c + 1) - 0.07 * y)
     return v.astype(np.float32)
 
@@ -128,6 +136,13 @@ def inception():
     print("inception: pool3[0][:4]", pool[0, :4].tolist())
 
 
+def clip_normalise(x):
+    """CLIP's per-channel normalisation of [0, 1] pixels."""
+    mean = torch.tensor([0.48145466, 0.4578275, 0.40821073]).view(1, 3, 1, 1)
+    std = torch.tensor([0.26862954, 0.26130258, 0.27577711]).view(1, 3, 1, 1)
+    return (x - mean) / std
+
+
 PROMPTS = [
     "A photo depicts a red fox in the snow.",
     "  Two   DOGS, playing  frisbee!!  ",
@@ -162,8 +177,6 @@ def clip():
     save_file(sd, os.path.join(HERE, "clip-tiny.safetensors"))
     torch.save(sd, os.path.join(HERE, "clip-tiny.pt"))
 
-    mean = torch.tensor([0.48145466, 0.4578275, 0.40821073]).view(1, 3, 1, 1)
-    std = torch.tensor([0.26862954, 0.26130258, 0.27577711]).view(1, 3, 1, 1)
     x = torch.from_numpy(pattern(2, 64))
     gen = torch.Generator().manual_seed(3)
     ids = torch.zeros(3, 77, dtype=torch.long)
@@ -172,7 +185,7 @@ def clip():
         ids[row, :n] = body
         ids[row, n - 1] = 999  # the end-of-text id is the largest; the tower pools there
     with torch.no_grad():
-        img = model.encode_image((x - mean) / std)
+        img = model.encode_image(clip_normalise(x))
         txt = model.encode_text(ids)
     tok = open_clip.get_tokenizer("ViT-B-32")
     tokens = tok(PROMPTS)
@@ -204,9 +217,51 @@ def clip_filler(key: str, shape) -> np.ndarray:
     return v.reshape(shape)
 
 
+def pil_images(x: np.ndarray):
+    """`[b, 3, h, w]` pixels in [0, 1] as the PIL images of their saved PNGs (LlamaGen's
+    `save_image`: `clamp(127.5·x' + 128)` of x' = 2x − 1, truncated)."""
+    from PIL import Image
+
+    signed = x * np.float32(2) - np.float32(1)
+    u8 = np.clip(np.float32(127.5) * signed + np.float32(128), 0, 255).astype(np.uint8)
+    return [Image.fromarray(np.ascontiguousarray(im.transpose(1, 2, 0)), mode="RGB") for im in u8]
+
+
+def openai_transform(n_px: int):
+    """OpenAI CLIP's `_transform`: Resize(n_px, bicubic), CenterCrop, ToTensor, Normalize."""
+    from torchvision import transforms as T
+
+    return T.Compose([
+        T.Resize(n_px, interpolation=T.InterpolationMode.BICUBIC),
+        T.CenterCrop(n_px),
+        T.ToTensor(),
+        T.Normalize((0.48145466, 0.4578275, 0.40821073), (0.26862954, 0.26130258, 0.27577711)),
+    ])
+
+
+def hps_transform(image_size: int):
+    """HPSv2's own `preprocess_val` (`image_transform(..., resize_longest_max=True)` of its
+    open_clip fork), loaded from the hpsv2 wheel (`pip download hpsv2 --no-deps`, unzipped at
+    $HPSV2_SRC) without importing the package (which fetches weights)."""
+    import importlib.util
+    import types
+
+    root = os.path.join(os.environ["HPSV2_SRC"], "hpsv2", "src", "open_clip")
+    pkg = types.ModuleType("hps_open_clip")
+    pkg.__path__ = [root]
+    sys.modules["hps_open_clip"] = pkg
+    for name in ["constants", "transform"]:
+        spec = importlib.util.spec_from_file_location(f"hps_open_clip.{name}", os.path.join(root, name + ".py"))
+        mod = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = mod
+        spec.loader.exec_module(mod)
+    return sys.modules["hps_open_clip.transform"].image_transform(image_size, is_train=False, resize_longest_max=True)
+
+
 def clip_score():
     """A CLIP with the real 49,408-token vocabulary and deterministic weights: CLIP scores of
-    two images against "A photo depicts " + caption, through open_clip's tokenizer."""
+    two 70 × 90 images (saved as PNGs, OpenAI's preprocessing: resize, crop) against
+    "A photo depicts " + caption, through open_clip's tokenizer."""
     import open_clip
     from open_clip.model import CLIP, CLIPTextCfg, CLIPVisionCfg
 
@@ -226,17 +281,17 @@ def clip_score():
         sd[k] = torch.from_numpy(clip_filler(k, tuple(t.shape)))
     model.load_state_dict(sd)
     captions = ["a red fox in the snow", "two dogs playing frisbee"]
-    mean = torch.tensor([0.48145466, 0.4578275, 0.40821073]).view(1, 3, 1, 1)
-    std = torch.tensor([0.26862954, 0.26130258, 0.27577711]).view(1, 3, 1, 1)
-    x = torch.from_numpy(pattern(2, 64))
+    tf = openai_transform(64)
+    x = torch.stack([tf(im) for im in pil_images(pattern(2, 70, 90))])
     tok = open_clip.get_tokenizer("ViT-B-32")
     with torch.no_grad():
-        img = model.encode_image((x - mean) / std)
+        img = model.encode_image(x)
         txt = model.encode_text(tok(["A photo depicts " + c for c in captions]))
         score = torch.nn.functional.cosine_similarity(img, txt)
     ref = {
-        "source": "open_clip_torch 3.3.0 CLIP(quick_gelu), 49,408 tokens, deterministic weights",
-        "input": {"batch": 2, "side": 64},
+        "source": "open_clip_torch 3.3.0 CLIP(quick_gelu), 49,408 tokens, deterministic weights; "
+        "OpenAI's _transform on PIL images",
+        "input": {"batch": 2, "side": 70, "width": 90},
         "keys": shapes,
         "captions": captions,
         "image_embeds": img.tolist(),
@@ -246,6 +301,50 @@ def clip_score():
     with open(os.path.join(HERE, "clip_score_reference.json"), "w") as f:
         json.dump(ref, f)
     print("clip score:", score.tolist())
+
+
+def hps():
+    """HPSv2's computation on a small open_clip CLIP with its ViT-H-14 traits (80-wide vision
+    heads, exact GELU) and deterministic weights: 90 × 70 images (saved as PNGs) through HPSv2's
+    own preprocessing, scored against the bare captions (normalised features, dot product)."""
+    import open_clip
+    from open_clip.model import CLIP, CLIPTextCfg, CLIPVisionCfg
+
+    model = CLIP(
+        embed_dim=32,
+        vision_cfg=CLIPVisionCfg(layers=1, width=160, head_width=80, patch_size=16, image_size=64),
+        text_cfg=CLIPTextCfg(context_length=77, vocab_size=49408, width=64, heads=1, layers=1),
+        quick_gelu=False,
+    ).eval()
+    shapes = {}
+    sd = {}
+    for k, t in model.state_dict().items():
+        if k in ("attn_mask", "logit_scale"):
+            sd[k] = t
+            continue
+        shapes[k] = list(t.shape)
+        sd[k] = torch.from_numpy(clip_filler(k, tuple(t.shape)))
+    model.load_state_dict(sd)
+    captions = ["a red fox in the snow", "two dogs playing frisbee"]
+    tf = hps_transform(64)
+    x = torch.stack([tf(im) for im in pil_images(pattern(2, 90, 70))])
+    tok = open_clip.get_tokenizer("ViT-H-14")
+    with torch.no_grad():
+        img = model.encode_image(x, normalize=True)
+        txt = model.encode_text(tok(captions), normalize=True)
+        score = (img * txt).sum(dim=1)
+    ref = {
+        "source": "open_clip_torch 3.3.0 CLIP(head_width=80, gelu), deterministic weights; "
+        "hpsv2 1.2.0 preprocess_val on PIL images",
+        "input": {"batch": 2, "side": 90, "width": 70},
+        "keys": shapes,
+        "captions": captions,
+        "input_mean": x.mean(dim=(2, 3)).tolist(),
+        "scores": score.tolist(),
+    }
+    with open(os.path.join(HERE, "hps_reference.json"), "w") as f:
+        json.dump(ref, f)
+    print("hps:", score.tolist())
 
 
 def resize():
@@ -264,12 +363,100 @@ def resize():
         json.dump(ref, f)
 
 
+def resize_u8():
+    """Pillow's 8-bit bilinear and bicubic resize of one channel (an `'L'` image; each band of an
+    `RGB` image is resampled the same way), as torchvision's `Resize` on a PIL image does it, and
+    the float bilinear resize."""
+    from PIL import Image
+
+    h, w = 17, 23
+    plane = (uniform("resize-u8", h * w).reshape(h, w) * np.float32(256)).astype(np.uint8)
+    fplane = uniform("resize", h * w).reshape(h, w) * np.float32(255)
+    outs = []
+    for name, flt in [("bilinear", Image.BILINEAR), ("bicubic", Image.BICUBIC)]:
+        for ow, oh in [(29, 11), (7, 40), (5, 9), (41, 37), (3, 2)]:
+            out = np.asarray(Image.fromarray(plane, mode="L").resize((ow, oh), resample=flt))
+            outs.append({"filter": name, "h": oh, "w": ow, "values": out.flatten().tolist()})
+    f_outs = []
+    for ow, oh in [(29, 11), (7, 40)]:
+        out = np.asarray(Image.fromarray(fplane, mode="F").resize((ow, oh), resample=Image.BILINEAR))
+        f_outs.append({"h": oh, "w": ow, "values": out.flatten().tolist()})
+    ref = {"source": "Pillow " + Image.__version__, "h": h, "w": w, "outputs": outs, "float_bilinear": f_outs}
+    with open(os.path.join(HERE, "resize_u8_reference.json"), "w") as f:
+        json.dump(ref, f)
+
+
+def vgg_filler(key: str, shape) -> np.ndarray:
+    """Deterministic VGG weights (same rule in `tests/vgg.rs`): He-uniform kernels and matrices,
+    small biases."""
+    n = int(np.prod(shape))
+    u = uniform(key, n) * np.float32(2) - np.float32(1)
+    if key.endswith("weight"):
+        v = u * np.float32(math.sqrt(6.0 / int(np.prod(shape[1:]))))
+    else:
+        v = u * np.float32(0.1)
+    return v.reshape(shape)
+
+
+def vgg():
+    """torchvision's VGG at reduced widths (its `make_layers` plan D, the classifier's layer
+    indices kept) on deterministic weights, fed as LANTERN's `eval_prec_recall.py` feeds it:
+    8-bit images, `Resize([224, 224])` on PIL images, `ToTensor`, ImageNet `Normalize`,
+    `features`, `classifier[:4]` (fc2 before its ReLU). Also the key shapes of the real vgg16."""
+    from PIL import Image
+    from torch import nn
+    from torchvision import transforms
+    from torchvision.models import vgg as tv
+
+    full = {k: list(t.shape) for k, t in tv.vgg16(weights=None).state_dict().items()}
+    cfg = [8, 8, "M", 16, 16, "M", 24, 24, 24, "M", 32, 32, 32, "M", 32, 32, 32, "M"]
+    net = tv.VGG(tv.make_layers(cfg), num_classes=10, init_weights=False)
+    net.classifier = nn.Sequential(
+        nn.Linear(32 * 7 * 7, 48), nn.ReLU(True), nn.Dropout(),
+        nn.Linear(48, 40), nn.ReLU(True), nn.Dropout(),
+        nn.Linear(40, 10),
+    )
+    shapes = {k: list(t.shape) for k, t in net.state_dict().items()}
+    net.load_state_dict({k: torch.from_numpy(vgg_filler(k, tuple(s))) for k, s in shapes.items()})
+    net.eval()
+    signed = pattern(2, 64) * np.float32(2) - np.float32(1)
+    u8 = np.clip(np.float32(127.5) * signed + np.float32(128), 0, 255).astype(np.uint8)
+    tf = transforms.Compose([
+        transforms.Resize([224, 224]),
+        transforms.ToTensor(),
+        transforms.Normalize(mean=[0.485, 0.456, 0.406], std=[0.229, 0.224, 0.225]),
+    ])
+    x = torch.stack([tf(Image.fromarray(np.ascontiguousarray(u8[b].transpose(1, 2, 0)), mode="RGB")) for b in range(2)])
+    with torch.no_grad():
+        before_fc = net.features(x).view(-1, 32 * 7 * 7)
+        fc2 = net.classifier[:4](before_fc)
+        logits = net.classifier(before_fc)
+    ref = {
+        "source": "torchvision 0.29 VGG(make_layers) at reduced widths, deterministic weights; "
+        "eval_prec_recall.py preprocessing",
+        "input": {"batch": 2, "side": 64},
+        "keys": shapes,
+        "vgg16_keys": full,
+        "input_mean": x.mean(dim=(2, 3)).tolist(),
+        "fc2": fc2.tolist(),
+        "logits": logits.tolist(),
+    }
+    with open(os.path.join(HERE, "vgg_reference.json"), "w") as f:
+        json.dump(ref, f)
+    print("vgg: fc2[0][:4]", fc2[0, :4].tolist())
+
+
 if __name__ == "__main__":
-    which = sys.argv[1:] or ["inception", "clip", "resize"]
+    which = sys.argv[1:] or ["inception", "clip", "hps", "resize", "vgg"]
     if "inception" in which:
         inception()
     if "clip" in which:
         clip()
         clip_score()
+    if "hps" in which:
+        hps()
     if "resize" in which:
         resize()
+        resize_u8()
+    if "vgg" in which:
+        vgg()
