@@ -1,13 +1,16 @@
 //! `lantern score`: quality of a folder of images made anywhere — Fréchet distance, improved
-//! precision/recall and class score against a reference folder in a named feature space, and
-//! CLIP score against captions ("A photo depicts " + caption, raw cosine).
+//! precision/recall and class score against a reference folder in named feature spaces (P&R in
+//! its own, e.g. VGG16's, when asked), and CLIP score ("A photo depicts " + caption, raw cosine)
+//! and HPSv2 against captions.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use lantern_harness::extractors::{load_clip, load_pretrained, ExtractorSpec, PRETRAINED};
+use lantern_harness::extractors::{
+    load_clip, load_hps, load_pretrained, ExtractorSpec, PRETRAINED,
+};
 use lantern_harness::summary::Estimate;
-use lantern_metrics::clip::PROMPT_PREFIX;
+use lantern_metrics::clip::{ClipScorer, PROMPT_PREFIX};
 use lantern_metrics::{
     frechet_distance_sets, inception_score, precision_recall, ClassProbs, FeatureExtractor,
     FeatureSet,
@@ -30,25 +33,35 @@ pub struct Args {
     /// Feature space of the Fréchet distance, precision/recall and class score.
     #[arg(long, default_value = "efficientnet-lite0", value_parser = PRETRAINED)]
     extractor: String,
-    /// Weights of `inception-v3-fid` (`pt_inception-2015-12-05-6726825d.pth`) or `clip`.
+    /// Weights of `inception-v3-fid` (`pt_inception-2015-12-05-6726825d.pth`), `clip` or
+    /// `vgg16` (`vgg16-397923af.pth`).
     #[arg(long)]
     weights: Option<PathBuf>,
+    /// Feature space of precision/recall when it is not `--extractor`'s (LANTERN: `vgg16`).
+    #[arg(long, value_parser = PRETRAINED, requires = "pr_weights")]
+    pr_extractor: Option<String>,
+    /// Weights of `--pr-extractor`.
+    #[arg(long, requires = "pr_extractor")]
+    pr_weights: Option<PathBuf>,
     /// How `inception-v3-fid` resizes to 299.
     #[arg(long, default_value = "clean", value_parser = ["clean", "pytorch-fid"])]
     inception_resize: String,
     /// Neighbours of the precision/recall radii.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..))]
     k: u64,
-    /// Tab-separated `file<TAB>caption` lines, one per image: CLIP score.
-    #[arg(long, requires = "clip")]
+    /// Tab-separated `file<TAB>caption` lines, one per image: CLIP score and/or HPSv2.
+    #[arg(long)]
     captions: Option<PathBuf>,
     /// CLIP ViT state dict for the CLIP score (e.g. OpenAI ViT-B/32 saved as a state dict).
     #[arg(long, requires = "captions")]
     clip: Option<PathBuf>,
+    /// HPSv2 checkpoint (`HPS_v2.1_compressed.pt`) for the HPSv2 score.
+    #[arg(long, requires = "captions")]
+    hps: Option<PathBuf>,
     /// MLP activation of the CLIP weights (`--clip`, or `--extractor clip`).
     #[arg(long, default_value = "quick-gelu", value_parser = ["quick-gelu", "gelu"])]
     clip_activation: String,
-    /// Also write the scores (and per-image CLIP scores) as JSON here.
+    /// Also write the scores (and per-image CLIP and HPSv2 scores) as JSON here.
     #[arg(long)]
     out: Option<PathBuf>,
     /// Reference features are cached here, keyed by extractor and the reference files' names,
@@ -214,10 +227,120 @@ fn name(p: &Path) -> String {
         .map_or(String::new(), |n| n.to_string_lossy().into_owned())
 }
 
+/// Fréchet distance, precision/recall and class score of `files` against the `reference` folder.
+fn set_metrics(
+    a: &Args,
+    files: &[PathBuf],
+    reference: &Path,
+    device: &Device,
+) -> Result<serde_json::Value, Box<dyn std::error::Error>> {
+    let load = |name: &str, weights: Option<&Path>, flag: &str| {
+        let spec = ExtractorSpec {
+            name,
+            weights,
+            clip_activation: &a.clip_activation,
+            inception_resize: &a.inception_resize,
+        };
+        load_pretrained(&spec, device).map_err(|e| format!("{flag} {name}: {e}"))
+    };
+    let ex = load(&a.extractor, a.weights.as_deref(), "--extractor")?;
+    let pr_ex = match &a.pr_extractor {
+        Some(x) => Some(load(x, a.pr_weights.as_deref(), "--pr-extractor")?),
+        None => None,
+    };
+    let real_files = image_files(reference)?;
+    let (fake, probs) = features(ex.as_ref(), files, device)?;
+    let real = reference_features(ex.as_ref(), &real_files, &a.cache, device)?;
+    if fake.count() < 2 || real.count() < 2 {
+        return Err("a Fréchet distance needs at least 2 images on each side".into());
+    }
+    let fd = frechet_distance_sets(&fake, &real)?;
+    let (pr_fake, pr_real) = match &pr_ex {
+        Some(x) => (
+            features(x.as_ref(), files, device)?.0,
+            reference_features(x.as_ref(), &real_files, &a.cache, device)?,
+        ),
+        None => (fake, real.clone()),
+    };
+    let k = a.k as usize;
+    let pr = (pr_fake.count() > k && pr_real.count() > k)
+        .then(|| precision_recall(&pr_real, &pr_fake, k))
+        .transpose()?;
+    let class_score = probs
+        .map(|(p, c)| inception_score(&p, c, 1).map(|s| s.0))
+        .transpose()?;
+    let label = if ex.name().starts_with("inception-v3-fid") {
+        "FID"
+    } else {
+        "FD"
+    };
+    println!(
+        "{label} ({}) vs {} reference images in {}: {fd:.3}",
+        ex.name(),
+        real.count(),
+        reference.display()
+    );
+    match pr {
+        Some(pr) => println!(
+            "precision {:.3}, recall {:.3} (k = {k}, {})",
+            pr.precision, pr.recall, pr_real.extractor
+        ),
+        None => println!("precision/recall: needs more than k = {k} images on each side"),
+    }
+    if let Some(s) = class_score {
+        println!(
+            "class score (Inception-Score formula over {}'s classes): {s:.3}",
+            ex.name()
+        );
+    }
+    Ok(serde_json::json!({
+        "extractor": ex.name(),
+        "pr_extractor": pr_real.extractor,
+        "reference": reference,
+        "reference_count": real.count(),
+        "fd": fd,
+        "k": k,
+        "precision": pr.map(|p| p.precision),
+        "recall": pr.map(|p| p.recall),
+        "class_score": class_score,
+    }))
+}
+
+/// Mean score (and per-image scores) of `scorer` over `files` against their captions.
+fn text_score(
+    scorer: &ClipScorer,
+    files: &[PathBuf],
+    texts: &[String],
+    device: &Device,
+) -> Result<serde_json::Value, String> {
+    let mut next = 0;
+    let scores = batched(files, device, |x| {
+        let n = x.dims()[0];
+        let s = scorer
+            .score(x, &texts[next..next + n])
+            .map_err(|e| e.to_string())?;
+        next += n;
+        Ok(s)
+    })?;
+    let est = Estimate::of(&scores.iter().map(|&s| s as f64).collect::<Vec<_>>());
+    Ok(serde_json::json!({
+        "model": scorer.score_name(),
+        "mean": est.mean,
+        "ci95": est.ci95,
+        "per_image": files.iter().zip(texts).zip(&scores)
+            .map(|((f, t), s)| serde_json::json!({"file": name(f), "caption": t, "score": s}))
+            .collect::<Vec<_>>(),
+    }))
+}
+
 /// Scores the folder and prints (and optionally writes) the results.
 pub fn run(a: Args) -> Result<(), Box<dyn std::error::Error>> {
-    if a.reference.is_none() && a.captions.is_none() {
-        return Err("give --reference DIR (Fréchet distance, precision/recall) and/or --captions FILE with --clip WEIGHTS (CLIP score)".into());
+    let scores_text = a.clip.is_some() || a.hps.is_some();
+    if a.reference.is_none() && !scores_text {
+        return Err("give --reference DIR (Fréchet distance, precision/recall) and/or --captions FILE with --clip WEIGHTS (CLIP score) or --hps WEIGHTS (HPSv2)".into());
+    }
+    if a.captions.is_some() && !scores_text {
+        return Err("--captions needs --clip WEIGHTS and/or --hps WEIGHTS".into());
     }
     let device = Device::default();
     let files = image_files(&a.images)?;
@@ -225,63 +348,13 @@ pub fn run(a: Args) -> Result<(), Box<dyn std::error::Error>> {
     println!("{} images in {}", files.len(), a.images.display());
 
     if let Some(reference) = &a.reference {
-        let spec = ExtractorSpec {
-            name: &a.extractor,
-            weights: a.weights.as_deref(),
-            clip_activation: &a.clip_activation,
-            inception_resize: &a.inception_resize,
-        };
-        let ex = load_pretrained(&spec, &device)
-            .map_err(|e| format!("--extractor {}: {e}", a.extractor))?;
-        let real_files = image_files(reference)?;
-        let (fake, probs) = features(ex.as_ref(), &files, &device)?;
-        let real = reference_features(ex.as_ref(), &real_files, &a.cache, &device)?;
-        if fake.count() < 2 || real.count() < 2 {
-            return Err("a Fréchet distance needs at least 2 images on each side".into());
+        let set = set_metrics(&a, &files, reference, &device)?;
+        for (k, v) in set.as_object().expect("an object") {
+            report[k] = v.clone();
         }
-        let fd = frechet_distance_sets(&fake, &real)?;
-        let k = a.k as usize;
-        let pr = (fake.count() > k && real.count() > k)
-            .then(|| precision_recall(&real, &fake, k))
-            .transpose()?;
-        let class_score = probs
-            .map(|(p, c)| inception_score(&p, c, 1).map(|s| s.0))
-            .transpose()?;
-        let label = if ex.name().starts_with("inception-v3-fid") {
-            "FID"
-        } else {
-            "FD"
-        };
-        println!(
-            "{label} ({}) vs {} reference images in {}: {fd:.3}",
-            ex.name(),
-            real.count(),
-            reference.display()
-        );
-        match pr {
-            Some(pr) => println!(
-                "precision {:.3}, recall {:.3} (k = {k})",
-                pr.precision, pr.recall
-            ),
-            None => println!("precision/recall: needs more than k = {k} images on each side"),
-        }
-        if let Some(s) = class_score {
-            println!(
-                "class score (Inception-Score formula over {}'s classes): {s:.3}",
-                ex.name()
-            );
-        }
-        report["extractor"] = ex.name().into();
-        report["reference"] = serde_json::json!(reference);
-        report["reference_count"] = real.count().into();
-        report["fd"] = fd.into();
-        report["k"] = k.into();
-        report["precision"] = pr.map(|p| p.precision).into();
-        report["recall"] = pr.map(|p| p.recall).into();
-        report["class_score"] = class_score.into();
     }
 
-    if let (Some(captions), Some(weights)) = (&a.captions, &a.clip) {
+    if let Some(captions) = &a.captions {
         let table = read_captions(captions)?;
         let mut texts = Vec::with_capacity(files.len());
         for f in &files {
@@ -290,34 +363,32 @@ pub fn run(a: Args) -> Result<(), Box<dyn std::error::Error>> {
                 .ok_or_else(|| format!("{}: no caption for {}", captions.display(), name(f)))?;
             texts.push(caption.clone());
         }
-        let scorer =
-            load_clip(weights, &a.clip_activation, &device).map_err(|e| format!("--clip: {e}"))?;
-        let mut next = 0;
-        let scores = batched(&files, &device, |x| {
-            let n = x.dims()[0];
-            let s = scorer
-                .score(x, &texts[next..next + n])
-                .map_err(|e| e.to_string())?;
-            next += n;
-            Ok(s)
-        })?;
-        let est = Estimate::of(&scores.iter().map(|&s| s as f64).collect::<Vec<_>>());
-        println!(
-            "CLIP score ({}, raw cosine with \"{PROMPT_PREFIX}<caption>\"): {:.4} ± {:.4} (95% CI)",
-            scorer.name(),
-            est.mean,
-            est.ci95
-        );
-        report["clip"] = serde_json::json!({
-            "weights": weights,
-            "model": scorer.name(),
-            "prompt_prefix": PROMPT_PREFIX,
-            "mean": est.mean,
-            "ci95": est.ci95,
-            "per_image": files.iter().zip(&scores)
-                .map(|(f, s)| serde_json::json!({"file": name(f), "caption": table[&name(f)], "score": s}))
-                .collect::<Vec<_>>(),
-        });
+        if let Some(weights) = &a.clip {
+            let scorer = load_clip(weights, &a.clip_activation, &device)
+                .map_err(|e| format!("--clip: {e}"))?;
+            let mut score = text_score(&scorer, &files, &texts, &device)?;
+            println!(
+                "CLIP score ({}, raw cosine with \"{PROMPT_PREFIX}<caption>\"): {:.4} ± {:.4} (95% CI)",
+                scorer.score_name(),
+                score["mean"].as_f64().unwrap_or(f64::NAN),
+                score["ci95"].as_f64().unwrap_or(f64::NAN)
+            );
+            score["weights"] = serde_json::json!(weights);
+            score["prompt_prefix"] = PROMPT_PREFIX.into();
+            report["clip"] = score;
+        }
+        if let Some(weights) = &a.hps {
+            let scorer = load_hps(weights, &device).map_err(|e| format!("--hps: {e}"))?;
+            let mut score = text_score(&scorer, &files, &texts, &device)?;
+            println!(
+                "HPSv2 ({}, cosine with the caption): {:.4} ± {:.4} (95% CI)",
+                scorer.score_name(),
+                score["mean"].as_f64().unwrap_or(f64::NAN),
+                score["ci95"].as_f64().unwrap_or(f64::NAN)
+            );
+            score["weights"] = serde_json::json!(weights);
+            report["hps"] = score;
+        }
     }
     if let Some(out) = &a.out {
         std::fs::write(out, serde_json::to_string_pretty(&report)?)

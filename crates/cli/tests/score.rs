@@ -1,11 +1,13 @@
 //! `lantern score` on folders of real photo crops: a folder against itself has FD ≈ 0 and full
-//! precision/recall; CLIP scores come per image with captions (a CLIP with the real vocabulary,
-//! saved from its initial weights); bad inputs name the file and what is wrong.
+//! precision/recall (in the FD's space and in a VGG's); CLIP and HPSv2 scores come per image with
+//! captions (CLIPs with the real vocabulary, saved from their initial weights); bad inputs name
+//! the file and what is wrong.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use lantern_metrics::clip::{Activation, Clip, ClipConfig, CLIP_LAYOUT};
+use lantern_metrics::vgg::{Vgg, VggConfig, VGG_LAYOUT};
 use lantern_models::burn::prelude::*;
 use lantern_models::checkpoint::save_module;
 
@@ -101,7 +103,63 @@ fn a_folder_against_itself_and_against_other_crops() {
         serde_json::from_str(&std::fs::read_to_string(&other).unwrap()).unwrap();
     let fd = report["fd"].as_f64().unwrap();
     assert!(fd > 1.0, "other crops are farther: {text}");
+
+    // Precision/recall in a VGG's fc2 space (a narrow VGG16 plan, burn's initial weights).
+    let convs = [0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28];
+    let config = VggConfig {
+        convs: convs
+            .iter()
+            .map(|&i| (i, if i == 0 { 3 } else { 8 }, 8))
+            .collect(),
+        fc: [[8 * 49, 16], [16, 16], [16, 10]],
+    };
+    let vgg = root.join("vgg16.safetensors");
+    save_module(&Vgg::new(&config, &Device::default()), &vgg, &VGG_LAYOUT).unwrap();
+    let (ok, text) = lantern(&[
+        "--images",
+        a.to_str().unwrap(),
+        "--reference",
+        a.to_str().unwrap(),
+        "--pr-extractor",
+        "vgg16",
+        "--pr-weights",
+        vgg.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--cache",
+        cache.to_str().unwrap(),
+    ]);
+    assert!(ok, "{text}");
+    assert!(text.contains("(k = 3, vgg16-fc2)"), "{text}");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    assert_eq!(report["extractor"], "efficientnet-lite0");
+    assert_eq!(report["pr_extractor"], "vgg16-fc2");
+    assert_eq!(
+        (report["precision"].as_f64(), report["recall"].as_f64()),
+        (Some(1.0), Some(1.0))
+    );
     let _ = std::fs::remove_dir_all(root);
+}
+
+/// A small CLIP with the real vocabulary (burn's initial weights) in OpenAI's key layout;
+/// `vision_heads` 2 of a 160-wide tower are HPSv2's 80-wide heads.
+fn small_clip(path: &Path, vision_width: usize, vision_heads: usize) {
+    let config = ClipConfig {
+        embed_dim: 32,
+        image_size: 32,
+        patch: 16,
+        vision_width,
+        vision_layers: 1,
+        context: 77,
+        vocab: 49_408,
+        text_width: 64,
+        text_layers: 1,
+        vision_heads,
+        text_heads: 1,
+    };
+    let clip = Clip::new(&config, Activation::QuickGelu, &Device::default());
+    save_module(&clip, path, &CLIP_LAYOUT).unwrap();
 }
 
 #[test]
@@ -115,21 +173,10 @@ fn clip_scores_per_image_with_captions() {
         "# file<TAB>caption\nimg0.png\ta cat\nimg1.png\tan espresso\nimg2.png\ta cat\nimg3.png\tcoffee\n",
     )
     .unwrap();
-    // A small CLIP with the real vocabulary (burn's initial weights) in OpenAI's key layout.
-    let config = ClipConfig {
-        embed_dim: 32,
-        image_size: 32,
-        patch: 16,
-        vision_width: 64,
-        vision_layers: 1,
-        context: 77,
-        vocab: 49_408,
-        text_width: 64,
-        text_layers: 1,
-    };
     let weights = root.join("clip-small.safetensors");
-    let clip = Clip::new(&config, Activation::QuickGelu, &Device::default());
-    save_module(&clip, &weights, &CLIP_LAYOUT).unwrap();
+    small_clip(&weights, 64, 1);
+    let hps = root.join("hps-small.safetensors");
+    small_clip(&hps, 160, 2);
     let out = root.join("clip.json");
     let args = [
         "--images",
@@ -138,21 +185,27 @@ fn clip_scores_per_image_with_captions() {
         captions.to_str().unwrap(),
         "--clip",
         weights.to_str().unwrap(),
+        "--hps",
+        hps.to_str().unwrap(),
         "--out",
         out.to_str().unwrap(),
     ];
     let (ok, text) = lantern(&args);
     assert!(ok, "{text}");
     assert!(text.contains("CLIP score (clip:clip-small"), "{text}");
+    assert!(text.contains("HPSv2 (hpsv2:hps-small"), "{text}");
     let report: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
-    let per_image = report["clip"]["per_image"].as_array().unwrap();
-    assert_eq!(per_image.len(), 4);
-    assert_eq!(per_image[1]["caption"], "an espresso");
-    for p in per_image {
-        let s = p["score"].as_f64().unwrap();
-        assert!((-1.0..=1.0).contains(&s) && s != 0.0, "{p}");
+    for key in ["clip", "hps"] {
+        let per_image = report[key]["per_image"].as_array().unwrap();
+        assert_eq!(per_image.len(), 4);
+        assert_eq!(per_image[1]["caption"], "an espresso");
+        for p in per_image {
+            let s = p["score"].as_f64().unwrap();
+            assert!((-1.0..=1.0).contains(&s) && s != 0.0, "{key}: {p}");
+        }
     }
+    assert_ne!(report["clip"]["mean"], report["hps"]["mean"]);
 
     // An image without a caption is named.
     std::fs::write(&captions, "img0.png\ta cat\n").unwrap();
@@ -195,5 +248,14 @@ fn bad_inputs_are_named() {
     assert!(!ok && text.contains("needs a weights file"), "{text}");
     let (ok, text) = lantern(&["--images", a.to_str().unwrap(), "--extractor", "dinov2"]);
     assert!(!ok && text.contains("efficientnet-lite0"), "{text}");
+    let captions = root.join("captions.tsv");
+    std::fs::write(&captions, "img0.png\ta cat\n").unwrap();
+    let (ok, text) = lantern(&[
+        "--images",
+        a.to_str().unwrap(),
+        "--captions",
+        captions.to_str().unwrap(),
+    ]);
+    assert!(!ok && text.contains("--hps"), "{text}");
     let _ = std::fs::remove_dir_all(root);
 }

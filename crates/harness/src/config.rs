@@ -200,15 +200,22 @@ pub struct QualitySection {
     /// Neighbours of the precision/recall radii, ≥ 1.
     #[serde(default = "three")]
     pub k: i64,
-    /// Feature extractor: `efficientnet-lite0` (ImageNet-pretrained, shipped), `vq-encoder`
-    /// (the tokenizer's own encoder statistics), `inception-v3-fid` (FID's network; needs
-    /// `extractor_weights` = `pt_inception-2015-12-05-6726825d.pth`) or `clip` (image embeddings
-    /// of a CLIP ViT state dict given by `extractor_weights`).
+    /// Feature extractor of the Fréchet distance and class score (and of precision/recall unless
+    /// `pr_extractor` is given): `efficientnet-lite0` (ImageNet-pretrained, shipped),
+    /// `vq-encoder` (the tokenizer's own encoder statistics), `inception-v3-fid` (FID's network;
+    /// needs `extractor_weights` = `pt_inception-2015-12-05-6726825d.pth`), `clip` (image
+    /// embeddings of a CLIP ViT state dict given by `extractor_weights`) or `vgg16` (fc2 of
+    /// torchvision's `vgg16-397923af.pth`).
     #[serde(default = "effnet")]
     pub extractor: String,
-    /// Weights of the `inception-v3-fid` or `clip` extractor (relative to the sweep file or the
-    /// working directory).
+    /// Weights of the `inception-v3-fid`, `clip` or `vgg16` extractor (relative to the sweep file
+    /// or the working directory).
     pub extractor_weights: Option<PathBuf>,
+    /// Feature extractor of precision/recall when it is not `extractor` (LANTERN's protocol:
+    /// `vgg16`, with FID from `inception-v3-fid`); the same names.
+    pub pr_extractor: Option<String>,
+    /// Weights of `pr_extractor`.
+    pub pr_extractor_weights: Option<PathBuf>,
     /// MLP activation of the `clip` extractor: `quick-gelu` (OpenAI weights) or `gelu` (most
     /// LAION open_clip weights).
     #[serde(default = "quick_gelu")]
@@ -216,19 +223,26 @@ pub struct QualitySection {
     /// CLIP ViT state dict for the CLIP score of text-conditional sweeps (each image against
     /// "A photo depicts " + its caption).
     pub clip_weights: Option<PathBuf>,
+    /// HPSv2 weights (`HPS_v2.1_compressed.pt`) for the HPSv2 score of text-conditional sweeps
+    /// (each image against its caption).
+    pub hps_weights: Option<PathBuf>,
     /// How `inception-v3-fid` brings images to 299: `clean` (clean-fid's: 8-bit pixels, Pillow
     /// bicubic with antialiasing; the LANTERN paper's FIDs) or `pytorch-fid` (bilinear).
     #[serde(default = "clean")]
     pub inception_resize: String,
 }
 
-/// Extractors `[quality] extractor` accepts.
-pub const EXTRACTORS: [&str; 4] = [
+/// Extractors `[quality] extractor` and `pr_extractor` accept.
+pub const EXTRACTORS: [&str; 5] = [
     "efficientnet-lite0",
     "vq-encoder",
     "inception-v3-fid",
     "clip",
+    "vgg16",
 ];
+
+/// Extractors that load from a user's weights file.
+pub const NEEDS_WEIGHTS: [&str; 3] = ["inception-v3-fid", "clip", "vgg16"];
 
 fn quick_gelu() -> String {
     "quick-gelu".into()
@@ -257,8 +271,11 @@ impl Default for QualitySection {
             k: 3,
             extractor: effnet(),
             extractor_weights: None,
+            pr_extractor: None,
+            pr_extractor_weights: None,
             clip_activation: quick_gelu(),
             clip_weights: None,
+            hps_weights: None,
             inception_resize: clean(),
         }
     }
@@ -461,40 +478,17 @@ impl SweepConfig {
             ));
         }
         let q = &self.quality;
-        if !EXTRACTORS.contains(&q.extractor.as_str()) {
-            return Err(self.invalid(
-                "quality.extractor",
-                &q.extractor,
-                "efficientnet-lite0, vq-encoder, inception-v3-fid or clip",
-            ));
-        }
-        let needs_weights = ["inception-v3-fid", "clip"].contains(&q.extractor.as_str());
-        match (&q.extractor_weights, needs_weights) {
-            (None, true) => {
+        self.validate_extractor("quality.extractor", &q.extractor, &q.extractor_weights)?;
+        match (&q.pr_extractor, &q.pr_extractor_weights) {
+            (Some(x), w) => self.validate_extractor("quality.pr_extractor", x, w)?,
+            (None, Some(w)) => {
                 return Err(self.invalid(
-                    "quality.extractor_weights",
-                    "(none)",
-                    &format!(
-                        "the path of the {} weights (they cannot be downloaded here)",
-                        q.extractor
-                    ),
+                    "quality.pr_extractor_weights",
+                    w.display(),
+                    "nothing without `pr_extractor`",
                 ))
             }
-            (Some(w), false) => {
-                return Err(self.invalid(
-                    "quality.extractor_weights",
-                    w.display().to_string(),
-                    &format!("nothing: {} does not take a weights file", q.extractor),
-                ))
-            }
-            (Some(w), true) if !self.resolve_path(w).is_file() => {
-                return Err(self.invalid(
-                    "quality.extractor_weights",
-                    w.display().to_string(),
-                    "an existing file (relative to the sweep file or the working directory)",
-                ))
-            }
-            _ => {}
+            (None, None) => {}
         }
         if !["quick-gelu", "gelu"].contains(&q.clip_activation.as_str()) {
             return Err(self.invalid(
@@ -503,19 +497,29 @@ impl SweepConfig {
                 "quick-gelu or gelu",
             ));
         }
-        if let Some(w) = &q.clip_weights {
+        for (key, weights, what) in [
+            (
+                "quality.clip_weights",
+                &q.clip_weights,
+                "CLIP ViT state dict",
+            ),
+            ("quality.hps_weights", &q.hps_weights, "HPSv2 checkpoint"),
+        ] {
+            let Some(w) = weights else { continue };
             if self.data.prompts.is_none() {
                 return Err(self.invalid(
-                    "quality.clip_weights",
+                    key,
                     w.display(),
-                    "nothing without `data.prompts`: the CLIP score needs captions",
+                    "nothing without `data.prompts`: the score needs captions",
                 ));
             }
             if !self.resolve_path(w).is_file() {
                 return Err(self.invalid(
-                    "quality.clip_weights",
+                    key,
                     w.display(),
-                    "an existing CLIP ViT state dict (relative to the sweep file or the working directory)",
+                    &format!(
+                        "an existing {what} (relative to the sweep file or the working directory)"
+                    ),
                 ));
             }
         }
@@ -539,6 +543,37 @@ impl SweepConfig {
             }
         }
         Ok(())
+    }
+
+    /// `key` names a known extractor, with a weights file exactly when it needs one.
+    fn validate_extractor(
+        &self,
+        key: &str,
+        name: &str,
+        weights: &Option<PathBuf>,
+    ) -> Result<(), ConfigError> {
+        if !EXTRACTORS.contains(&name) {
+            return Err(self.invalid(key, name, &EXTRACTORS.join(", ")));
+        }
+        let weights_key = format!("{key}_weights");
+        match (weights, NEEDS_WEIGHTS.contains(&name)) {
+            (None, true) => Err(self.invalid(
+                &weights_key,
+                "(none)",
+                &format!("the path of the {name} weights (they cannot be downloaded here)"),
+            )),
+            (Some(w), false) => Err(self.invalid(
+                &weights_key,
+                w.display().to_string(),
+                &format!("nothing: {name} does not take a weights file"),
+            )),
+            (Some(w), true) if !self.resolve_path(w).is_file() => Err(self.invalid(
+                &weights_key,
+                w.display().to_string(),
+                "an existing file (relative to the sweep file or the working directory)",
+            )),
+            _ => Ok(()),
+        }
     }
 
     fn validate_model(&self) -> Result<(), ConfigError> {

@@ -1,5 +1,6 @@
-//! The pretrained feature extractors by name, for sweeps (`[quality] extractor`) and
-//! `lantern score`: `efficientnet-lite0` (shipped), `inception-v3-fid` and `clip` (user weights).
+//! The pretrained feature extractors by name, for sweeps (`[quality] extractor`, `pr_extractor`)
+//! and `lantern score`: `efficientnet-lite0` (shipped), `inception-v3-fid`, `clip` and `vgg16`
+//! (user weights); and the image–text scorers (CLIP score, HPSv2).
 
 use std::path::Path;
 
@@ -7,11 +8,12 @@ use lantern_metrics::clip::{Activation, ClipScorer};
 use lantern_metrics::clip_tokenizer::default_vocab;
 use lantern_metrics::efficientnet::{default_weights, EfficientNetExtractor};
 use lantern_metrics::inception::{InceptionExtractor, Resize};
+use lantern_metrics::vgg::VggExtractor;
 use lantern_metrics::FeatureExtractor;
 use lantern_models::burn::prelude::Device;
 
 /// Extractors that load from a weights file (`vq-encoder` is built from a sweep's tokenizer).
-pub const PRETRAINED: [&str; 3] = ["efficientnet-lite0", "inception-v3-fid", "clip"];
+pub const PRETRAINED: [&str; 4] = ["efficientnet-lite0", "inception-v3-fid", "clip", "vgg16"];
 
 /// Which extractor, and the options of the ones that take them.
 #[derive(Clone, Debug)]
@@ -19,7 +21,8 @@ pub struct ExtractorSpec<'a> {
     /// One of [`PRETRAINED`].
     pub name: &'a str,
     /// User weights (`inception-v3-fid`: `pt_inception-2015-12-05-6726825d.pth`; `clip`: a ViT
-    /// state dict); `efficientnet-lite0` uses the shipped file.
+    /// state dict; `vgg16`: torchvision's `vgg16-397923af.pth`); `efficientnet-lite0` uses the
+    /// shipped file.
     pub weights: Option<&'a Path>,
     /// `clip`: `quick-gelu` (OpenAI weights) or `gelu`.
     pub clip_activation: &'a str,
@@ -64,6 +67,15 @@ pub fn load_clip(weights: &Path, activation: &str, device: &Device) -> Result<Cl
     .map_err(|e| e.to_string())
 }
 
+/// Loads HPSv2 weights (`HPS_v2.1_compressed.pt`) with the shipped tokenizer; the label is the
+/// file stem.
+pub fn load_hps(weights: &Path, device: &Device) -> Result<ClipScorer, String> {
+    let label = weights
+        .file_stem()
+        .map_or("hps".into(), |s| s.to_string_lossy().into_owned());
+    ClipScorer::load_hps(weights, &default_vocab(), &label, device).map_err(|e| e.to_string())
+}
+
 /// Loads a pretrained extractor; the error says what failed to load, and from where.
 pub fn load_pretrained(
     spec: &ExtractorSpec,
@@ -95,6 +107,9 @@ pub fn load_pretrained(
             )
         }
         "clip" => Box::new(load_clip(user_weights()?, spec.clip_activation, device)?),
+        "vgg16" => {
+            Box::new(VggExtractor::load(user_weights()?, device).map_err(|e| e.to_string())?)
+        }
         other => {
             return Err(format!(
                 "unknown extractor '{other}': allowed are {}",

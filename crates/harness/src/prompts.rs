@@ -33,6 +33,8 @@ pub struct PromptSet {
     pub tokens: usize,
     /// Embedding width.
     pub dim: usize,
+    /// The embeddings file.
+    pub source: PathBuf,
     embeddings: Vec<f32>,
     mask: Option<Vec<bool>>,
 }
@@ -101,9 +103,20 @@ impl PromptSet {
             captions: m.captions,
             tokens,
             dim,
+            source: file,
             embeddings,
             mask,
         })
+    }
+
+    /// What run ids hash for this set: the captions and the embeddings file's fingerprint.
+    pub fn identity(&self) -> String {
+        let captions = serde_json::to_string(&self.captions).expect("strings");
+        format!(
+            "{:016x}:{}",
+            crate::plan::fnv1a(captions.as_bytes()),
+            crate::runner::file_fingerprint(&self.source)
+        )
     }
 
     /// Prompts in the set.

@@ -1,6 +1,8 @@
 //! Quality of each configuration's images, computed after generation from the journal's tokens:
-//! Fréchet distance and precision/recall against a reference set (features of a named extractor),
-//! and drift from the AR image at the same seed (token agreement, pixel PSNR). Written to
+//! Fréchet distance and precision/recall against a reference set (features of named extractors:
+//! one for FD and the class score, optionally another for precision/recall, as LANTERN measures
+//! FID with Inception and P&R with VGG16), image–text scores of t2i runs (CLIP score, HPSv2), and
+//! drift from the AR image at the same seed (token agreement, pixel PSNR). Written to
 //! `quality.json`, which the report merges into the summaries.
 
 use std::collections::{BTreeMap, HashMap};
@@ -10,7 +12,7 @@ use lantern_metrics::drift::{pixel_mse, psnr, token_agreement};
 use lantern_metrics::reference::cached_features;
 use lantern_metrics::{
     frechet_distance_sets, inception_score, precision_recall, FeatureExtractor, FeatureSet,
-    ReferenceTokens,
+    PrecisionRecall, ReferenceTokens,
 };
 use lantern_models::VqModel;
 use serde::{Deserialize, Serialize};
@@ -45,6 +47,12 @@ pub struct RunQuality {
     /// 95% half-width of the CLIP score's mean.
     #[serde(default)]
     pub clip_score_ci95: Option<f64>,
+    /// Mean HPSv2 score of the images against their captions (`[quality] hps_weights`).
+    #[serde(default)]
+    pub hps_score: Option<f64>,
+    /// 95% half-width of the HPSv2 score's mean.
+    #[serde(default)]
+    pub hps_score_ci95: Option<f64>,
     /// Images with an AR counterpart (same sampling, condition and seed).
     pub drift_images: usize,
     /// Mean token agreement with the AR image.
@@ -73,8 +81,11 @@ pub struct ImageDrift {
 /// Everything `quality.json` holds.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Quality {
-    /// Extractor of the set metrics (`None`: no reference, drift only).
+    /// Extractor of the Fréchet distance and class score (`None`: no reference, drift only).
     pub extractor: Option<String>,
+    /// Extractor of precision/recall (`None` in older files: the same as `extractor`).
+    #[serde(default)]
+    pub pr_extractor: Option<String>,
     /// Reference set description.
     pub reference: Option<String>,
     /// Reference images.
@@ -84,6 +95,9 @@ pub struct Quality {
     /// CLIP model of the CLIP score (`clip:<file stem>`), when computed.
     #[serde(default)]
     pub clip_model: Option<String>,
+    /// HPSv2 model (`hpsv2:<file stem>`), when computed.
+    #[serde(default)]
+    pub hps_model: Option<String>,
     /// Per configuration.
     pub runs: Vec<RunQuality>,
     /// Per image.
@@ -101,70 +115,110 @@ impl Quality {
     pub fn run(&self, run_id: &str) -> Option<&RunQuality> {
         self.runs.iter().find(|r| r.run_id == run_id)
     }
+
+    /// The feature space of precision/recall.
+    pub fn pr_space(&self) -> Option<&str> {
+        self.pr_extractor.as_deref().or(self.extractor.as_deref())
+    }
+}
+
+/// What the quality pass measures with.
+#[derive(Clone, Copy, Default)]
+pub struct Scorers<'a> {
+    /// Real images' tokens for the set metrics (none: drift and text scores only).
+    pub reference: Option<&'a ReferenceTokens>,
+    /// Feature space of the Fréchet distance and the class score.
+    pub extractor: Option<&'a dyn FeatureExtractor>,
+    /// Feature space of precision/recall, when it is not `extractor`'s.
+    pub pr_extractor: Option<&'a dyn FeatureExtractor>,
+    /// Captions of the prompt set (a record's `prompt` indexes them).
+    pub captions: &'a [String],
+    /// CLIP model of the CLIP score.
+    pub clip: Option<&'a ClipScorer>,
+    /// HPSv2 model.
+    pub hps: Option<&'a ClipScorer>,
+}
+
+impl<'a> Scorers<'a> {
+    /// The feature extractors the set metrics need (FD's first), when there is a reference.
+    fn extractors(&self) -> Vec<&'a dyn FeatureExtractor> {
+        match (self.reference, self.extractor) {
+            (Some(_), Some(x)) => std::iter::once(x).chain(self.pr_extractor).collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// The image–text scorers.
+    fn text_scorers(&self) -> Vec<&'a ClipScorer> {
+        self.clip.into_iter().chain(self.hps).collect()
+    }
 }
 
 /// Decoded images of one configuration, as the metrics need them.
 struct Decoded {
-    features: Option<FeatureSet>,
-    /// Class probabilities and class count, when the extractor classifies.
+    /// Features in each of [`Scorers::extractors`]' spaces.
+    features: Vec<FeatureSet>,
+    /// Class probabilities and class count, when the first extractor classifies.
     probs: Option<(Vec<f32>, usize)>,
     pixels: Vec<Vec<u8>>,
-    /// CLIP score of each image with a caption.
-    clip_scores: Vec<f32>,
+    /// Scores of each of [`Scorers::text_scorers`] (images with a caption).
+    text_scores: Vec<Vec<f32>>,
 }
 
-/// The CLIP model and the prompt set's captions (record `prompt` = index) of the CLIP score.
-pub type ClipSetup<'a> = (&'a ClipScorer, &'a [String]);
-
-/// Features, class probabilities, 8-bit pixels and CLIP scores (against `captions[prompt]`)
-/// of tokenised images, in batches.
+/// Features, class probabilities, 8-bit pixels and image–text scores (against
+/// `captions[prompt]`) of tokenised images, in batches.
 fn decode_all(
     vq: &VqModel,
     tokens: &[Vec<u32>],
     prompts: &[Option<u32>],
     grid: usize,
-    extractor: Option<&dyn FeatureExtractor>,
-    clip: Option<ClipSetup>,
+    extractors: &[&dyn FeatureExtractor],
+    text: (&[&ClipScorer], &[String]),
 ) -> Result<Decoded, String> {
-    let mut values = Vec::new();
+    let (scorers, captions) = text;
+    let mut values = vec![Vec::new(); extractors.len()];
     let mut probs: Option<(Vec<f32>, usize)> = None;
     let mut pixels = Vec::new();
-    let mut clip_scores = Vec::new();
+    let mut text_scores = vec![Vec::new(); scorers.len()];
     for (chunk, chunk_prompts) in tokens.chunks(BATCH).zip(prompts.chunks(BATCH)) {
         let img = vq.decode_tokens(chunk, grid);
-        if let Some((scorer, captions)) = clip {
-            let texts: Option<Vec<String>> = chunk_prompts
-                .iter()
-                .map(|p| p.and_then(|i| captions.get(i as usize).cloned()))
-                .collect();
-            if let Some(texts) = texts {
-                clip_scores.extend(
+        let texts: Option<Vec<String>> = chunk_prompts
+            .iter()
+            .map(|p| p.and_then(|i| captions.get(i as usize).cloned()))
+            .collect();
+        if let Some(texts) = texts {
+            for (scorer, out) in scorers.iter().zip(&mut text_scores) {
+                out.extend(
                     scorer
                         .score(img.clone(), &texts)
                         .map_err(|e| e.to_string())?,
                 );
             }
         }
-        if let Some(x) = extractor {
-            let (set, p) = x
-                .features_and_probs(img.clone())
-                .map_err(|e| e.to_string())?;
-            values.extend(set.values);
+        for (i, (x, out)) in extractors.iter().zip(&mut values).enumerate() {
+            let (set, p) = if i == 0 {
+                x.features_and_probs(img.clone())
+            } else {
+                x.features(img.clone()).map(|f| (f, None))
+            }
+            .map_err(|e| e.to_string())?;
+            out.extend(set.values);
             if let Some((p, c)) = p {
                 probs.get_or_insert_with(|| (Vec::new(), c)).0.extend(p);
             }
         }
         pixels.extend(crate::images::to_rgb8(img).into_iter().map(|(_, _, d)| d));
     }
-    let features = match extractor {
-        Some(x) => Some(FeatureSet::new(&x.name(), x.dim(), values).map_err(|e| e.to_string())?),
-        None => None,
-    };
+    let features = extractors
+        .iter()
+        .zip(values)
+        .map(|(x, v)| FeatureSet::new(&x.name(), x.dim(), v).map_err(|e| e.to_string()))
+        .collect::<Result<_, _>>()?;
     Ok(Decoded {
         features,
         probs,
         pixels,
-        clip_scores,
+        text_scores,
     })
 }
 
@@ -184,48 +238,76 @@ fn twin(r: &Record) -> Twin {
     )
 }
 
+/// Fréchet distance and precision/recall of one configuration's features against the
+/// reference's (`sets[0]` FD's space, the last P&R's).
+fn set_metrics(
+    sets: &[FeatureSet],
+    reference: &[FeatureSet],
+    k: usize,
+) -> Result<(Option<f64>, Option<PrecisionRecall>), String> {
+    let (Some(f), Some(rf)) = (sets.first(), reference.first()) else {
+        return Ok((None, None));
+    };
+    if f.count() < 2 {
+        return Ok((None, None));
+    }
+    let fd = frechet_distance_sets(f, rf).map_err(|e| e.to_string())?;
+    let (pf, prf) = (
+        sets.last().expect("non-empty"),
+        reference.last().expect("non-empty"),
+    );
+    let pr = (pf.count() > k)
+        .then(|| precision_recall(prf, pf, k))
+        .transpose()
+        .map_err(|e| e.to_string())?;
+    Ok((Some(fd), pr))
+}
+
 /// Computes the quality of every configuration in `records`.
 pub fn compute(
     records: &[Record],
     vq: &VqModel,
     grid: usize,
-    reference: Option<(&ReferenceTokens, &dyn FeatureExtractor)>,
-    clip: Option<ClipSetup>,
+    scorers: &Scorers,
     cache_dir: &Path,
     k: usize,
 ) -> Result<Quality, String> {
-    let ref_features = match reference {
-        Some((r, x)) => Some(
-            cached_features(r, cache_dir, &x.name(), || {
-                decode_all(
-                    vq,
-                    &r.tokens,
-                    &vec![None; r.tokens.len()],
-                    r.grid,
-                    Some(x),
-                    None,
-                )
-                .map(|d| d.features.expect("extractor given"))
-                .map_err(lantern_metrics::MetricError::Shape)
-            })
-            .map_err(|e| e.to_string())?,
-        ),
-        None => None,
-    };
+    let extractors = scorers.extractors();
+    let text_scorers = scorers.text_scorers();
+    let mut ref_features = Vec::new();
+    if let Some(r) = scorers.reference {
+        for x in &extractors {
+            ref_features.push(
+                cached_features(r, cache_dir, &x.name(), || {
+                    let prompts = vec![None; r.tokens.len()];
+                    decode_all(vq, &r.tokens, &prompts, r.grid, &[*x], (&[], &[]))
+                        .map(|mut d| d.features.remove(0))
+                        .map_err(lantern_metrics::MetricError::Shape)
+                })
+                .map_err(|e| e.to_string())?,
+            );
+        }
+    }
     let mut groups: BTreeMap<usize, Vec<&Record>> = BTreeMap::new();
     let mut first: HashMap<&str, usize> = HashMap::new();
     for (i, r) in records.iter().enumerate() {
         let g = *first.entry(&r.run_id).or_insert(i);
         groups.entry(g).or_default().push(r);
     }
-    let extractor = reference.map(|(_, x)| x);
     let mut decoded: HashMap<String, Decoded> = HashMap::new();
     for rs in groups.values() {
         let tokens: Vec<Vec<u32>> = rs.iter().map(|r| r.tokens.clone()).collect();
         let prompts: Vec<Option<u32>> = rs.iter().map(|r| r.prompt).collect();
         decoded.insert(
             rs[0].run_id.clone(),
-            decode_all(vq, &tokens, &prompts, grid, extractor, clip)?,
+            decode_all(
+                vq,
+                &tokens,
+                &prompts,
+                grid,
+                &extractors,
+                (&text_scorers, scorers.captions),
+            )?,
         );
     }
     let mut ar: HashMap<Twin, (&Record, &[u8])> = HashMap::new();
@@ -243,25 +325,20 @@ pub fn compute(
             features,
             probs,
             pixels,
-            clip_scores,
+            text_scores,
         } = &decoded[id];
-        let clip = (!clip_scores.is_empty())
-            .then(|| Estimate::of(&clip_scores.iter().map(|&c| c as f64).collect::<Vec<_>>()));
+        // Text scores come in `text_scorers` order: CLIP's first when present.
+        let mut estimates = text_scores.iter().map(|scores| {
+            (!scores.is_empty())
+                .then(|| Estimate::of(&scores.iter().map(|&c| c as f64).collect::<Vec<_>>()))
+        });
+        let clip = scorers.clip.and_then(|_| estimates.next().flatten());
+        let hps = scorers.hps.and_then(|_| estimates.next().flatten());
         let class_score = match probs {
             Some((p, c)) => Some(inception_score(p, *c, 1).map_err(|e| e.to_string())?.0),
             None => None,
         };
-        let (fd, pr) = match (features, &ref_features) {
-            (Some(f), Some(rf)) if f.count() >= 2 => {
-                let fd = frechet_distance_sets(f, rf).map_err(|e| e.to_string())?;
-                let pr = (f.count() > k)
-                    .then(|| precision_recall(rf, f, k))
-                    .transpose()
-                    .map_err(|e| e.to_string())?;
-                (Some(fd), pr)
-            }
-            _ => (None, None),
-        };
+        let (fd, pr) = set_metrics(features, &ref_features, k)?;
         let mut drifts = Vec::new();
         if rs[0].strategy != "ar" {
             for (r, p) in rs.iter().zip(pixels) {
@@ -288,6 +365,8 @@ pub fn compute(
             class_score,
             clip_score: clip.map(|c| c.mean),
             clip_score_ci95: clip.map(|c| c.ci95),
+            hps_score: hps.map(|c| c.mean),
+            hps_score_ci95: hps.map(|c| c.ci95),
             drift_images: n,
             drift_token_agreement: (n > 0)
                 .then(|| drifts.iter().map(|d| d.token_agreement).sum::<f64>() / n as f64),
@@ -297,11 +376,13 @@ pub fn compute(
         images.extend(drifts);
     }
     Ok(Quality {
-        extractor: extractor.map(|x| x.name()),
-        reference: reference.map(|(r, _)| r.source.clone()),
-        reference_images: reference.map_or(0, |(r, _)| r.tokens.len()),
+        extractor: extractors.first().map(|x| x.name()),
+        pr_extractor: extractors.last().map(|x| x.name()),
+        reference: scorers.reference.map(|r| r.source.clone()),
+        reference_images: scorers.reference.map_or(0, |r| r.tokens.len()),
         k,
-        clip_model: clip.map(|(c, _)| c.name()),
+        clip_model: scorers.clip.map(|c| c.score_name()),
+        hps_model: scorers.hps.map(|c| c.score_name()),
         runs,
         images,
     })

@@ -111,17 +111,25 @@ pub fn tables_md(summaries: &[Summary], records: &[Record], quality: Option<&Qua
         }
     }
     let with_clip = summaries.iter().any(|x| x.clip_score.is_some());
+    let with_hps = summaries.iter().any(|x| x.hps_score.is_some());
+    let score = |on: bool, mean: Option<f64>, ci: Option<f64>| match (on, mean, ci) {
+        (false, _, _) => String::new(),
+        (true, Some(m), Some(ci)) => format!(" {m:.4} ± {ci:.4} |"),
+        (true, _, _) => " — |".into(),
+    };
     for (t, k, p, c) in samplings {
         let _ = writeln!(s, "## temperature {t}, top-k {k}, top-p {p}, CFG {c}\n");
         let _ = writeln!(
             s,
-            "| method | tree | k | δ / λ | images | τ (95% CI) | latency ms (95% CI) | speedup | FD | precision | recall | class score |{} tokens = AR | PSNR vs AR (dB) |",
-            if with_clip { " CLIP score (95% CI) |" } else { "" }
+            "| method | tree | k | δ / λ | images | τ (95% CI) | latency ms (95% CI) | speedup | FD | precision | recall | class score |{}{} tokens = AR | PSNR vs AR (dB) |",
+            if with_clip { " CLIP score (95% CI) |" } else { "" },
+            if with_hps { " HPSv2 (95% CI) |" } else { "" }
         );
         let _ = writeln!(
             s,
-            "|---|---|---|---|---|---|---|---|---|---|---|---|{}---|---|",
-            if with_clip { "---|" } else { "" }
+            "|---|---|---|---|---|---|---|---|---|---|---|---|{}{}---|---|",
+            if with_clip { "---|" } else { "" },
+            if with_hps { "---|" } else { "" }
         );
         for x in summaries
             .iter()
@@ -140,7 +148,7 @@ pub fn tables_md(summaries: &[Summary], records: &[Record], quality: Option<&Qua
             };
             let _ = writeln!(
                 s,
-                "| {method} | {} | {} | {relax} | {} | {:.3} ± {:.3} | {:.1} ± {:.1} | {} | {} | {} | {} | {} |{} {} | {} |",
+                "| {method} | {} | {} | {relax} | {} | {:.3} ± {:.3} | {:.1} ± {:.1} | {} | {} | {} | {} | {} |{}{} {} | {} |",
                 opt(x.tree.as_deref()),
                 opt(x.k),
                 x.images,
@@ -153,14 +161,8 @@ pub fn tables_md(summaries: &[Summary], records: &[Record], quality: Option<&Qua
                 fmt(x.precision, 3),
                 fmt(x.recall, 3),
                 fmt(x.class_score, 2),
-                if with_clip {
-                    match (x.clip_score, x.clip_score_ci95) {
-                        (Some(m), Some(ci)) => format!(" {m:.4} ± {ci:.4} |"),
-                        _ => " — |".into(),
-                    }
-                } else {
-                    String::new()
-                },
+                score(with_clip, x.clip_score, x.clip_score_ci95),
+                score(with_hps, x.hps_score, x.hps_score_ci95),
                 fmt(x.drift_token_agreement, 3),
                 fmt(x.drift_psnr_db, 1),
             );
@@ -199,11 +201,17 @@ pub fn tables_md(summaries: &[Summary], records: &[Record], quality: Option<&Qua
                 "the Inception-Score formula exp E KL(p(y|x) ‖ p(y)) over that extractor's classifier \
                  (an IS only for Inception; empty when the extractor does not classify)"
             };
+            let pr_space = match q.pr_space() {
+                Some(x) if Some(x) != q.extractor.as_deref() => {
+                    format!(" in the feature space of `{x}`")
+                }
+                _ => String::new(),
+            };
             let _ = writeln!(
                 s,
                 "\nQuality (`quality.json`): FD is the Fréchet distance between each configuration's images and \
                  {} reference images ({}) in {space}; precision/recall are the improved k-NN metrics with \
-                 k = {}; the class score is {class}. \
+                 k = {}{pr_space}; the class score is {class}. \
                  \"tokens = AR\" is the share of tokens equal to the AR image at the same condition and seed, and \
                  PSNR compares the decoded pixels with that AR image: cheap proxies of drift, not quality.",
                 q.reference_images,
@@ -215,6 +223,13 @@ pub fn tables_md(summaries: &[Summary], records: &[Record], quality: Option<&Qua
                     s,
                     "\nCLIP score: mean raw cosine between each image and \"A photo depicts \" + its caption \
                      in `{model}` (not scaled by 100 or 2.5; LANTERN's protocol uses OpenAI's ViT-B/32)."
+                );
+            }
+            if let Some(model) = &q.hps_model {
+                let _ = writeln!(
+                    s,
+                    "\nHPSv2: mean cosine between each image and its bare caption in `{model}`, images \
+                     preprocessed as HPSv2's own code does (longest side to 224, zero padding)."
                 );
             }
         }

@@ -150,29 +150,32 @@ fn resolve_source(cfg: &SweepConfig, s: &str) -> String {
     }
 }
 
+/// A file's name, length and a hash of its first and last 64 KiB.
+pub fn file_fingerprint(p: &Path) -> String {
+    use std::io::{Read, Seek, SeekFrom};
+    let Ok(mut f) = std::fs::File::open(p) else {
+        return format!("{}:?", p.display());
+    };
+    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+    let mut buf = vec![0u8; 65536.min(len as usize)];
+    let _ = f.read_exact(&mut buf);
+    let mut tail = vec![0u8; 65536.min(len as usize)];
+    let _ = f
+        .seek(SeekFrom::End(-(tail.len() as i64)))
+        .and_then(|_| f.read_exact(&mut tail));
+    buf.extend(tail);
+    format!(
+        "{}:{len}:{:016x}",
+        p.file_name()
+            .map_or(String::new(), |n| n.to_string_lossy().into_owned()),
+        crate::plan::fnv1a(&buf)
+    )
+}
+
 /// A short, content-sensitive identity of the model files (name, size, FNV of the first and last
 /// 64 KiB), so that replaced weights get new run ids.
 pub fn model_identity(paths: &ModelPaths) -> String {
-    let fp = |p: &Path| -> String {
-        use std::io::{Read, Seek, SeekFrom};
-        let Ok(mut f) = std::fs::File::open(p) else {
-            return format!("{}:?", p.display());
-        };
-        let len = f.metadata().map(|m| m.len()).unwrap_or(0);
-        let mut buf = vec![0u8; 65536.min(len as usize)];
-        let _ = f.read_exact(&mut buf);
-        let mut tail = vec![0u8; 65536.min(len as usize)];
-        let _ = f
-            .seek(SeekFrom::End(-(tail.len() as i64)))
-            .and_then(|_| f.read_exact(&mut tail));
-        buf.extend(tail);
-        format!(
-            "{}:{len}:{:016x}",
-            p.file_name()
-                .map_or(String::new(), |n| n.to_string_lossy().into_owned()),
-            crate::plan::fnv1a(&buf)
-        )
-    };
+    let fp = file_fingerprint;
     let mut parts = vec![fp(&paths.gpt), paths.gpt_config.clone()];
     if let Some(v) = &paths.vq {
         parts.push(fp(v));
@@ -482,39 +485,60 @@ pub fn run_sweep(cfg: &SweepConfig, opts: &SweepOptions) -> Result<SweepOutcome,
     let quality_setup = match (cfg.quality.enabled, &bundle.vq) {
         (true, Some(vq)) => {
             let reference = quality_reference(cfg, vq.config().codebook_size)?;
-            let extractor = quality_extractor(cfg, &paths, vq, &device)?;
-            Some((reference, extractor))
+            let q = &cfg.quality;
+            let extractor = quality_extractor(cfg, &paths, vq, &device, &q.extractor, "extractor")?;
+            let pr_extractor = match &q.pr_extractor {
+                Some(x) => Some(quality_extractor(
+                    cfg,
+                    &paths,
+                    vq,
+                    &device,
+                    x,
+                    "pr_extractor",
+                )?),
+                None => None,
+            };
+            Some((reference, extractor, pr_extractor))
         }
         _ => None,
     };
-    let clip = match (&cfg.quality.clip_weights, &quality_setup) {
-        (Some(w), Some(_)) => {
-            let w = cfg.resolve_path(w);
-            let scorer = crate::extractors::load_clip(&w, &cfg.quality.clip_activation, &device)
-                .and_then(|c| c.check_vocabulary().map(|_| c).map_err(|e| e.to_string()))
-                .map_err(|e| ConfigError::Invalid {
-                    file: cfg.file.clone(),
-                    key: "quality.clip_weights".into(),
-                    value: w.display().to_string(),
-                    allowed: format!("a CLIP ViT state dict that loads: {e}"),
-                })?;
-            Some(scorer)
-        }
-        (Some(w), None) => return Err(ConfigError::Invalid {
+    let text_scorer = |key: &str, weights: &Option<PathBuf>, hps: bool| {
+        let Some(w) = weights else {
+            return Ok(None);
+        };
+        let w = cfg.resolve_path(w);
+        let invalid = |allowed: String| ConfigError::Invalid {
             file: cfg.file.clone(),
-            key: "quality.clip_weights".into(),
+            key: format!("quality.{key}"),
             value: w.display().to_string(),
-            allowed:
+            allowed,
+        };
+        if quality_setup.is_none() {
+            return Err(invalid(
                 "a sweep whose images are decoded: a VQ tokenizer and `[quality] enabled = true`"
                     .into(),
+            ));
         }
-        .into()),
-        _ => None,
+        let loaded = if hps {
+            crate::extractors::load_hps(&w, &device)
+        } else {
+            crate::extractors::load_clip(&w, &cfg.quality.clip_activation, &device)
+        };
+        loaded
+            .and_then(|c| c.check_vocabulary().map(|_| c).map_err(|e| e.to_string()))
+            .map(Some)
+            .map_err(|e| invalid(format!("a checkpoint that loads: {e}")))
     };
+    let clip = text_scorer("clip_weights", &cfg.quality.clip_weights, false)?;
+    let hps = text_scorer("hps_weights", &cfg.quality.hps_weights, true)?;
 
     let dir = opts.results_root.join(cfg.name());
     std::fs::create_dir_all(&dir)?;
-    let identity = model_identity(&paths);
+    let mut identity = model_identity(&paths);
+    if let Some(p) = &prompts {
+        // Records of a changed prompt set are not the same runs.
+        identity.push_str(&format!("|prompts:{}", p.identity()));
+    }
     let run_ids: Vec<String> = specs.iter().map(|s| s.run_id(&identity)).collect();
     let plan: Vec<serde_json::Value> = specs
         .iter()
@@ -724,23 +748,31 @@ pub fn run_sweep(cfg: &SweepConfig, opts: &SweepOptions) -> Result<SweepOutcome,
     for (label, images, w, h) in &samples {
         crate::images::write_grid(&dir.join("samples"), label, images, *w, *h)?;
     }
-    if let (Some((reference, extractor)), Some(vq)) = (&quality_setup, &bundle.vq) {
+    if let (Some((reference, extractor, pr_extractor)), Some(vq)) = (&quality_setup, &bundle.vq) {
         let (_, records) = Journal::open(&dir.join("journal.jsonl"))?;
         if opts.progress {
+            let pr = pr_extractor.as_ref().map_or(String::new(), |x| {
+                format!(", precision/recall by {}", x.name())
+            });
             eprintln!(
-                "quality: decoding {} images, features by {}",
+                "quality: decoding {} images, features by {}{pr}",
                 records.len(),
                 extractor.name()
             );
         }
+        let scorers = quality::Scorers {
+            reference: reference.as_ref(),
+            extractor: Some(extractor.as_ref()),
+            pr_extractor: pr_extractor.as_deref(),
+            captions: prompts.as_ref().map_or(&[], |p| p.captions.as_slice()),
+            clip: clip.as_ref(),
+            hps: hps.as_ref(),
+        };
         let q = quality::compute(
             &records,
             vq,
             grid,
-            reference.as_ref().map(|r| (r, extractor.as_ref())),
-            clip.as_ref()
-                .zip(prompts.as_ref())
-                .map(|(c, p)| (c, p.captions.as_slice())),
+            &scorers,
             &opts.results_root.join(".cache"),
             cfg.quality.k as usize,
         )
@@ -755,15 +787,18 @@ pub fn run_sweep(cfg: &SweepConfig, opts: &SweepOptions) -> Result<SweepOutcome,
     })
 }
 
-/// The `[quality] extractor`, loaded (a weights file that does not load is a config error).
+/// The `[quality] extractor` or `pr_extractor` (`name`), loaded (a weights file that does not
+/// load is a config error naming `key` or its `_weights`).
 fn quality_extractor(
     cfg: &SweepConfig,
     paths: &ModelPaths,
     vq: &lantern_models::VqModel,
     device: &lantern_models::burn::prelude::Device,
+    name: &str,
+    key: &str,
 ) -> Result<Box<dyn FeatureExtractor>, HarnessError> {
     let q = &cfg.quality;
-    if q.extractor == "vq-encoder" {
+    if name == "vq-encoder" {
         let label = if cfg.model.preset.as_deref() == Some("tiny") {
             "tiny".to_string()
         } else {
@@ -775,23 +810,27 @@ fn quality_extractor(
         };
         return Ok(Box::new(VqEncoderExtractor::new(vq.clone(), &label)));
     }
-    let weights = q.extractor_weights.as_ref().map(|w| cfg.resolve_path(w));
+    let weights = match key {
+        "pr_extractor" => &q.pr_extractor_weights,
+        _ => &q.extractor_weights,
+    };
+    let weights = weights.as_ref().map(|w| cfg.resolve_path(w));
     let spec = ExtractorSpec {
-        name: &q.extractor,
+        name,
         weights: weights.as_deref(),
         clip_activation: &q.clip_activation,
         inception_resize: &q.inception_resize,
     };
     load_pretrained(&spec, device).map_err(|e| {
         let (key, value) = match &weights {
-            Some(w) => ("quality.extractor_weights", w.display().to_string()),
-            None => ("quality.extractor", q.extractor.clone()),
+            Some(w) => (format!("quality.{key}_weights"), w.display().to_string()),
+            None => (format!("quality.{key}"), name.to_string()),
         };
         ConfigError::Invalid {
             file: cfg.file.clone(),
-            key: key.into(),
+            key,
             value,
-            allowed: format!("weights that load as {}: {e}", q.extractor),
+            allowed: format!("weights that load as {name}: {e}"),
         }
         .into()
     })

@@ -99,6 +99,8 @@ pub struct Summary {
     pub extractor: Option<String>,
     /// Fréchet distance to the reference set in the extractor's feature space.
     pub fd: Option<f64>,
+    /// Extractor of precision/recall (the same as `extractor` unless `[quality] pr_extractor`).
+    pub pr_extractor: Option<String>,
     /// Improved precision.
     pub precision: Option<f64>,
     /// Improved recall.
@@ -109,6 +111,10 @@ pub struct Summary {
     pub clip_score: Option<f64>,
     /// 95% half-width of the CLIP score's mean.
     pub clip_score_ci95: Option<f64>,
+    /// Mean HPSv2 score against the captions (t2i sweeps with `[quality] hps_weights`).
+    pub hps_score: Option<f64>,
+    /// 95% half-width of the HPSv2 score's mean.
+    pub hps_score_ci95: Option<f64>,
     /// Mean token agreement with AR at the same seed.
     pub drift_token_agreement: Option<f64>,
     /// PSNR (dB) against AR's image at the same seed.
@@ -187,11 +193,16 @@ pub fn summarise(records: &[Record], quality: Option<&Quality>) -> Vec<Summary> 
                     .filter(|x| x.fd.is_some())
                     .and_then(|_| quality.and_then(|q| q.extractor.clone())),
                 fd: q.and_then(|x| x.fd),
+                pr_extractor: q
+                    .filter(|x| x.precision.is_some())
+                    .and_then(|_| quality.and_then(|q| q.pr_space().map(String::from))),
                 precision: q.and_then(|x| x.precision),
                 recall: q.and_then(|x| x.recall),
                 class_score: q.and_then(|x| x.class_score),
                 clip_score: q.and_then(|x| x.clip_score),
                 clip_score_ci95: q.and_then(|x| x.clip_score_ci95),
+                hps_score: q.and_then(|x| x.hps_score),
+                hps_score_ci95: q.and_then(|x| x.hps_score_ci95),
                 drift_token_agreement: q.and_then(|x| x.drift_token_agreement),
                 drift_psnr_db: q.and_then(|x| x.drift_psnr_db),
             }
@@ -234,11 +245,14 @@ pub fn to_frame(s: &[Summary]) -> PolarsResult<DataFrame> {
             c!("drafter_is_random", |r| r.drafter_is_random),
             c!("extractor", |r| r.extractor.clone()),
             c!("fd", |r| r.fd),
+            c!("pr_extractor", |r| r.pr_extractor.clone()),
             c!("precision", |r| r.precision),
             c!("recall", |r| r.recall),
             c!("class_score", |r| r.class_score),
             c!("clip_score", |r| r.clip_score),
             c!("clip_score_ci95", |r| r.clip_score_ci95),
+            c!("hps_score", |r| r.hps_score),
+            c!("hps_score_ci95", |r| r.hps_score_ci95),
             c!("drift_token_agreement", |r| r.drift_token_agreement),
             c!("drift_psnr_db", |r| r.drift_psnr_db),
         ],

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use lantern_harness::quality::compute;
+use lantern_harness::quality::{compute, Scorers};
 use lantern_harness::records::Record;
 use lantern_metrics::{FeatureExtractor, ReferenceTokens, VqEncoderExtractor};
 use lantern_models::bundle::vq_config;
@@ -60,17 +60,14 @@ fn drift_and_set_metrics_of_constructed_runs() {
     };
     let extractor = VqEncoderExtractor::new(vq.clone(), "fixture");
     let cache = std::env::temp_dir().join(format!("lantern-quality-{}", std::process::id()));
-    let q = compute(
-        &records,
-        &vq,
-        grid,
-        Some((&reference, &extractor as &dyn FeatureExtractor)),
-        None,
-        &cache,
-        3,
-    )
-    .unwrap();
+    let scorers = Scorers {
+        reference: Some(&reference),
+        extractor: Some(&extractor as &dyn FeatureExtractor),
+        ..Scorers::default()
+    };
+    let q = compute(&records, &vq, grid, &scorers, &cache, 3).unwrap();
     assert_eq!(q.extractor.as_deref(), Some("vq-encoder:fixture"));
+    assert_eq!(q.pr_space(), Some("vq-encoder:fixture"));
     assert!(
         reference.feature_cache(&cache, &extractor.name()).is_file(),
         "reference features cached"

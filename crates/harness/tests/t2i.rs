@@ -1,6 +1,7 @@
 //! Text-conditional sweeps: a prompt set of captions and precomputed embeddings drives the
-//! fixture's t2i GPT, every image gets a CLIP score against "A photo depicts " + its caption, and
-//! mismatched inputs are refused before anything is generated.
+//! fixture's t2i GPT, every image gets a CLIP score against "A photo depicts " + its caption and
+//! an HPSv2 score against the caption, and mismatched inputs are refused before anything is
+//! generated.
 
 use std::path::{Path, PathBuf};
 
@@ -71,19 +72,32 @@ fn vq(dir: &Path, codes: usize) -> (PathBuf, PathBuf) {
 
 /// A small CLIP with the real 49,408-token vocabulary in OpenAI's key layout.
 fn clip(dir: &Path, vocab: usize) -> PathBuf {
+    clip_with(dir, vocab, 64, 1, "clip")
+}
+
+/// A small CLIP of `vision_width` with `vision_heads` heads (HPSv2's are 80 wide).
+fn clip_with(
+    dir: &Path,
+    vocab: usize,
+    vision_width: usize,
+    vision_heads: usize,
+    tag: &str,
+) -> PathBuf {
     let config = ClipConfig {
         embed_dim: 32,
         image_size: 32,
         patch: 16,
-        vision_width: 64,
+        vision_width,
         vision_layers: 1,
         context: 77,
         vocab,
         text_width: 64,
         text_layers: 1,
+        vision_heads,
+        text_heads: 1,
     };
-    let path = dir.join(format!("clip-{vocab}.safetensors"));
-    let model = Clip::new(&config, Activation::QuickGelu, &Device::default());
+    let path = dir.join(format!("{tag}-{vocab}.safetensors"));
+    let model = Clip::new(&config, Activation::Gelu, &Device::default());
     save_module(&model, &path, &CLIP_LAYOUT).unwrap();
     path
 }
@@ -102,6 +116,7 @@ fn prompt_sweeps_record_prompts_and_clip_scores() {
     ];
     let manifest = prompt_set(&root, &captions, gpt.cls_token_num, gpt.caption_dim);
     let clip_weights = clip(&root, 49_408);
+    let hps_weights = clip_with(&root, 49_408, 160, 2, "hps");
     let text = format!(
         r#"
 name = "t2i"
@@ -117,6 +132,7 @@ prompt_limit = 2
 seeds = 2
 [quality]
 clip_weights = "{}"
+hps_weights = "{}"
 [[strategy]]
 kind = "ar"
 [[strategy]]
@@ -130,7 +146,8 @@ delta = 0.2
         vq_weights.display(),
         vq_json.display(),
         manifest.display(),
-        clip_weights.display()
+        clip_weights.display(),
+        hps_weights.display()
     );
     let opts = SweepOptions {
         results_root: root.join("results"),
@@ -162,13 +179,39 @@ delta = 0.2
             "a cosine of real embeddings: {c}"
         );
     }
+    let hps = summary.column("hps_score").unwrap().f64().unwrap().clone();
+    assert_eq!(
+        hps.null_count(),
+        0,
+        "every configuration has an HPSv2 score"
+    );
+    for i in 0..hps.len() {
+        let (h, c) = (hps.get(i).unwrap(), clip_score.get(i).unwrap());
+        assert!(
+            h.abs() <= 1.0 && h != c,
+            "HPSv2 is its own model: {h} vs {c}"
+        );
+    }
     let quality = std::fs::read_to_string(out.dir.join("quality.json")).unwrap();
     assert!(quality.contains("\"clip:clip-49408\""), "{quality}");
+    assert!(quality.contains("\"hpsv2:hps-49408\""), "{quality}");
     let tables = std::fs::read_to_string(out.dir.join("tables.md")).unwrap();
     assert!(
         tables.contains("CLIP score (95% CI)") && tables.contains("A photo depicts"),
         "{tables}"
     );
+    assert!(
+        tables.contains("HPSv2 (95% CI)") && tables.contains("bare caption"),
+        "{tables}"
+    );
+
+    // A re-run resumes (nothing new); a changed caption makes new runs.
+    assert_eq!(run_sweep(&cfg, &opts).unwrap().generated, 0);
+    let edited = std::fs::read_to_string(&manifest)
+        .unwrap()
+        .replace("a red fox", "a grey fox");
+    std::fs::write(&manifest, edited).unwrap();
+    assert_eq!(run_sweep(&cfg, &opts).unwrap().generated, 8);
 
     // Inputs that do not fit are refused before anything is written.
     let refused = |text: String, needles: &[&str]| {
@@ -206,7 +249,11 @@ delta = 0.2
                 "classes = [1]",
             )
             .replace(
-                &format!("[quality]\nclip_weights = \"{}\"", clip_weights.display()),
+                &format!(
+                    "[quality]\nclip_weights = \"{}\"\nhps_weights = \"{}\"",
+                    clip_weights.display(),
+                    hps_weights.display()
+                ),
                 "[quality]",
             ),
         &["data.classes", "text-conditional"],

@@ -1,12 +1,13 @@
 //! The embedded default end to end: a fresh clone runs every strategy on `checkpoints/tiny` with a
 //! trained drafter, decodes images and reports quality for every configuration.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use lantern_harness::config::SweepConfig;
 use lantern_harness::records::read_parquet;
 use lantern_harness::runner::{run_sweep, SweepOptions};
 use lantern_metrics::inception::{InceptionV3, INCEPTION_LAYOUT};
+use lantern_metrics::vgg::{Vgg, VggConfig, VGG_LAYOUT};
 use lantern_metrics::ReferenceTokens;
 use lantern_models::burn::prelude::Device;
 use lantern_models::checkpoint::save_module;
@@ -18,16 +19,21 @@ fn tmp(name: &str) -> PathBuf {
     d
 }
 
+/// The first `n` images of the shipped reference set, saved under `root` (keeps tests quick).
+fn reference_slice(root: &Path, n: usize) -> PathBuf {
+    let tiny = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../checkpoints/tiny");
+    let mut reference = ReferenceTokens::load(&tiny.join("reference.json")).unwrap();
+    reference.tokens.truncate(n);
+    reference.labels.truncate(n);
+    let file = root.join("reference.json");
+    reference.save(&file).unwrap();
+    file
+}
+
 #[test]
 fn every_strategy_runs_on_the_embedded_default_with_quality() {
-    let tiny = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../checkpoints/tiny");
     let root = tmp("sweep");
-    // A 64-image slice of the shipped reference keeps the test quick.
-    let mut reference = ReferenceTokens::load(&tiny.join("reference.json")).unwrap();
-    reference.tokens.truncate(64);
-    reference.labels.truncate(64);
-    let reference_file = root.join("reference.json");
-    reference.save(&reference_file).unwrap();
+    let reference_file = reference_slice(&root, 64);
     let text = format!(
         r#"
 name = "tiny_smoke"
@@ -103,15 +109,10 @@ window = 8
 
 #[test]
 fn user_given_clip_and_inception_weights_are_quality_spaces() {
-    let tiny = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../checkpoints/tiny");
     let clip = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../metrics/tests/data/clip-tiny.safetensors");
     let root = tmp("clip");
-    let mut reference = ReferenceTokens::load(&tiny.join("reference.json")).unwrap();
-    reference.tokens.truncate(16);
-    reference.labels.truncate(16);
-    let reference_file = root.join("reference.json");
-    reference.save(&reference_file).unwrap();
+    let reference_file = reference_slice(&root, 16);
     let text = format!(
         r#"
 name = "tiny_clip"
@@ -180,17 +181,63 @@ kind = "ar"
             &clip.display().to_string(),
             &inception.display().to_string(),
         );
+    // LANTERN's protocol: FID from Inception, precision/recall in VGG16's fc2 space (a narrow
+    // VGG16 plan in torchvision's key layout, burn's initial weights).
+    let convs = [
+        (0, 3, 8),
+        (2, 8, 8),
+        (5, 8, 8),
+        (7, 8, 8),
+        (10, 8, 8),
+        (12, 8, 8),
+        (14, 8, 8),
+        (17, 8, 8),
+        (19, 8, 8),
+        (21, 8, 8),
+        (24, 8, 8),
+        (26, 8, 8),
+        (28, 8, 8),
+    ];
+    let vgg_config = VggConfig {
+        convs: convs.to_vec(),
+        fc: [[8 * 49, 16], [16, 16], [16, 10]],
+    };
+    let vgg = root.join("vgg16.safetensors");
+    save_module(
+        &Vgg::new(&vgg_config, &Device::default()),
+        &vgg,
+        &VGG_LAYOUT,
+    )
+    .unwrap();
+    let fid = fid.replace(
+        "[[strategy]]",
+        &format!(
+            "pr_extractor = \"vgg16\"\npr_extractor_weights = \"{}\"\n[[strategy]]",
+            vgg.display()
+        ),
+    );
     let cfg = SweepConfig::parse(&fid, &root.join("tiny_fid.toml")).unwrap();
     let out = run_sweep(&cfg, &opts).unwrap();
     let summary = read_parquet(&out.dir.join("summary.parquet")).unwrap();
     let extractor = summary.column("extractor").unwrap().str().unwrap().clone();
     assert_eq!(extractor.get(0), Some("inception-v3-fid:clean"));
-    for col in ["fd", "class_score"] {
+    let pr_extractor = summary
+        .column("pr_extractor")
+        .unwrap()
+        .str()
+        .unwrap()
+        .clone();
+    assert_eq!(pr_extractor.get(0), Some("vgg16-fc2"));
+    for col in ["fd", "class_score", "precision", "recall"] {
         let v = summary.column(col).unwrap().f64().unwrap().get(0);
         assert!(v.is_some_and(f64::is_finite), "{col}: {v:?}");
     }
     let tables = std::fs::read_to_string(out.dir.join("tables.md")).unwrap();
     assert!(tables.contains("so FD is FID here"), "{tables}");
     assert!(tables.contains("as clean-fid does"), "{tables}");
+    assert!(
+        tables.contains("k = 3 in the feature space of `vgg16-fc2`"),
+        "{tables}"
+    );
     let _ = std::fs::remove_dir_all(root);
 }
