@@ -64,17 +64,18 @@ pub struct Args {
     /// Also write the scores (and per-image CLIP and HPSv2 scores) as JSON here.
     #[arg(long)]
     out: Option<PathBuf>,
-    /// Reference features are cached here, keyed by extractor and the reference files' names,
-    /// sizes and modification times.
+    /// Reference features are cached here, keyed by the extractor (name and weights) and the
+    /// reference files' names, sizes and modification times.
     #[arg(long, default_value = "results/.cache")]
     cache: PathBuf,
 }
 
-/// Cache file of the reference folder's features under `cache`.
-fn cache_file(cache: &Path, extractor: &str, files: &[PathBuf]) -> PathBuf {
+/// Cache file of the reference folder's features under `cache`, keyed by the extractor's
+/// identity (name and weights).
+fn cache_file(cache: &Path, extractor: &str, identity: &str, files: &[PathBuf]) -> PathBuf {
     use std::hash::{Hash, Hasher};
     let mut h = std::collections::hash_map::DefaultHasher::new();
-    extractor.hash(&mut h);
+    identity.hash(&mut h);
     for f in files {
         f.hash(&mut h);
         if let Ok(m) = std::fs::metadata(f) {
@@ -96,7 +97,7 @@ fn reference_features(
     cache: &Path,
     device: &Device,
 ) -> Result<FeatureSet, String> {
-    let path = cache_file(cache, &ex.name(), files);
+    let path = cache_file(cache, &ex.name(), &ex.identity(), files);
     if let Ok(set) = FeatureSet::load(&path) {
         if set.extractor == ex.name() && set.count() == files.len() {
             println!("reference features from {}", path.display());
@@ -363,31 +364,35 @@ pub fn run(a: Args) -> Result<(), Box<dyn std::error::Error>> {
                 .ok_or_else(|| format!("{}: no caption for {}", captions.display(), name(f)))?;
             texts.push(caption.clone());
         }
-        if let Some(weights) = &a.clip {
-            let scorer = load_clip(weights, &a.clip_activation, &device)
-                .map_err(|e| format!("--clip: {e}"))?;
+        let scorers = [("clip", "--clip", &a.clip), ("hps", "--hps", &a.hps)];
+        for (key, flag, weights) in scorers {
+            let Some(weights) = weights else { continue };
+            let scorer = if key == "clip" {
+                load_clip(weights, &a.clip_activation, &device)
+            } else {
+                load_hps(weights, &device)
+            }
+            .map_err(|e| format!("{flag}: {e}"))?;
             let mut score = text_score(&scorer, &files, &texts, &device)?;
+            let (what, text) = if key == "clip" {
+                (
+                    "CLIP score",
+                    format!("raw cosine with \"{PROMPT_PREFIX}<caption>\""),
+                )
+            } else {
+                ("HPSv2", "cosine with the caption".to_string())
+            };
             println!(
-                "CLIP score ({}, raw cosine with \"{PROMPT_PREFIX}<caption>\"): {:.4} ± {:.4} (95% CI)",
+                "{what} ({}, {text}): {:.4} ± {:.4} (95% CI)",
                 scorer.score_name(),
                 score["mean"].as_f64().unwrap_or(f64::NAN),
                 score["ci95"].as_f64().unwrap_or(f64::NAN)
             );
             score["weights"] = serde_json::json!(weights);
-            score["prompt_prefix"] = PROMPT_PREFIX.into();
-            report["clip"] = score;
-        }
-        if let Some(weights) = &a.hps {
-            let scorer = load_hps(weights, &device).map_err(|e| format!("--hps: {e}"))?;
-            let mut score = text_score(&scorer, &files, &texts, &device)?;
-            println!(
-                "HPSv2 ({}, cosine with the caption): {:.4} ± {:.4} (95% CI)",
-                scorer.score_name(),
-                score["mean"].as_f64().unwrap_or(f64::NAN),
-                score["ci95"].as_f64().unwrap_or(f64::NAN)
-            );
-            score["weights"] = serde_json::json!(weights);
-            report["hps"] = score;
+            if key == "clip" {
+                score["prompt_prefix"] = PROMPT_PREFIX.into();
+            }
+            report[key] = score;
         }
     }
     if let Some(out) = &a.out {

@@ -44,16 +44,66 @@ struct Lines<'a> {
     series: Vec<(String, Vec<(f64, f64)>)>,
     /// Text drawn next to individual points (e.g. `δ=0.1`).
     labels: Vec<(f64, f64, String)>,
+    /// Error bars: per series, per point, the 95% half-widths `(dx, dy)` (none: no bars).
+    bars: Vec<Vec<(f64, f64)>>,
 }
 
-fn bounds(series: &[(String, Vec<(f64, f64)>)], log_x: bool) -> ((f64, f64), (f64, f64)) {
-    let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
-    for &(x, y) in series.iter().flat_map(|s| s.1.iter()) {
-        x0 = x0.min(x);
-        x1 = x1.max(x);
-        y0 = y0.min(y);
-        y1 = y1.max(y);
+/// The error bar of series `i`, point `j` (zero when there is none).
+fn bar(bars: &[Vec<(f64, f64)>], i: usize, j: usize) -> (f64, f64) {
+    bars.get(i)
+        .and_then(|b| b.get(j))
+        .copied()
+        .unwrap_or((0.0, 0.0))
+}
+
+/// The corner of the plot with the fewest points and point labels, for the
+/// legend.
+fn emptiest_corner(c: &Lines, (x0, x1): (f64, f64), (y0, y1): (f64, f64)) -> SeriesLabelPosition {
+    let fx = |x: f64| {
+        if c.log_x {
+            (x.ln() - x0.ln()) / (x1.ln() - x0.ln())
+        } else {
+            (x - x0) / (x1 - x0)
+        }
+    };
+    let mut counts = [0usize; 4];
+    let points = c.series.iter().flat_map(|s| s.1.iter().copied());
+    for (x, y) in points.chain(c.labels.iter().map(|l| (l.0, l.1))) {
+        let (u, v) = (fx(x), (y - y0) / (y1 - y0));
+        // Legends take about the outer 40% of each axis.
+        let left = u < 0.4;
+        let right = u > 0.6;
+        let low = v < 0.4;
+        let high = v > 0.6;
+        for (i, hit) in [high && left, high && right, low && left, low && right]
+            .into_iter()
+            .enumerate()
+        {
+            counts[i] += usize::from(hit);
+        }
     }
+    let best = (0..4).min_by_key(|&i| counts[i]).unwrap_or(0);
+    [
+        SeriesLabelPosition::UpperLeft,
+        SeriesLabelPosition::UpperRight,
+        SeriesLabelPosition::LowerLeft,
+        SeriesLabelPosition::LowerRight,
+    ][best]
+        .clone()
+}
+
+fn bounds(c: &Lines) -> ((f64, f64), (f64, f64)) {
+    let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
+    for (i, (_, pts)) in c.series.iter().enumerate() {
+        for (j, &(x, y)) in pts.iter().enumerate() {
+            let (dx, dy) = bar(&c.bars, i, j);
+            x0 = x0.min(x - dx);
+            x1 = x1.max(x + dx);
+            y0 = y0.min(y - dy);
+            y1 = y1.max(y + dy);
+        }
+    }
+    let log_x = c.log_x;
     let xr = if log_x {
         (x0 / 1.5, x1 * 1.5)
     } else {
@@ -66,7 +116,7 @@ fn bounds(series: &[(String, Vec<(f64, f64)>)], log_x: bool) -> ((f64, f64), (f6
 
 fn draw_lines<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, c: &Lines) -> std::io::Result<()> {
     root.fill(&WHITE).map_err(io)?;
-    let ((x0, x1), (y0, y1)) = bounds(&c.series, c.log_x);
+    let ((x0, x1), (y0, y1)) = bounds(c);
     let mut builder = ChartBuilder::on(root);
     builder
         .caption(c.title, ("sans-serif", 22))
@@ -95,6 +145,18 @@ fn draw_lines<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, c: &Lines) -> s
                 chart
                     .draw_series(pts.iter().map(|&p| Circle::new(p, 4, color.filled())))
                     .map_err(io)?;
+                let whiskers = pts.iter().enumerate().flat_map(|(j, &(x, y))| {
+                    let (dx, dy) = bar(&c.bars, i, j);
+                    [
+                        ((x - dx, y), (x + dx, y), dx > 0.0),
+                        ((x, y - dy), (x, y + dy), dy > 0.0),
+                    ]
+                });
+                chart
+                    .draw_series(whiskers.filter(|w| w.2).map(|(a, b, _)| {
+                        PathElement::new(vec![a, b], color.mix(0.7).stroke_width(2))
+                    }))
+                    .map_err(io)?;
             }
             chart
                 .draw_series(c.labels.iter().map(|(x, y, t)| {
@@ -106,7 +168,7 @@ fn draw_lines<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, c: &Lines) -> s
                 .background_style(WHITE.mix(0.85))
                 .border_style(BLACK)
                 .label_font(("sans-serif", 14))
-                .position(SeriesLabelPosition::UpperLeft)
+                .position(emptiest_corner(c, (x0, x1), (y0, y1)))
                 .draw()
                 .map_err(io)?;
         }};
@@ -225,6 +287,7 @@ pub fn write_all(dir: &Path, summaries: &[Summary], records: &[Record]) -> std::
                 .map(|(k, v)| (format!("k={k}"), sorted(v)))
                 .collect(),
             labels: Vec::new(),
+            bars: Vec::new(),
         },
     )?;
     save_lines(
@@ -240,6 +303,7 @@ pub fn write_all(dir: &Path, summaries: &[Summary], records: &[Record]) -> std::
                 .map(|(d, v)| (format!("δ={d}"), sorted(v)))
                 .collect(),
             labels: Vec::new(),
+            bars: Vec::new(),
         },
     )?;
     // Speedup vs τ per method (the speed axis of the speed–quality plot).
@@ -262,6 +326,7 @@ pub fn write_all(dir: &Path, summaries: &[Summary], records: &[Record]) -> std::
             log_x: false,
             series: by_method.into_iter().map(|(m, v)| (m, sorted(v))).collect(),
             labels: Vec::new(),
+            bars: Vec::new(),
         },
     )?;
     // Speed–quality: speedup against the Fréchet distance (lower is better), per method, and the
@@ -269,6 +334,7 @@ pub fn write_all(dir: &Path, summaries: &[Summary], records: &[Record]) -> std::
     let extractor = summaries.iter().find_map(|s| s.extractor.clone());
     if let Some(x) = extractor {
         let mut speed_quality: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
+        let mut fd_bars: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
         let mut labels = Vec::new();
         for s in summaries.iter().filter(|s| s.strategy != "ar") {
             if let (Some(fd), Some(sp)) = (s.fd, s.speedup) {
@@ -277,7 +343,14 @@ pub fn write_all(dir: &Path, summaries: &[Summary], records: &[Record]) -> std::
                     Some(k) => format!("{} k={k} {}", s.strategy, s.tree.as_deref().unwrap_or("")),
                     None => s.strategy.clone(),
                 };
-                speed_quality.entry(curve).or_default().push((fd, sp));
+                speed_quality
+                    .entry(curve.clone())
+                    .or_default()
+                    .push((fd, sp));
+                fd_bars
+                    .entry(curve)
+                    .or_default()
+                    .push((s.fd_ci95.unwrap_or(0.0), 0.0));
                 let text = match (s.k, s.delta, s.lambda, s.window) {
                     (Some(_), Some(d), _, _) => format!(" δ={d}"),
                     (Some(_), _, Some(l), _) => format!(" λ={l}"),
@@ -287,47 +360,57 @@ pub fn write_all(dir: &Path, summaries: &[Summary], records: &[Record]) -> std::
                 labels.push((fd, sp, text));
             }
         }
-        if let Some(fd) = summaries
-            .iter()
-            .find(|s| s.strategy == "ar")
-            .and_then(|s| s.fd)
-        {
-            speed_quality.insert("ar".into(), vec![(fd, 1.0)]);
+        if let Some(ar) = summaries.iter().find(|s| s.strategy == "ar") {
+            if let Some(fd) = ar.fd {
+                speed_quality.insert("ar".into(), vec![(fd, 1.0)]);
+                fd_bars.insert("ar".into(), vec![(ar.fd_ci95.unwrap_or(0.0), 0.0)]);
+            }
         }
+        // Bars in the series' (name) order.
+        let bars = speed_quality.keys().map(|k| fd_bars[k].clone()).collect();
         let x_desc = format!("FD ({x}; lower is better)");
         save_lines(
             dir,
             "speedup_vs_fd",
             &Lines {
-                title: "Speed–quality: speedup over AR vs Fréchet distance",
+                title: "Speed–quality: speedup over AR vs Fréchet distance (± 95% CI)",
                 x_desc: &x_desc,
                 y_desc: "speedup (×)",
                 log_x: false,
                 // Points stay in configuration order (δ, k, λ ascending), tracing the trade-off curve.
                 series: speed_quality.into_iter().collect(),
                 labels,
+                bars,
             },
         )?;
-        let mut fd_by_k: BTreeMap<u32, Vec<(f64, f64)>> = BTreeMap::new();
+        let mut fd_by_k: BTreeMap<u32, Vec<(f64, f64, f64)>> = BTreeMap::new();
         for s in &lantern {
             if let (Some(k), Some(d), Some(fd)) = (s.k, s.delta, s.fd) {
-                fd_by_k.entry(k).or_default().push((d as f64, fd));
+                let ci = s.fd_ci95.unwrap_or(0.0);
+                fd_by_k.entry(k).or_default().push((d as f64, fd, ci));
             }
+        }
+        for v in fd_by_k.values_mut() {
+            v.sort_by(|a, b| a.0.total_cmp(&b.0));
         }
         let y_desc = format!("FD ({x})");
         save_lines(
             dir,
             "fd_vs_delta",
             &Lines {
-                title: "LANTERN: Fréchet distance vs δ",
+                title: "LANTERN: Fréchet distance vs δ (± 95% CI)",
                 x_desc: "δ (TVD budget)",
                 y_desc: &y_desc,
                 log_x: false,
                 series: fd_by_k
-                    .into_iter()
-                    .map(|(k, v)| (format!("k={k}"), sorted(v)))
+                    .iter()
+                    .map(|(k, v)| (format!("k={k}"), v.iter().map(|p| (p.0, p.1)).collect()))
                     .collect(),
                 labels: Vec::new(),
+                bars: fd_by_k
+                    .values()
+                    .map(|v| v.iter().map(|p| (0.0, p.2)).collect())
+                    .collect(),
             },
         )?;
     }
@@ -397,6 +480,7 @@ pub fn training_curve(
             log_x: false,
             series,
             labels: Vec::new(),
+            bars: Vec::new(),
         },
     )?;
     Ok(true)

@@ -115,7 +115,7 @@ impl PromptSet {
         format!(
             "{:016x}:{}",
             crate::plan::fnv1a(captions.as_bytes()),
-            crate::runner::file_fingerprint(&self.source)
+            lantern_models::checkpoint::file_fingerprint(&self.source)
         )
     }
 

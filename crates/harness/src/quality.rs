@@ -8,6 +8,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
+use lantern_metrics::bootstrap::{frechet_ci95, RESAMPLES};
 use lantern_metrics::drift::{pixel_mse, psnr, token_agreement};
 use lantern_metrics::reference::cached_features;
 use lantern_metrics::{
@@ -33,6 +34,10 @@ pub struct RunQuality {
     pub images: usize,
     /// Fréchet distance to the reference (in the extractor's feature space).
     pub fd: Option<f64>,
+    /// 95% half-width of `fd` from a bootstrap over this configuration's images (reference
+    /// fixed; [`lantern_metrics::bootstrap`]).
+    #[serde(default)]
+    pub fd_ci95: Option<f64>,
     /// Improved precision.
     pub precision: Option<f64>,
     /// Improved recall.
@@ -100,8 +105,26 @@ pub struct Quality {
     pub hps_model: Option<String>,
     /// Per configuration.
     pub runs: Vec<RunQuality>,
-    /// Per image.
+    /// Per image: drift from AR.
     pub images: Vec<ImageDrift>,
+    /// Per image: CLIP and HPSv2 scores (t2i sweeps with those models).
+    #[serde(default)]
+    pub image_scores: Vec<ImageScore>,
+}
+
+/// Image–text scores of one image.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ImageScore {
+    /// Run id.
+    pub run_id: String,
+    /// Prompt.
+    pub prompt: Option<u32>,
+    /// Seed.
+    pub seed: u64,
+    /// Raw CLIP score against "A photo depicts " + the caption.
+    pub clip_score: Option<f64>,
+    /// HPSv2 score against the caption.
+    pub hps_score: Option<f64>,
 }
 
 impl Quality {
@@ -137,6 +160,9 @@ pub struct Scorers<'a> {
     pub clip: Option<&'a ClipScorer>,
     /// HPSv2 model.
     pub hps: Option<&'a ClipScorer>,
+    /// Identity of the tokenizer that decodes the reference tokens (cached reference features
+    /// are keyed by it and by each extractor's identity).
+    pub tokenizer: &'a str,
 }
 
 impl<'a> Scorers<'a> {
@@ -238,13 +264,16 @@ fn twin(r: &Record) -> Twin {
     )
 }
 
-/// Fréchet distance and precision/recall of one configuration's features against the
-/// reference's (`sets[0]` FD's space, the last P&R's).
+/// A Fréchet distance and its 95% half-width.
+type Fd = (f64, f64);
+
+/// Fréchet distance (with its bootstrap 95% half-width) and precision/recall of one
+/// configuration's features against the reference's (`sets[0]` FD's space, the last P&R's).
 fn set_metrics(
     sets: &[FeatureSet],
     reference: &[FeatureSet],
     k: usize,
-) -> Result<(Option<f64>, Option<PrecisionRecall>), String> {
+) -> Result<(Option<Fd>, Option<PrecisionRecall>), String> {
     let (Some(f), Some(rf)) = (sets.first(), reference.first()) else {
         return Ok((None, None));
     };
@@ -252,6 +281,7 @@ fn set_metrics(
         return Ok((None, None));
     }
     let fd = frechet_distance_sets(f, rf).map_err(|e| e.to_string())?;
+    let ci = frechet_ci95(f, rf, RESAMPLES, 0).map_err(|e| e.to_string())?;
     let (pf, prf) = (
         sets.last().expect("non-empty"),
         reference.last().expect("non-empty"),
@@ -260,7 +290,7 @@ fn set_metrics(
         .then(|| precision_recall(prf, pf, k))
         .transpose()
         .map_err(|e| e.to_string())?;
-    Ok((Some(fd), pr))
+    Ok((Some((fd, ci)), pr))
 }
 
 /// Computes the quality of every configuration in `records`.
@@ -277,8 +307,9 @@ pub fn compute(
     let mut ref_features = Vec::new();
     if let Some(r) = scorers.reference {
         for x in &extractors {
+            let identity = format!("{}|{}", x.identity(), scorers.tokenizer);
             ref_features.push(
-                cached_features(r, cache_dir, &x.name(), || {
+                cached_features(r, cache_dir, (&x.name(), &identity), || {
                     let prompts = vec![None; r.tokens.len()];
                     decode_all(vq, &r.tokens, &prompts, r.grid, &[*x], (&[], &[]))
                         .map(|mut d| d.features.remove(0))
@@ -319,6 +350,7 @@ pub fn compute(
     }
     let mut runs = Vec::new();
     let mut images = Vec::new();
+    let mut image_scores = Vec::new();
     for rs in groups.values() {
         let id = &rs[0].run_id;
         let Decoded {
@@ -334,6 +366,23 @@ pub fn compute(
         });
         let clip = scorers.clip.and_then(|_| estimates.next().flatten());
         let hps = scorers.hps.and_then(|_| estimates.next().flatten());
+        // Per image, when every image of the run was scored.
+        let mut per_image = text_scores
+            .iter()
+            .map(|s| (s.len() == rs.len()).then_some(s));
+        let clip_images = scorers.clip.and_then(|_| per_image.next().flatten());
+        let hps_images = scorers.hps.and_then(|_| per_image.next().flatten());
+        if clip_images.is_some() || hps_images.is_some() {
+            for (i, r) in rs.iter().enumerate() {
+                image_scores.push(ImageScore {
+                    run_id: id.clone(),
+                    prompt: r.prompt,
+                    seed: r.seed,
+                    clip_score: clip_images.map(|s| s[i] as f64),
+                    hps_score: hps_images.map(|s| s[i] as f64),
+                });
+            }
+        }
         let class_score = match probs {
             Some((p, c)) => Some(inception_score(p, *c, 1).map_err(|e| e.to_string())?.0),
             None => None,
@@ -359,7 +408,8 @@ pub fn compute(
         runs.push(RunQuality {
             run_id: id.clone(),
             images: rs.len(),
-            fd,
+            fd: fd.map(|f| f.0),
+            fd_ci95: fd.map(|f| f.1),
             precision: pr.map(|p| p.precision),
             recall: pr.map(|p| p.recall),
             class_score,
@@ -385,6 +435,7 @@ pub fn compute(
         hps_model: scorers.hps.map(|c| c.score_name()),
         runs,
         images,
+        image_scores,
     })
 }
 

@@ -26,6 +26,7 @@ pub fn write_report(dir: &Path) -> std::io::Result<Vec<Summary>> {
     let mut runs = records::to_frame(&records).map_err(std::io::Error::other)?;
     if let Some(q) = &quality {
         add_drift_columns(&mut runs, &records, q).map_err(std::io::Error::other)?;
+        add_score_columns(&mut runs, &records, q).map_err(std::io::Error::other)?;
     }
     records::write_parquet(&mut runs, &dir.join("runs.parquet"))?;
     let summaries = summary::summarise(&records, quality.as_ref());
@@ -66,6 +67,39 @@ fn add_drift_columns(
     let mse: Vec<Option<f64>> = records.iter().map(|r| find(r).map(|d| d.1)).collect();
     runs.with_column(Column::new("drift_token_agreement".into(), agreement))?;
     runs.with_column(Column::new("drift_pixel_mse".into(), mse))?;
+    Ok(())
+}
+
+/// Per-image CLIP and HPSv2 scores (`clip_score`, `hps_score`), when the sweep computed them.
+fn add_score_columns(
+    runs: &mut polars::prelude::DataFrame,
+    records: &[Record],
+    q: &Quality,
+) -> polars::prelude::PolarsResult<()> {
+    use polars::prelude::*;
+    let by_key: std::collections::HashMap<_, _> = q
+        .image_scores
+        .iter()
+        .map(|s| ((s.run_id.clone(), s.prompt, s.seed), s))
+        .collect();
+    let column = |f: fn(&crate::quality::ImageScore) -> Option<f64>| -> Vec<Option<f64>> {
+        records
+            .iter()
+            .map(|r| {
+                by_key
+                    .get(&(r.run_id.clone(), r.prompt, r.seed))
+                    .and_then(|s| f(s))
+            })
+            .collect()
+    };
+    for (name, values) in [
+        ("clip_score", column(|s| s.clip_score)),
+        ("hps_score", column(|s| s.hps_score)),
+    ] {
+        if values.iter().any(Option::is_some) {
+            runs.with_column(Column::new(name.into(), values))?;
+        }
+    }
     Ok(())
 }
 
@@ -121,7 +155,7 @@ pub fn tables_md(summaries: &[Summary], records: &[Record], quality: Option<&Qua
         let _ = writeln!(s, "## temperature {t}, top-k {k}, top-p {p}, CFG {c}\n");
         let _ = writeln!(
             s,
-            "| method | tree | k | δ / λ | images | τ (95% CI) | latency ms (95% CI) | speedup | FD | precision | recall | class score |{}{} tokens = AR | PSNR vs AR (dB) |",
+            "| method | tree | k | δ / λ | images | τ (95% CI) | latency ms (95% CI) | speedup | FD (95% CI) | precision | recall | class score |{}{} tokens = AR | PSNR vs AR (dB) |",
             if with_clip { " CLIP score (95% CI) |" } else { "" },
             if with_hps { " HPSv2 (95% CI) |" } else { "" }
         );
@@ -157,7 +191,10 @@ pub fn tables_md(summaries: &[Summary], records: &[Record], quality: Option<&Qua
                 x.latency_ms.mean,
                 x.latency_ms.ci95,
                 x.speedup.map_or("—".into(), |v| format!("{v:.2}×")),
-                fmt(x.fd, 3),
+                match (x.fd, x.fd_ci95) {
+                    (Some(f), Some(ci)) => format!("{f:.2} ± {ci:.2}"),
+                    (f, _) => fmt(f, 2),
+                },
                 fmt(x.precision, 3),
                 fmt(x.recall, 3),
                 fmt(x.class_score, 2),
@@ -210,7 +247,8 @@ pub fn tables_md(summaries: &[Summary], records: &[Record], quality: Option<&Qua
             let _ = writeln!(
                 s,
                 "\nQuality (`quality.json`): FD is the Fréchet distance between each configuration's images and \
-                 {} reference images ({}) in {space}; precision/recall are the improved k-NN metrics with \
+                 {} reference images ({}) in {space} (± a bootstrap 95% half-width over the configuration's images, \
+                 the reference fixed: differences inside it are noise); precision/recall are the improved k-NN metrics with \
                  k = {}{pr_space}; the class score is {class}. \
                  \"tokens = AR\" is the share of tokens equal to the AR image at the same condition and seed, and \
                  PSNR compares the decoded pixels with that AR image: cheap proxies of drift, not quality.",

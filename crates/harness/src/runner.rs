@@ -150,32 +150,10 @@ fn resolve_source(cfg: &SweepConfig, s: &str) -> String {
     }
 }
 
-/// A file's name, length and a hash of its first and last 64 KiB.
-pub fn file_fingerprint(p: &Path) -> String {
-    use std::io::{Read, Seek, SeekFrom};
-    let Ok(mut f) = std::fs::File::open(p) else {
-        return format!("{}:?", p.display());
-    };
-    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
-    let mut buf = vec![0u8; 65536.min(len as usize)];
-    let _ = f.read_exact(&mut buf);
-    let mut tail = vec![0u8; 65536.min(len as usize)];
-    let _ = f
-        .seek(SeekFrom::End(-(tail.len() as i64)))
-        .and_then(|_| f.read_exact(&mut tail));
-    buf.extend(tail);
-    format!(
-        "{}:{len}:{:016x}",
-        p.file_name()
-            .map_or(String::new(), |n| n.to_string_lossy().into_owned()),
-        crate::plan::fnv1a(&buf)
-    )
-}
-
 /// A short, content-sensitive identity of the model files (name, size, FNV of the first and last
 /// 64 KiB), so that replaced weights get new run ids.
 pub fn model_identity(paths: &ModelPaths) -> String {
-    let fp = file_fingerprint;
+    let fp = lantern_models::checkpoint::file_fingerprint;
     let mut parts = vec![fp(&paths.gpt), paths.gpt_config.clone()];
     if let Some(v) = &paths.vq {
         parts.push(fp(v));
@@ -760,6 +738,10 @@ pub fn run_sweep(cfg: &SweepConfig, opts: &SweepOptions) -> Result<SweepOutcome,
                 extractor.name()
             );
         }
+        let tokenizer_identity = paths
+            .vq
+            .as_deref()
+            .map_or(String::new(), lantern_models::checkpoint::file_fingerprint);
         let scorers = quality::Scorers {
             reference: reference.as_ref(),
             extractor: Some(extractor.as_ref()),
@@ -767,6 +749,7 @@ pub fn run_sweep(cfg: &SweepConfig, opts: &SweepOptions) -> Result<SweepOutcome,
             captions: prompts.as_ref().map_or(&[], |p| p.captions.as_slice()),
             clip: clip.as_ref(),
             hps: hps.as_ref(),
+            tokenizer: &tokenizer_identity,
         };
         let q = quality::compute(
             &records,

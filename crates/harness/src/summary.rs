@@ -99,6 +99,8 @@ pub struct Summary {
     pub extractor: Option<String>,
     /// Fréchet distance to the reference set in the extractor's feature space.
     pub fd: Option<f64>,
+    /// 95% half-width of `fd` (bootstrap over the images, reference fixed).
+    pub fd_ci95: Option<f64>,
     /// Extractor of precision/recall (the same as `extractor` unless `[quality] pr_extractor`).
     pub pr_extractor: Option<String>,
     /// Improved precision.
@@ -193,6 +195,7 @@ pub fn summarise(records: &[Record], quality: Option<&Quality>) -> Vec<Summary> 
                     .filter(|x| x.fd.is_some())
                     .and_then(|_| quality.and_then(|q| q.extractor.clone())),
                 fd: q.and_then(|x| x.fd),
+                fd_ci95: q.and_then(|x| x.fd_ci95),
                 pr_extractor: q
                     .filter(|x| x.precision.is_some())
                     .and_then(|_| quality.and_then(|q| q.pr_space().map(String::from))),
@@ -245,6 +248,7 @@ pub fn to_frame(s: &[Summary]) -> PolarsResult<DataFrame> {
             c!("drafter_is_random", |r| r.drafter_is_random),
             c!("extractor", |r| r.extractor.clone()),
             c!("fd", |r| r.fd),
+            c!("fd_ci95", |r| r.fd_ci95),
             c!("pr_extractor", |r| r.pr_extractor.clone()),
             c!("precision", |r| r.precision),
             c!("recall", |r| r.recall),

@@ -63,13 +63,16 @@ fn drift_and_set_metrics_of_constructed_runs() {
     let scorers = Scorers {
         reference: Some(&reference),
         extractor: Some(&extractor as &dyn FeatureExtractor),
+        tokenizer: "fixture-vq",
         ..Scorers::default()
     };
     let q = compute(&records, &vq, grid, &scorers, &cache, 3).unwrap();
     assert_eq!(q.extractor.as_deref(), Some("vq-encoder:fixture"));
     assert_eq!(q.pr_space(), Some("vq-encoder:fixture"));
     assert!(
-        reference.feature_cache(&cache, &extractor.name()).is_file(),
+        reference
+            .feature_cache(&cache, &extractor.name(), "vq-encoder:fixture|fixture-vq")
+            .is_file(),
         "reference features cached"
     );
 

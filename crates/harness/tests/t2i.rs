@@ -179,6 +179,11 @@ delta = 0.2
             "a cosine of real embeddings: {c}"
         );
     }
+    for col in ["clip_score", "hps_score"] {
+        let per_image = runs.column(col).unwrap().f64().unwrap().clone();
+        assert_eq!(per_image.null_count(), 0, "{col} for every image");
+        assert_eq!(per_image.len(), runs.height());
+    }
     let hps = summary.column("hps_score").unwrap().f64().unwrap().clone();
     assert_eq!(
         hps.null_count(),

@@ -14,7 +14,7 @@ use lantern_models::burn::nn::{Linear, LinearConfig};
 use lantern_models::burn::prelude::*;
 use lantern_models::burn::tensor::activation::{gelu, sigmoid, softmax};
 use lantern_models::burn::tensor::{Distribution, Int, TensorData};
-use lantern_models::checkpoint::{list_tensors, load_module, KeyLayout};
+use lantern_models::checkpoint::{file_fingerprint, list_tensors, load_module, KeyLayout};
 use lantern_models::ModelError;
 
 use crate::clip_tokenizer::ClipTokenizer;
@@ -468,7 +468,7 @@ impl Preprocess {
             return Err(MetricError::Shape(format!("{c} channels, CLIP takes RGB")));
         }
         let device = images.device();
-        let bytes = to_u8(&host_values(images)?);
+        let bytes = to_u8(&host(images)?);
         let mut out = Vec::with_capacity(b * 3 * side * side);
         for (i, plane) in bytes.chunks(h * w).enumerate() {
             let ch = i % 3;
@@ -530,12 +530,6 @@ pub fn normalise(x: Tensor<4>) -> Tensor<4> {
     (x - mean) / std
 }
 
-fn host_values(t: Tensor<4>) -> Result<Vec<f32>, MetricError> {
-    t.into_data()
-        .try_into_vec_as()
-        .map_err(|e| MetricError::Shape(format!("{e:?}")))
-}
-
 /// Cosine similarity of row `i` of `a` with row `i` of `b` (both `n × dim`, row-major): the raw
 /// CLIP score of each image–text pair.
 pub fn cosine_rows(a: &[f32], b: &[f32], dim: usize) -> Result<Vec<f32>, MetricError> {
@@ -575,6 +569,7 @@ pub struct ClipScorer {
     tokenizer: ClipTokenizer,
     label: String,
     kind: ScoreKind,
+    weights: String,
 }
 
 impl ClipScorer {
@@ -589,7 +584,8 @@ impl ClipScorer {
     ) -> Result<Self, MetricError> {
         let (clip, config) = Clip::load(checkpoint, act, device)
             .map_err(|e: ModelError| MetricError::Model(e.to_string()))?;
-        Self::with(clip, config, vocab, label, ScoreKind::Clip)
+        let kind = (ScoreKind::Clip, act);
+        Self::with(clip, config, (vocab, checkpoint), label, kind)
     }
 
     /// Loads HPSv2 weights (`HPS_v2.1_compressed.pt`: an open_clip ViT-H-14 under a
@@ -604,22 +600,26 @@ impl ClipScorer {
         let config =
             ClipConfig::with_vision_head_width(checkpoint, HPS_HEAD_WIDTH).map_err(model)?;
         let clip = Clip::load_as(checkpoint, &config, Activation::Gelu, device).map_err(model)?;
-        Self::with(clip, config, vocab, label, ScoreKind::Hps)
+        let kind = (ScoreKind::Hps, Activation::Gelu);
+        Self::with(clip, config, (vocab, checkpoint), label, kind)
     }
 
+    /// The scorer of `clip` with the tokenizer's merges from `files.0`; `files.1` is the
+    /// checkpoint it was loaded from, with `kind.1` as its activation.
     fn with(
         clip: Clip,
         config: ClipConfig,
-        vocab: &Path,
+        files: (&Path, &Path),
         label: &str,
-        kind: ScoreKind,
+        (kind, act): (ScoreKind, Activation),
     ) -> Result<Self, MetricError> {
         Ok(Self {
             clip,
             config,
-            tokenizer: ClipTokenizer::load(vocab)?,
+            tokenizer: ClipTokenizer::load(files.0)?,
             label: label.to_string(),
             kind,
+            weights: format!("{}:{act:?}", file_fingerprint(files.1)),
         })
     }
 
@@ -687,6 +687,10 @@ pub const HPS_HEAD_WIDTH: usize = 80;
 impl FeatureExtractor for ClipScorer {
     fn name(&self) -> String {
         self.score_name()
+    }
+
+    fn identity(&self) -> String {
+        format!("{}@{}", self.name(), self.weights)
     }
 
     fn dim(&self) -> usize {

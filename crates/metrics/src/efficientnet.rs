@@ -11,7 +11,7 @@ use lantern_models::burn::prelude::*;
 use lantern_models::burn::tensor::activation::softmax;
 use lantern_models::burn::tensor::module::interpolate;
 use lantern_models::burn::tensor::ops::{InterpolateMode, InterpolateOptions, PadMode};
-use lantern_models::checkpoint::{load_module, KeyLayout};
+use lantern_models::checkpoint::{file_fingerprint, load_module, KeyLayout};
 use lantern_models::ModelError;
 
 use crate::bn::Bn;
@@ -222,6 +222,7 @@ impl EfficientNetLite0 {
 /// features) and classifier (for the Inception-Score-style score over its ImageNet classes).
 pub struct EfficientNetExtractor {
     net: EfficientNetLite0,
+    weights: String,
 }
 
 impl EfficientNetExtractor {
@@ -229,6 +230,7 @@ impl EfficientNetExtractor {
     pub fn load(path: &Path, device: &Device) -> Result<Self, ModelError> {
         Ok(Self {
             net: EfficientNetLite0::load(path, device)?,
+            weights: file_fingerprint(path),
         })
     }
 }
@@ -236,6 +238,10 @@ impl EfficientNetExtractor {
 impl FeatureExtractor for EfficientNetExtractor {
     fn name(&self) -> String {
         "efficientnet-lite0".into()
+    }
+
+    fn identity(&self) -> String {
+        format!("{}@{}", self.name(), self.weights)
     }
 
     fn dim(&self) -> usize {

@@ -9,6 +9,11 @@ use crate::{FeatureSet, MetricError};
 pub trait FeatureExtractor {
     /// Name recorded next to every metric computed from these features (e.g. `inception-fid`).
     fn name(&self) -> String;
+    /// What the features depend on beyond the name (the weights file's fingerprint for loaded
+    /// networks): cached features are keyed by it.
+    fn identity(&self) -> String {
+        self.name()
+    }
     /// Feature width.
     fn dim(&self) -> usize;
     /// Images `[B, 3, H, W]` in [-1, 1] → `B` feature rows.
@@ -28,8 +33,8 @@ pub trait FeatureExtractor {
     }
 }
 
-/// Host values of a `[B, D]` tensor.
-pub(crate) fn host(t: Tensor<2>) -> Result<Vec<f32>, MetricError> {
+/// Host values of a tensor, row-major.
+pub(crate) fn host<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>, MetricError> {
     t.into_data()
         .try_into_vec_as()
         .map_err(|e| MetricError::Shape(format!("{e:?}")))

@@ -58,7 +58,7 @@ pub fn frechet_distance(a: &FeatureStats, b: &FeatureStats) -> Result<f64, Metri
 }
 
 /// Samples centred and scaled by (n − 1)^−½ (so that `AᵀA` is the covariance), and the mean.
-fn centred(set: &FeatureSet) -> (DMatrix<f64>, Vec<f64>) {
+pub(crate) fn centred(set: &FeatureSet) -> (DMatrix<f64>, Vec<f64>) {
     let (n, d) = (set.count(), set.dim);
     let mut mean = vec![0f64; d];
     for i in 0..n {
@@ -93,19 +93,30 @@ pub fn frechet_distance_sets(a: &FeatureSet, b: &FeatureSet) -> Result<f64, Metr
             b.count()
         )));
     }
-    if a.count().min(b.count()) >= a.dim {
+    if !is_low_rank(a.count(), b.count(), a.dim) {
         return frechet_distance(&FeatureStats::of(a)?, &FeatureStats::of(b)?);
     }
-    let (ma, mean_a) = centred(a);
-    let (mb, mean_b) = centred(b);
-    let m = &ma * mb.transpose();
+    low_rank(&centred(a), &centred(b))
+}
+
+/// Whether [`frechet_distance_sets`] takes the low-rank route for sets of `na` and `nb` samples.
+pub(crate) fn is_low_rank(na: usize, nb: usize, dim: usize) -> bool {
+    na.min(nb) < dim
+}
+
+/// The low-rank route of [`frechet_distance_sets`] from [`centred`] samples.
+pub(crate) fn low_rank(
+    (ma, mean_a): &(DMatrix<f64>, Vec<f64>),
+    (mb, mean_b): &(DMatrix<f64>, Vec<f64>),
+) -> Result<f64, MetricError> {
+    let m = ma * mb.transpose();
     let gram = if m.nrows() <= m.ncols() {
         &m * m.transpose()
     } else {
         m.transpose() * &m
     };
     let cross = trace_sqrt(gram);
-    finite(mean_term(&mean_a, &mean_b) + ma.norm_squared() + mb.norm_squared() - 2.0 * cross)
+    finite(mean_term(mean_a, mean_b) + ma.norm_squared() + mb.norm_squared() - 2.0 * cross)
 }
 
 #[cfg(test)]

@@ -19,7 +19,7 @@ use lantern_models::burn::tensor::ops::{
     AvgPoolOptions, InterpolateMode, InterpolateOptions, MaxPoolOptions,
 };
 use lantern_models::burn::tensor::TensorData;
-use lantern_models::checkpoint::{load_module, KeyLayout};
+use lantern_models::checkpoint::{file_fingerprint, load_module, KeyLayout};
 use lantern_models::ModelError;
 
 use crate::bn::Bn;
@@ -67,10 +67,7 @@ impl Resize {
             ),
             Resize::Clean => {
                 let device = images.device();
-                let pixels: Vec<f32> = images
-                    .into_data()
-                    .try_into_vec_as()
-                    .map_err(|e| MetricError::Shape(format!("{e:?}")))?;
+                let pixels = host(images)?;
                 let s = INPUT_SIDE;
                 let mut out = Vec::with_capacity(b * c * s * s);
                 for plane in pixels.chunks(h * w) {
@@ -526,6 +523,7 @@ impl InceptionV3 {
 pub struct InceptionExtractor {
     net: InceptionV3,
     resize: Resize,
+    weights: String,
 }
 
 impl InceptionExtractor {
@@ -534,6 +532,7 @@ impl InceptionExtractor {
         Ok(Self {
             net: InceptionV3::load(path, device)?,
             resize,
+            weights: file_fingerprint(path),
         })
     }
 }
@@ -541,6 +540,10 @@ impl InceptionExtractor {
 impl FeatureExtractor for InceptionExtractor {
     fn name(&self) -> String {
         format!("inception-v3-fid:{}", self.resize.label())
+    }
+
+    fn identity(&self) -> String {
+        format!("{}@{}", self.name(), self.weights)
     }
 
     fn dim(&self) -> usize {

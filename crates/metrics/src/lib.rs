@@ -3,6 +3,7 @@
 //! extractors behind one trait. Every metric is a pure function over host feature matrices.
 
 pub mod bn;
+pub mod bootstrap;
 pub mod clip;
 pub mod clip_tokenizer;
 pub mod drift;

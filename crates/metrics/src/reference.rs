@@ -53,11 +53,19 @@ impl ReferenceTokens {
         })
     }
 
-    /// Cache file of this set's features under `cache_dir`, keyed by extractor and content.
-    pub fn feature_cache(&self, cache_dir: &Path, extractor: &str) -> PathBuf {
+    /// Cache file of this set's features under `cache_dir`, keyed by extractor, its `identity`
+    /// (see [`cached_features`]) and the set's content.
+    pub fn feature_cache(&self, cache_dir: &Path, extractor: &str, identity: &str) -> PathBuf {
         use std::hash::{Hash, Hasher};
         let mut h = std::collections::hash_map::DefaultHasher::new();
-        (&self.source, self.grid, &self.labels, &self.tokens).hash(&mut h);
+        (
+            &self.source,
+            self.grid,
+            &self.labels,
+            &self.tokens,
+            identity,
+        )
+            .hash(&mut h);
         let slug: String = extractor
             .chars()
             .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
@@ -66,14 +74,15 @@ impl ReferenceTokens {
     }
 }
 
-/// Reference features from the cache, or computed by `compute` and cached.
+/// Reference features from the cache, or computed by `compute` and cached; `identity` is what
+/// else they depend on (the extractor's weights, the tokenizer that decodes the tokens).
 pub fn cached_features(
     reference: &ReferenceTokens,
     cache_dir: &Path,
-    extractor: &str,
+    (extractor, identity): (&str, &str),
     compute: impl FnOnce() -> Result<FeatureSet, MetricError>,
 ) -> Result<FeatureSet, MetricError> {
-    let path = reference.feature_cache(cache_dir, extractor);
+    let path = reference.feature_cache(cache_dir, extractor, identity);
     if let Ok(set) = FeatureSet::load(&path) {
         if set.extractor == extractor && set.count() == reference.tokens.len() {
             return Ok(set);

@@ -1,6 +1,6 @@
 //! Pillow's resampling (`Image.resize` with `BILINEAR` or `BICUBIC`), separable and antialiased
-//! when shrinking (the kernel widens by the scale), weights normalised per output pixel,
-//! horizontal pass then vertical. Two paths, as in Pillow: float planes (`'F'` mode: f64
+//! when shrinking (the kernel widens by the scale), weights normalised per output pixel, one pass
+//! per axis in Pillow's order. Two paths, as in Pillow: float planes (`'F'` mode: f64
 //! accumulation, an f32 intermediate; clean-fid's resize before Inception) and 8-bit planes (one
 //! channel of an `RGB` image: 22-bit fixed-point weights, rounding and clipping to a byte after
 //! each pass; torchvision's `Resize` on a PIL image, as the VGG16 precision/recall and CLIP
@@ -67,8 +67,8 @@ fn coefficients(in_size: usize, out_size: usize, filter: Filter) -> Vec<(usize, 
 /// Fixed-point fraction bits of Pillow's 8-bit resampling (`PRECISION_BITS = 32 − 8 − 2`).
 const PRECISION_BITS: u32 = 22;
 
-/// Resamples each of `rows` contiguous rows of width `w` with `coeffs` (one entry per output
-/// column): `out[r][o] = dot(weights_o, row_r[x0_o..])`.
+/// Resamples each contiguous row of width `w` with `coeffs` (one entry per output column):
+/// `out[r][o] = dot(weights_o, row_r[x0_o..])`.
 fn resample_rows<T: Copy, K>(
     plane: &[T],
     w: usize,

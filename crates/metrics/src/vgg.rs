@@ -16,7 +16,7 @@ use lantern_models::burn::tensor::activation::{relu, softmax};
 use lantern_models::burn::tensor::module::{adaptive_avg_pool2d, max_pool2d};
 use lantern_models::burn::tensor::ops::MaxPoolOptions;
 use lantern_models::burn::tensor::TensorData;
-use lantern_models::checkpoint::{list_tensors, load_module, KeyLayout};
+use lantern_models::checkpoint::{file_fingerprint, list_tensors, load_module, KeyLayout};
 use lantern_models::ModelError;
 
 use crate::extractor::{host, ClassProbs};
@@ -210,10 +210,7 @@ pub fn preprocess(images: Tensor<4>) -> Result<Tensor<4>, MetricError> {
         return Err(MetricError::Shape(format!("{c} channels, VGG takes RGB")));
     }
     let device = images.device();
-    let pixels: Vec<f32> = images
-        .into_data()
-        .try_into_vec_as()
-        .map_err(|e| MetricError::Shape(format!("{e:?}")))?;
+    let pixels = host(images)?;
     let s = INPUT_SIDE;
     let mut out = Vec::with_capacity(b * 3 * s * s);
     for (i, plane) in pixels.chunks(h * w).enumerate() {
@@ -236,19 +233,28 @@ pub fn preprocess(images: Tensor<4>) -> Result<Tensor<4>, MetricError> {
 pub struct VggExtractor {
     net: Vgg,
     config: VggConfig,
+    weights: String,
 }
 
 impl VggExtractor {
     /// Loads the user's torchvision VGG weights.
     pub fn load(path: &Path, device: &Device) -> Result<Self, ModelError> {
         let (net, config) = Vgg::load(path, device)?;
-        Ok(Self { net, config })
+        Ok(Self {
+            net,
+            config,
+            weights: file_fingerprint(path),
+        })
     }
 }
 
 impl FeatureExtractor for VggExtractor {
     fn name(&self) -> String {
         format!("vgg{}-fc2", self.config.depth())
+    }
+
+    fn identity(&self) -> String {
+        format!("{}@{}", self.name(), self.weights)
     }
 
     fn dim(&self) -> usize {

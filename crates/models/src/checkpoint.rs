@@ -355,3 +355,28 @@ pub fn read_tensor_data(
         })
         .collect()
 }
+
+/// A short, content-sensitive identity of a file: its name, length and an FNV-1a hash of its
+/// first and last 64 KiB (replaced weights get a new one).
+pub fn file_fingerprint(p: &Path) -> String {
+    use std::io::{Read, Seek, SeekFrom};
+    let Ok(mut f) = std::fs::File::open(p) else {
+        return format!("{}:?", p.display());
+    };
+    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+    let mut buf = vec![0u8; 65536.min(len as usize)];
+    let _ = f.read_exact(&mut buf);
+    let mut tail = vec![0u8; 65536.min(len as usize)];
+    let _ = f
+        .seek(SeekFrom::End(-(tail.len() as i64)))
+        .and_then(|_| f.read_exact(&mut tail));
+    buf.extend(tail);
+    format!(
+        "{}:{len}:{:016x}",
+        p.file_name()
+            .map_or(String::new(), |n| n.to_string_lossy().into_owned()),
+        buf.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+            (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3)
+        })
+    )
+}

@@ -258,6 +258,20 @@ def hps_transform(image_size: int):
     return sys.modules["hps_open_clip.transform"].image_transform(image_size, is_train=False, resize_longest_max=True)
 
 
+def fill_clip(model) -> dict:
+    """Loads `clip_filler` weights into an open_clip `CLIP`; returns the filled keys' shapes."""
+    shapes = {}
+    sd = {}
+    for k, t in model.state_dict().items():
+        if k in ("attn_mask", "logit_scale"):
+            sd[k] = t
+            continue
+        shapes[k] = list(t.shape)
+        sd[k] = torch.from_numpy(clip_filler(k, tuple(t.shape)))
+    model.load_state_dict(sd)
+    return shapes
+
+
 def clip_score():
     """A CLIP with the real 49,408-token vocabulary and deterministic weights: CLIP scores of
     two 70 × 90 images (saved as PNGs, OpenAI's preprocessing: resize, crop) against
@@ -271,15 +285,7 @@ def clip_score():
         text_cfg=CLIPTextCfg(context_length=77, vocab_size=49408, width=64, heads=1, layers=1),
         quick_gelu=True,
     ).eval()
-    shapes = {}
-    sd = {}
-    for k, t in model.state_dict().items():
-        if k in ("attn_mask", "logit_scale"):
-            sd[k] = t
-            continue
-        shapes[k] = list(t.shape)
-        sd[k] = torch.from_numpy(clip_filler(k, tuple(t.shape)))
-    model.load_state_dict(sd)
+    shapes = fill_clip(model)
     captions = ["a red fox in the snow", "two dogs playing frisbee"]
     tf = openai_transform(64)
     x = torch.stack([tf(im) for im in pil_images(pattern(2, 70, 90))])
@@ -316,15 +322,7 @@ def hps():
         text_cfg=CLIPTextCfg(context_length=77, vocab_size=49408, width=64, heads=1, layers=1),
         quick_gelu=False,
     ).eval()
-    shapes = {}
-    sd = {}
-    for k, t in model.state_dict().items():
-        if k in ("attn_mask", "logit_scale"):
-            sd[k] = t
-            continue
-        shapes[k] = list(t.shape)
-        sd[k] = torch.from_numpy(clip_filler(k, tuple(t.shape)))
-    model.load_state_dict(sd)
+    shapes = fill_clip(model)
     captions = ["a red fox in the snow", "two dogs playing frisbee"]
     tf = hps_transform(64)
     x = torch.stack([tf(im) for im in pil_images(pattern(2, 90, 70))])
