@@ -10,6 +10,7 @@ use lantern_harness::extractors::{
     load_clip, load_hps, load_pretrained, ExtractorSpec, PRETRAINED,
 };
 use lantern_harness::summary::Estimate;
+use lantern_metrics::bootstrap::{frechet_ci95, RESAMPLES};
 use lantern_metrics::clip::{ClipScorer, PROMPT_PREFIX};
 use lantern_metrics::{
     frechet_distance_sets, inception_score, precision_recall, ClassProbs, FeatureExtractor,
@@ -38,7 +39,7 @@ pub struct Args {
     #[arg(long)]
     weights: Option<PathBuf>,
     /// Feature space of precision/recall when it is not `--extractor`'s (LANTERN: `vgg16`).
-    #[arg(long, value_parser = PRETRAINED, requires = "pr_weights")]
+    #[arg(long, value_parser = PRETRAINED)]
     pr_extractor: Option<String>,
     /// Weights of `--pr-extractor`.
     #[arg(long, requires = "pr_extractor")]
@@ -256,6 +257,7 @@ fn set_metrics(
         return Err("a Fréchet distance needs at least 2 images on each side".into());
     }
     let fd = frechet_distance_sets(&fake, &real)?;
+    let fd_ci95 = frechet_ci95(&fake, &real, RESAMPLES, 0)?;
     let (pr_fake, pr_real) = match &pr_ex {
         Some(x) => (
             features(x.as_ref(), files, device)?.0,
@@ -276,7 +278,7 @@ fn set_metrics(
         "FD"
     };
     println!(
-        "{label} ({}) vs {} reference images in {}: {fd:.3}",
+        "{label} ({}) vs {} reference images in {}: {fd:.3} ± {fd_ci95:.3} (95% CI, bootstrap over the images)",
         ex.name(),
         real.count(),
         reference.display()
@@ -300,6 +302,7 @@ fn set_metrics(
         "reference": reference,
         "reference_count": real.count(),
         "fd": fd,
+        "fd_ci95": fd_ci95,
         "k": k,
         "precision": pr.map(|p| p.precision),
         "recall": pr.map(|p| p.recall),

@@ -78,6 +78,7 @@ fn a_folder_against_itself_and_against_other_crops() {
     assert_eq!(report["extractor"], "efficientnet-lite0");
     assert_eq!(report["image_count"], 6);
     assert!(report["fd"].as_f64().unwrap().abs() < 1e-2, "{report}");
+    assert!(report["fd_ci95"].as_f64().unwrap() > 0.0, "{report}");
     assert_eq!(report["precision"], 1.0);
     assert_eq!(report["recall"], 1.0);
     let class_score = report["class_score"].as_f64().unwrap();

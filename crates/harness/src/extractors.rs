@@ -91,6 +91,12 @@ pub fn load_pretrained(
     };
     Ok(match spec.name {
         "efficientnet-lite0" => {
+            if let Some(w) = spec.weights {
+                return Err(format!(
+                    "efficientnet-lite0 uses its shipped weights; {} is not taken",
+                    w.display()
+                ));
+            }
             let weights = default_weights();
             Box::new(EfficientNetExtractor::load(&weights, device).map_err(|e| {
                 format!(

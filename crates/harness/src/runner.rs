@@ -464,16 +464,12 @@ pub fn run_sweep(cfg: &SweepConfig, opts: &SweepOptions) -> Result<SweepOutcome,
         (true, Some(vq)) => {
             let reference = quality_reference(cfg, vq.config().codebook_size)?;
             let q = &cfg.quality;
-            let extractor = quality_extractor(cfg, &paths, vq, &device, &q.extractor, "extractor")?;
+            let load = |key: &str, name: &str, weights: &Option<PathBuf>| {
+                quality_extractor(cfg, &paths, vq, &device, (key, name, weights))
+            };
+            let extractor = load("extractor", &q.extractor, &q.extractor_weights)?;
             let pr_extractor = match &q.pr_extractor {
-                Some(x) => Some(quality_extractor(
-                    cfg,
-                    &paths,
-                    vq,
-                    &device,
-                    x,
-                    "pr_extractor",
-                )?),
+                Some(x) => Some(load("pr_extractor", x, &q.pr_extractor_weights)?),
                 None => None,
             };
             Some((reference, extractor, pr_extractor))
@@ -770,15 +766,14 @@ pub fn run_sweep(cfg: &SweepConfig, opts: &SweepOptions) -> Result<SweepOutcome,
     })
 }
 
-/// The `[quality] extractor` or `pr_extractor` (`name`), loaded (a weights file that does not
-/// load is a config error naming `key` or its `_weights`).
+/// The `[quality] extractor` or `pr_extractor` (`key`) named `name` with its `weights`, loaded (a
+/// weights file that does not load is a config error naming `key` or its `_weights`).
 fn quality_extractor(
     cfg: &SweepConfig,
     paths: &ModelPaths,
     vq: &lantern_models::VqModel,
     device: &lantern_models::burn::prelude::Device,
-    name: &str,
-    key: &str,
+    (key, name, weights): (&str, &str, &Option<PathBuf>),
 ) -> Result<Box<dyn FeatureExtractor>, HarnessError> {
     let q = &cfg.quality;
     if name == "vq-encoder" {
@@ -793,10 +788,6 @@ fn quality_extractor(
         };
         return Ok(Box::new(VqEncoderExtractor::new(vq.clone(), &label)));
     }
-    let weights = match key {
-        "pr_extractor" => &q.pr_extractor_weights,
-        _ => &q.extractor_weights,
-    };
     let weights = weights.as_ref().map(|w| cfg.resolve_path(w));
     let spec = ExtractorSpec {
         name,

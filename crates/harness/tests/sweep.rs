@@ -149,6 +149,25 @@ fn bad_inputs_name_file_key_value_and_allowed() {
             &["quality.clip_weights", "needs captions"],
         ),
         (
+            format!("{GOOD}[quality]\npr_extractor = \"vgg19\"\n"),
+            &["quality.pr_extractor", "vgg19", "vgg16"],
+        ),
+        (
+            format!("{GOOD}[quality]\npr_extractor = \"vgg16\"\n"),
+            &["quality.pr_extractor_weights", "(none)", "vgg16 weights"],
+        ),
+        (
+            format!("{GOOD}[quality]\npr_extractor_weights = \"Cargo.toml\"\n"),
+            &[
+                "quality.pr_extractor_weights",
+                "nothing without `pr_extractor`",
+            ],
+        ),
+        (
+            format!("{GOOD}[quality]\nhps_weights = \"Cargo.toml\"\n"),
+            &["quality.hps_weights", "needs captions"],
+        ),
+        (
             format!("{GOOD}[quality]\ninception_resize = \"lanczos\"\n"),
             &[
                 "quality.inception_resize",
