@@ -10,11 +10,10 @@ use lantern_harness::extractors::{
     load_clip, load_hps, load_pretrained, ExtractorSpec, PRETRAINED,
 };
 use lantern_harness::summary::Estimate;
-use lantern_metrics::bootstrap::{frechet_ci95, RESAMPLES};
+use lantern_metrics::bootstrap::{frechet_with_ci95, RESAMPLES};
 use lantern_metrics::clip::{ClipScorer, PROMPT_PREFIX};
 use lantern_metrics::{
-    frechet_distance_sets, inception_score, precision_recall, ClassProbs, FeatureExtractor,
-    FeatureSet,
+    inception_score, precision_recall, ClassProbs, FeatureExtractor, FeatureSet,
 };
 use lantern_models::burn::prelude::*;
 use lantern_models::burn::tensor::TensorData;
@@ -256,18 +255,18 @@ fn set_metrics(
     if fake.count() < 2 || real.count() < 2 {
         return Err("a Fréchet distance needs at least 2 images on each side".into());
     }
-    let fd = frechet_distance_sets(&fake, &real)?;
-    let fd_ci95 = frechet_ci95(&fake, &real, RESAMPLES, 0)?;
-    let (pr_fake, pr_real) = match &pr_ex {
-        Some(x) => (
+    let (fd, fd_ci95) = frechet_with_ci95(&fake, &real, RESAMPLES, 0)?;
+    let pr_sets = match &pr_ex {
+        Some(x) => Some((
             features(x.as_ref(), files, device)?.0,
             reference_features(x.as_ref(), &real_files, &a.cache, device)?,
-        ),
-        None => (fake, real.clone()),
+        )),
+        None => None,
     };
+    let (pr_fake, pr_real) = pr_sets.as_ref().map_or((&fake, &real), |(f, r)| (f, r));
     let k = a.k as usize;
     let pr = (pr_fake.count() > k && pr_real.count() > k)
-        .then(|| precision_recall(&pr_real, &pr_fake, k))
+        .then(|| precision_recall(pr_real, pr_fake, k))
         .transpose()?;
     let class_score = probs
         .map(|(p, c)| inception_score(&p, c, 1).map(|s| s.0))

@@ -74,12 +74,7 @@ impl RunSpec {
     }
 }
 
-/// FNV-1a 64-bit hash.
-pub fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
-        (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3)
-    })
-}
+pub use lantern_models::checkpoint::fnv1a;
 
 fn cartesian<T: Clone>(acc: Vec<Vec<T>>, values: &[T]) -> Vec<Vec<T>> {
     acc.into_iter()

@@ -8,12 +8,12 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
-use lantern_metrics::bootstrap::{frechet_ci95, RESAMPLES};
+use lantern_metrics::bootstrap::{frechet_with_ci95, RESAMPLES};
 use lantern_metrics::drift::{pixel_mse, psnr, token_agreement};
 use lantern_metrics::reference::cached_features;
 use lantern_metrics::{
-    frechet_distance_sets, inception_score, precision_recall, FeatureExtractor, FeatureSet,
-    PrecisionRecall, ReferenceTokens,
+    inception_score, precision_recall, FeatureExtractor, FeatureSet, PrecisionRecall,
+    ReferenceTokens,
 };
 use lantern_models::VqModel;
 use serde::{Deserialize, Serialize};
@@ -280,8 +280,7 @@ fn set_metrics(
     if f.count() < 2 {
         return Ok((None, None));
     }
-    let fd = frechet_distance_sets(f, rf).map_err(|e| e.to_string())?;
-    let ci = frechet_ci95(f, rf, RESAMPLES, 0).map_err(|e| e.to_string())?;
+    let fd = frechet_with_ci95(f, rf, RESAMPLES, 0).map_err(|e| e.to_string())?;
     let (pf, prf) = (
         sets.last().expect("non-empty"),
         reference.last().expect("non-empty"),
@@ -290,7 +289,7 @@ fn set_metrics(
         .then(|| precision_recall(prf, pf, k))
         .transpose()
         .map_err(|e| e.to_string())?;
-    Ok((Some((fd, ci)), pr))
+    Ok((Some(fd), pr))
 }
 
 /// Computes the quality of every configuration in `records`.

@@ -28,45 +28,57 @@ fn resample(a: &FeatureSet, state: &mut u64) -> Result<FeatureSet, MetricError> 
     FeatureSet::new(&a.extractor, a.dim, values)
 }
 
-/// 95% half-width of [`frechet_distance_sets`]`(a, b)`: 1.96 × the standard deviation of the
-/// distance over `resamples` bootstrap resamples of `a` (seeded, so reruns agree), `b` fixed.
-pub fn frechet_ci95(
+/// [`frechet_distance_sets`]`(a, b)` and its 95% half-width: 1.96 × the standard deviation of the
+/// distance over `resamples` bootstrap resamples of `a` (seeded, so reruns agree), `b` fixed. The
+/// reference's share of the work is done once for the distance and every replicate.
+pub fn frechet_with_ci95(
     a: &FeatureSet,
     b: &FeatureSet,
     resamples: usize,
     seed: u64,
-) -> Result<f64, MetricError> {
-    frechet_distance_sets(a, b)?;
+) -> Result<(f64, f64), MetricError> {
+    // Refuses mismatched widths and too-small sets with frechet_distance_sets' own errors.
+    if a.dim != b.dim || a.count() < 2 || b.count() < 2 {
+        return frechet_distance_sets(a, b).map(|fd| (fd, 0.0));
+    }
     if resamples < 2 {
         return Err(MetricError::TooFew(format!(
             "a bootstrap needs two resamples, got {resamples}"
         )));
     }
-    let mut state = seed;
-    let low = is_low_rank(a.count(), b.count(), a.dim);
-    // The reference's share of the work, once.
-    let (cb, sb) = if low {
+    // The route frechet_distance_sets takes, with the reference prepared once.
+    let (cb, sb) = if is_low_rank(a.count(), b.count(), a.dim) {
         (Some(centred(b)), None)
     } else {
         (None, Some(FeatureStats::of(b)?))
     };
-    let mut fds = Vec::with_capacity(resamples);
-    for _ in 0..resamples {
-        let r = resample(a, &mut state)?;
-        fds.push(match (&cb, &sb) {
-            (Some(cb), _) => low_rank(&centred(&r), cb)?,
-            (_, Some(sb)) => frechet_distance(&FeatureStats::of(&r)?, sb)?,
-            _ => unreachable!("one route is prepared"),
-        });
-    }
+    let fd = |s: &FeatureSet| match (&cb, &sb) {
+        (Some(cb), _) => low_rank(&centred(s), cb),
+        (_, Some(sb)) => frechet_distance(&FeatureStats::of(s)?, sb),
+        _ => unreachable!("one route is prepared"),
+    };
+    let point = fd(a)?;
+    let mut state = seed;
+    let fds = (0..resamples)
+        .map(|_| fd(&resample(a, &mut state)?))
+        .collect::<Result<Vec<f64>, _>>()?;
     let mean = fds.iter().sum::<f64>() / resamples as f64;
     let var = fds.iter().map(|f| (f - mean).powi(2)).sum::<f64>() / (resamples - 1) as f64;
-    Ok(1.96 * var.sqrt())
+    Ok((point, 1.96 * var.sqrt()))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn ci95(
+        a: &FeatureSet,
+        b: &FeatureSet,
+        resamples: usize,
+        seed: u64,
+    ) -> Result<f64, MetricError> {
+        frechet_with_ci95(a, b, resamples, seed).map(|r| r.1)
+    }
 
     /// `n` rows of `d` standard normal values (Box–Muller on SplitMix64), shifted by `shift`.
     fn gaussian(n: usize, d: usize, shift: f32, seed: u64) -> FeatureSet {
@@ -86,7 +98,7 @@ mod tests {
         let a = FeatureSet::new("test", 2, [1.0, 2.0].repeat(20)).unwrap();
         let b = gaussian(50, 2, 0.0, 1);
         // Every replicate is the same distance; only the mean's rounding is left.
-        assert!(frechet_ci95(&a, &b, 20, 7).unwrap() < 1e-9);
+        assert!(ci95(&a, &b, 20, 7).unwrap() < 1e-9);
     }
 
     #[test]
@@ -100,7 +112,7 @@ mod tests {
         let mean = fds.iter().sum::<f64>() / fds.len() as f64;
         let sd = (fds.iter().map(|f| (f - mean).powi(2)).sum::<f64>() / 299.0).sqrt();
         for seed in [1, 2, 3] {
-            let ci = frechet_ci95(&gaussian(100, 3, 0.3, seed), &b, RESAMPLES, 5).unwrap();
+            let ci = ci95(&gaussian(100, 3, 0.3, seed), &b, RESAMPLES, 5).unwrap();
             let ratio = ci / (1.96 * sd);
             assert!((0.6..1.6).contains(&ratio), "bootstrap/actual {ratio}");
         }
@@ -111,8 +123,8 @@ mod tests {
         // d = 3 takes the covariance route, d = 300 the low-rank one.
         for d in [3, 300] {
             let b = gaussian(400, d, 0.0, 11);
-            let small = frechet_ci95(&gaussian(50, d, 0.2, 12), &b, 60, 3).unwrap();
-            let large = frechet_ci95(&gaussian(200, d, 0.2, 13), &b, 60, 3).unwrap();
+            let small = ci95(&gaussian(50, d, 0.2, 12), &b, 60, 3).unwrap();
+            let large = ci95(&gaussian(200, d, 0.2, 13), &b, 60, 3).unwrap();
             assert!(
                 large < small * 0.8,
                 "d = {d}: {large} at 200 samples vs {small} at 50"
@@ -121,13 +133,19 @@ mod tests {
     }
 
     #[test]
+    fn the_distance_is_frechet_distance_sets_on_both_routes() {
+        for d in [3, 300] {
+            let (a, b) = (gaussian(60, d, 0.2, 21), gaussian(120, d, 0.0, 22));
+            let (fd, _) = frechet_with_ci95(&a, &b, 5, 1).unwrap();
+            assert_eq!(fd, frechet_distance_sets(&a, &b).unwrap(), "d = {d}");
+        }
+    }
+
+    #[test]
     fn is_deterministic_and_refuses_bad_inputs() {
         let (a, b) = (gaussian(30, 4, 0.1, 1), gaussian(40, 4, 0.0, 2));
-        assert_eq!(
-            frechet_ci95(&a, &b, 30, 9).unwrap(),
-            frechet_ci95(&a, &b, 30, 9).unwrap()
-        );
-        assert!(frechet_ci95(&a, &b, 1, 9).is_err());
-        assert!(frechet_ci95(&a, &gaussian(40, 5, 0.0, 2), 30, 9).is_err());
+        assert_eq!(ci95(&a, &b, 30, 9).unwrap(), ci95(&a, &b, 30, 9).unwrap());
+        assert!(ci95(&a, &b, 1, 9).is_err());
+        assert!(ci95(&a, &gaussian(40, 5, 0.0, 2), 30, 9).is_err());
     }
 }

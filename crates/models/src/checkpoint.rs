@@ -375,8 +375,13 @@ pub fn file_fingerprint(p: &Path) -> String {
         "{}:{len}:{:016x}",
         p.file_name()
             .map_or(String::new(), |n| n.to_string_lossy().into_owned()),
-        buf.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
-            (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3)
-        })
+        fnv1a(&buf)
     )
+}
+
+/// FNV-1a 64-bit hash.
+pub fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+        (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3)
+    })
 }
