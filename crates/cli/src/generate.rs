@@ -3,44 +3,23 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use lantern_decoding::burn_models::BurnModels;
+use lantern_decoding::engine::models_for;
 use lantern_decoding::model::ImageCondition;
 use lantern_decoding::neighbours::NeighbourTable;
 use lantern_decoding::sampling::{Sampling, WarpOrder};
 use lantern_decoding::strategy::{generate, image_rng, Generation, Strategy, StrategyParams};
-use lantern_models::backend::{cpu_threads, select_device};
-use lantern_models::{ModelBundle, ModelPaths};
+use lantern_models::backend::cpu_threads;
+
+use crate::models::ModelArgs;
 
 use lantern_harness::images::{to_rgb8, write_png};
 
 /// Arguments of `lantern generate`.
 #[derive(clap::Args)]
 pub struct Args {
-    /// Model set: `tiny` (the embedded default), `fixture` (the shared random-weight fixtures)
-    /// or `custom` (give --gpt …).
-    #[arg(long, default_value = "tiny")]
-    models: String,
-    /// Folder of the fixtures (default: $LANTERN_FIXTURES or ../shared/fixtures/llamagen-tiny).
-    #[arg(long)]
-    fixtures: Option<PathBuf>,
-    /// Target checkpoint (with --models custom).
-    #[arg(long)]
-    gpt: Option<PathBuf>,
-    /// Target config: a preset (GPT-B, …) or a JSON file.
-    #[arg(long)]
-    gpt_config: Option<String>,
-    /// VQ checkpoint.
-    #[arg(long)]
-    vq: Option<PathBuf>,
-    /// VQ config: VQ-16, VQ-8 or a JSON file.
-    #[arg(long)]
-    vq_config: Option<String>,
-    /// Drafter checkpoint, or `random` (untrained; for machinery tests only).
-    #[arg(long)]
-    drafter: Option<String>,
-    /// Drafter config JSON (default: derived from the target).
-    #[arg(long)]
-    drafter_config: Option<PathBuf>,
+    /// Models, backend, engine and weight storage.
+    #[command(flatten)]
+    model: ModelArgs,
     /// ar | sd | lantern | lantern++ | sjd.
     #[arg(long, default_value = "ar")]
     strategy: String,
@@ -86,54 +65,6 @@ pub struct Args {
     /// Output folder.
     #[arg(long, default_value = "out")]
     out: PathBuf,
-    /// auto | cpu | wgpu | cuda.
-    #[arg(long, default_value = "auto")]
-    backend: String,
-}
-
-fn fixture_dir(arg: Option<PathBuf>) -> PathBuf {
-    arg.or_else(|| std::env::var_os("LANTERN_FIXTURES").map(PathBuf::from))
-        .unwrap_or_else(|| PathBuf::from("../shared/fixtures/llamagen-tiny"))
-}
-
-fn model_paths(a: &Args) -> Result<ModelPaths, String> {
-    match a.models.as_str() {
-        "fixture" => {
-            let mut p = ModelPaths::fixture(&fixture_dir(a.fixtures.clone()));
-            if let Some(d) = &a.drafter {
-                p.drafter = Some(d.clone());
-            }
-            Ok(p)
-        }
-        "tiny" => {
-            let dir = lantern_models::bundle::tiny_dir();
-            if !dir.join("gpt.safetensors").is_file() {
-                return Err(format!(
-                    "the embedded default is missing ({} has no gpt.safetensors); rebuild it with `just train-tiny`, or use --models fixture",
-                    dir.display()
-                ));
-            }
-            let mut p = ModelPaths::tiny(&dir);
-            if let Some(d) = &a.drafter {
-                p.drafter = Some(d.clone());
-            }
-            Ok(p)
-        }
-        "custom" => Ok(ModelPaths {
-            gpt: a.gpt.clone().ok_or("--models custom needs --gpt")?,
-            gpt_config: a
-                .gpt_config
-                .clone()
-                .ok_or("--models custom needs --gpt-config")?,
-            vq: a.vq.clone(),
-            vq_config: a.vq_config.clone(),
-            drafter: a.drafter.clone(),
-            drafter_config: a.drafter_config.clone(),
-        }),
-        other => Err(format!(
-            "unknown --models '{other}'; allowed: tiny, fixture, custom"
-        )),
-    }
 }
 
 /// Runs the generation and prints one line per image plus the means.
@@ -163,23 +94,8 @@ pub fn run(a: Args) -> Result<(), Box<dyn std::error::Error>> {
         cfg_interval: None,
         warp_order: WarpOrder::TopKThenTopP,
     };
-    let device = select_device(&a.backend)?;
-    let paths = model_paths(&a)?;
     let needs_drafter = matches!(strategy, Strategy::Speculative(_));
-    let paths = ModelPaths {
-        drafter: if needs_drafter {
-            paths.drafter.clone()
-        } else {
-            None
-        },
-        ..paths
-    };
-    let t = Instant::now();
-    let bundle = ModelBundle::load(&paths, &device, a.seed)?;
-    eprintln!("loaded models in {:.0} ms", t.elapsed().as_secs_f64() * 1e3);
-    if bundle.drafter_is_random {
-        eprintln!("note: the drafter is untrained (random weights); acceptance numbers say nothing about real drafters");
-    }
+    let bundle = a.model.load(a.model.paths()?, needs_drafter, a.seed)?;
     let neighbours = match strategy.neighbours_needed() {
         0 => None,
         k => {
@@ -195,13 +111,13 @@ pub fn run(a: Args) -> Result<(), Box<dyn std::error::Error>> {
             Some(table)
         }
     };
-    let mut models = BurnModels::for_strategy(&bundle.gpt, bundle.drafter.as_ref(), &strategy);
+    let mut models = models_for(&bundle, &strategy);
     std::fs::create_dir_all(&a.out)?;
 
     // Warm-up (excluded from timings): one image of the first class.
     let first = ImageCondition::Class(a.class[0]);
     generate(
-        &mut models,
+        models.as_mut(),
         &strategy,
         &sampling,
         neighbours.as_ref(),
@@ -214,7 +130,7 @@ pub fn run(a: Args) -> Result<(), Box<dyn std::error::Error>> {
     println!(
         "strategy {} on {} ({} threads), cfg {}, temperature {}",
         a.strategy,
-        a.backend,
+        a.model.backend,
         cpu_threads(),
         a.cfg,
         a.temperature
@@ -223,7 +139,7 @@ pub fn run(a: Args) -> Result<(), Box<dyn std::error::Error>> {
         for seed in a.seed..a.seed + a.images {
             let cond = ImageCondition::Class(class);
             let g = generate(
-                &mut models,
+                models.as_mut(),
                 &strategy,
                 &sampling,
                 neighbours.as_ref(),

@@ -1,8 +1,10 @@
 //! `lantern`: generate images with AR, speculative, LANTERN, LANTERN++ and SJD decoding, run
 //! sweeps, train the embedded default and drafters, score image folders, and inspect checkpoints.
 
+mod bench;
 mod generate;
 mod inspect;
+mod models;
 mod score;
 mod sweep;
 mod train;
@@ -29,6 +31,9 @@ enum Command {
     Train(train::Args),
     /// List the tensors of a checkpoint file (after removing a state-dict wrapper).
     Inspect(inspect::Args),
+    /// Time the engine: AR step, tree verifies of 1–64 tokens and drafter passes, against the
+    /// AR step and the machine's floor.
+    Bench(Box<bench::Args>),
     /// Score a folder of images: FD/FID, precision/recall, class score against a reference
     /// folder, and CLIP score against captions.
     Score(Box<score::Args>),
@@ -43,6 +48,7 @@ fn main() {
         Command::Train(args) => train::run(args),
         Command::Inspect(args) => inspect::run(args),
         Command::Score(args) => score::run(*args),
+        Command::Bench(args) => bench::run(*args),
     };
     if let Err(e) = result {
         eprintln!("error: {e}");

@@ -4,11 +4,12 @@
 //! strategies that drive a target and a drafter (AR, SD, LANTERN, LANTERN++, SJD).
 //!
 //! Acceptance and tree logic never touch burn tensors: they take `&[f32]` rows and return
-//! decisions, so they are exact, cheap and testable without a model. [`burn_models`] adapts the
-//! burn models to the [`model::Models`] seam the strategies drive.
+//! decisions, so they are exact, cheap and testable without a model. [`engine`] adapts the burn
+//! models and the host engine (the CPU fast path) to the [`model::Models`] seam the strategies drive.
 
 pub mod accept;
-pub mod burn_models;
+pub mod cost;
+pub mod engine;
 pub mod model;
 pub mod neighbours;
 pub mod rng;

@@ -24,27 +24,138 @@ pub enum ImageCondition {
     },
 }
 
-/// Raw next-token logits for a batch of positions: conditional rows and, under CFG, unconditional ones.
-#[derive(Clone, Debug, PartialEq)]
+/// One position's raw logits: the conditional row and, under CFG, the unconditional one.
+pub type LogitRow = (Vec<f32>, Option<Vec<f32>>);
+
+/// Where the rows of a lazy [`Logits`] come from (a device buffer, or a head not yet applied).
+pub trait LogitSource {
+    /// Host copies of the given rows, in order.
+    fn fetch(&self, rows: &[usize]) -> Vec<LogitRow>;
+}
+
+/// Raw next-token logits for a batch of positions: conditional rows and, under CFG,
+/// unconditional ones. Lazy logits reach the host a row at a time, when first read: a tree walk
+/// reads only the nodes it visits.
 pub struct Logits {
-    /// Vocabulary size (row length).
-    pub vocab: usize,
-    /// Row-major `[rows, vocab]` conditional logits.
-    pub cond: Vec<f32>,
-    /// Row-major `[rows, vocab]` unconditional logits (CFG runs only).
-    pub uncond: Option<Vec<f32>>,
+    vocab: usize,
+    rows: usize,
+    data: Data,
+}
+
+enum Data {
+    /// `[cond rows; uncond rows]`, each `[rows, vocab]`.
+    Host { buf: Vec<f32>, cfg: bool },
+    Lazy {
+        source: Box<dyn LogitSource>,
+        fetched: Vec<std::cell::OnceCell<LogitRow>>,
+    },
+}
+
+impl std::fmt::Debug for Logits {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kind = match self.data {
+            Data::Host { .. } => "host",
+            Data::Lazy { .. } => "lazy",
+        };
+        write!(f, "Logits[{} × {}, {kind}]", self.rows, self.vocab)
+    }
 }
 
 impl Logits {
+    /// Host logits: row-major `[rows, vocab]` conditional rows and, under CFG, unconditional ones.
+    pub fn new(vocab: usize, cond: Vec<f32>, uncond: Option<Vec<f32>>) -> Self {
+        let rows = cond.len() / vocab.max(1);
+        let cfg = uncond.is_some();
+        let mut buf = cond;
+        if let Some(u) = uncond {
+            assert_eq!(
+                u.len(),
+                buf.len(),
+                "as many unconditional rows as conditional"
+            );
+            buf.extend_from_slice(&u);
+        }
+        Self {
+            vocab,
+            rows,
+            data: Data::Host { buf, cfg },
+        }
+    }
+
+    /// Host logits already laid out as `[cond rows; uncond rows]` (`[rows, vocab]` each).
+    pub fn from_buffer(vocab: usize, rows: usize, buf: Vec<f32>, cfg: bool) -> Self {
+        assert_eq!(
+            buf.len(),
+            rows * vocab * if cfg { 2 } else { 1 },
+            "logit buffer size"
+        );
+        Self {
+            vocab,
+            rows,
+            data: Data::Host { buf, cfg },
+        }
+    }
+
+    /// Logits whose rows `source` produces on first read.
+    pub fn lazy(vocab: usize, rows: usize, source: Box<dyn LogitSource>) -> Self {
+        Self {
+            vocab,
+            rows,
+            data: Data::Lazy {
+                source,
+                fetched: (0..rows).map(|_| std::cell::OnceCell::new()).collect(),
+            },
+        }
+    }
+
+    /// Vocabulary size (row length).
+    pub fn vocab(&self) -> usize {
+        self.vocab
+    }
+
     /// Number of rows.
     pub fn rows(&self) -> usize {
-        self.cond.len() / self.vocab.max(1)
+        self.rows
+    }
+
+    /// Fetches the given rows of lazy logits in one batch (rows read later come from it).
+    pub fn prefetch(&self, rows: &[usize]) {
+        if let Data::Lazy { source, fetched } = &self.data {
+            let missing: Vec<usize> = rows
+                .iter()
+                .copied()
+                .filter(|&r| fetched[r].get().is_none())
+                .collect();
+            if !missing.is_empty() {
+                for (r, row) in missing.iter().zip(source.fetch(&missing)) {
+                    let _ = fetched[*r].set(row);
+                }
+            }
+        }
     }
 
     /// Row `i` as `(cond, uncond)`.
     pub fn row(&self, i: usize) -> (&[f32], Option<&[f32]>) {
-        let r = i * self.vocab..(i + 1) * self.vocab;
-        (&self.cond[r.clone()], self.uncond.as_ref().map(|u| &u[r]))
+        assert!(i < self.rows, "logit row {i} of {}", self.rows);
+        match &self.data {
+            Data::Host { buf, cfg } => {
+                let v = self.vocab;
+                let per = self.rows * v;
+                (
+                    &buf[i * v..(i + 1) * v],
+                    cfg.then(|| &buf[per + i * v..per + (i + 1) * v]),
+                )
+            }
+            Data::Lazy { source, fetched } => {
+                let (c, u) = fetched[i].get_or_init(|| {
+                    source
+                        .fetch(&[i])
+                        .pop()
+                        .expect("a logit source returns the rows asked for")
+                });
+                (c, u.as_deref())
+            }
+        }
     }
 }
 

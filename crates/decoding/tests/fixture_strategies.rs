@@ -1,5 +1,6 @@
-//! Strategies on the tiny fixture model through the burn adapter: greedy speculative decoding and
-//! SJD give exactly the greedy AR tokens; exact SD and AR sample the same distribution.
+//! Strategies on the tiny fixture model through both engines (burn and the host engine): greedy
+//! speculative decoding and SJD give exactly the greedy AR tokens; exact SD and AR sample the
+//! same distribution.
 //!
 //! An untrained drafter is rarely accepted, which would leave KV compaction untested, so the
 //! drafter here is *exact*: its logits for a draft path are the target's own full-forward logits
@@ -12,7 +13,7 @@ use std::path::PathBuf;
 
 use common::{chi_square, chi_square_critical};
 use lantern_decoding::accept::{Relax, Residuals};
-use lantern_decoding::burn_models::BurnModels;
+use lantern_decoding::engine::{BurnModels, HostModels};
 use lantern_decoding::model::{
     DraftInput, DraftParent, ImageCondition, Logits, ModelCallError, Models,
 };
@@ -23,6 +24,7 @@ use lantern_decoding::strategy::{
 };
 use lantern_decoding::tree::DraftTree;
 use lantern_models::burn::prelude::*;
+use lantern_models::cpu::{HostGpt, WeightDtype};
 use lantern_models::gpt::repeated_tokens;
 use lantern_models::{Condition, Gpt, GptConfig};
 
@@ -40,9 +42,17 @@ fn load() -> Gpt {
     Gpt::load(&cfg, &fixture("gpt_c2i.safetensors"), &Device::default()).unwrap()
 }
 
-/// The burn target plus an exact drafter; optionally stops after `limit` tokens.
+/// The target on one engine: `host` picks the host engine, else burn.
+fn target<'a>(gpt: &'a Gpt, host: Option<&'a HostGpt>, max_tree: usize) -> Box<dyn Models + 'a> {
+    match host {
+        Some(h) => Box::new(HostModels::new(h, None, max_tree, 0)),
+        None => Box::new(BurnModels::new(gpt, None, max_tree, 0)),
+    }
+}
+
+/// The target plus an exact drafter; optionally stops after `limit` tokens.
 struct ExactDraft<'a> {
-    inner: BurnModels<'a>,
+    inner: Box<dyn Models + 'a>,
     gpt: &'a Gpt,
     limit: usize,
     cond: Option<Condition>,
@@ -53,9 +63,9 @@ struct ExactDraft<'a> {
 }
 
 impl<'a> ExactDraft<'a> {
-    fn new(gpt: &'a Gpt, limit: usize) -> Self {
+    fn new(gpt: &'a Gpt, host: Option<&'a HostGpt>, limit: usize) -> Self {
         Self {
-            inner: BurnModels::new(gpt, None, 64, 0),
+            inner: target(gpt, host, 64),
             gpt,
             limit,
             cond: None,
@@ -84,11 +94,7 @@ impl<'a> ExactDraft<'a> {
                 u.extend_from_slice(&all[2 * len - v..]);
             }
         }
-        Logits {
-            vocab: v,
-            cond: c,
-            uncond: (rows == 2).then_some(u),
-        }
+        Logits::new(v, c, (rows == 2).then_some(u))
     }
 }
 
@@ -186,12 +192,21 @@ fn spec(tree: TreeShape) -> Strategy {
 #[test]
 fn greedy_speculative_and_sjd_equal_greedy_ar() {
     let gpt = load();
+    let host = HostGpt::from_burn(&gpt, WeightDtype::F32);
     let n = gpt.config().block_size;
     let s = sampling(0.0, 0);
-    for class in [3, 5] {
+    for (class, engine) in [(3, None), (5, None), (3, Some(&host)), (5, Some(&host))] {
         let cond = ImageCondition::Class(class);
-        let mut ar_models = BurnModels::new(&gpt, None, 1, 0);
-        let ar = generate(&mut ar_models, &Strategy::Ar, &s, None, &cond, &Rng::new(0)).unwrap();
+        let mut ar_models = target(&gpt, engine, 1);
+        let ar = generate(
+            ar_models.as_mut(),
+            &Strategy::Ar,
+            &s,
+            None,
+            &cond,
+            &Rng::new(0),
+        )
+        .unwrap();
         for strategy in [
             spec(TreeShape::Dynamic {
                 top_k: 2,
@@ -201,7 +216,7 @@ fn greedy_speculative_and_sjd_equal_greedy_ar() {
             spec(TreeShape::static_preset("mc_sim_7b_63").unwrap()),
             spec(TreeShape::chain(4)),
         ] {
-            let mut m = ExactDraft::new(&gpt, n);
+            let mut m = ExactDraft::new(&gpt, engine, n);
             let g = generate(&mut m, &strategy, &s, None, &cond, &Rng::new(0)).unwrap();
             assert_eq!(g.tokens, ar.tokens, "class {class}: {strategy:?}");
             assert!(
@@ -210,12 +225,12 @@ fn greedy_speculative_and_sjd_equal_greedy_ar() {
                 g.tau()
             );
         }
-        let mut m = BurnModels::new(&gpt, None, 32, 0);
+        let mut m = target(&gpt, engine, 32);
         let sjd = Strategy::Sjd {
             window: 4,
             init: JacobiInit::RepeatHorizon,
         };
-        let g = generate(&mut m, &sjd, &s, None, &cond, &Rng::new(0)).unwrap();
+        let g = generate(m.as_mut(), &sjd, &s, None, &cond, &Rng::new(0)).unwrap();
         assert_eq!(g.tokens, ar.tokens, "class {class}: SJD");
     }
 }
@@ -225,8 +240,9 @@ fn exact_drafts_are_accepted_in_sampling_mode() {
     // With q = p on a sampled chain every draft passes min(1, p/q): τ = depth + 1 per round
     // unless the image ends — only if the verify rows equal the full forward's.
     let gpt = load();
+    let host = HostGpt::from_burn(&gpt, WeightDtype::F32);
     let n = gpt.config().block_size;
-    let mut m = ExactDraft::new(&gpt, n);
+    let mut m = ExactDraft::new(&gpt, Some(&host), n);
     let g = generate(
         &mut m,
         &spec(TreeShape::chain(3)),
@@ -259,8 +275,9 @@ fn exact_sd_and_ar_sample_the_same_distribution() {
     let code = |t: &[u32]| t[1] as usize * v + t[2] as usize;
     let mut ar_counts = std::collections::HashMap::<usize, u64>::new();
     let mut sd_counts = std::collections::HashMap::<usize, u64>::new();
-    let mut ar_models = ExactDraft::new(&gpt, 3);
-    let mut sd_models = ExactDraft::new(&gpt, 3);
+    let host = HostGpt::from_burn(&gpt, WeightDtype::F32);
+    let mut ar_models = ExactDraft::new(&gpt, None, 3);
+    let mut sd_models = ExactDraft::new(&gpt, Some(&host), 3);
     let sd = spec(TreeShape::Dynamic {
         top_k: 3,
         depth: 2,

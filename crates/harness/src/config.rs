@@ -6,6 +6,8 @@
 
 use std::path::{Path, PathBuf};
 
+use lantern_models::backend::EngineKind;
+use lantern_models::cpu::WeightDtype;
 use serde::Deserialize;
 
 /// A refused sweep file.
@@ -79,6 +81,8 @@ pub struct ModelSection {
     pub drafter: Option<String>,
     /// Drafter config JSON.
     pub drafter_config: Option<PathBuf>,
+    /// Weight storage on the host engine: `f32` (default), `bf16` or `f16`.
+    pub dtype: Option<String>,
 }
 
 /// `[sampling]`.
@@ -169,6 +173,9 @@ pub struct RuntimeSection {
     /// Warm-up images per configuration, excluded from timings.
     #[serde(default = "one_usize")]
     pub warmup: usize,
+    /// `auto` (the host engine on the CPU, burn on a GPU), `host` or `burn`.
+    #[serde(default = "auto")]
+    pub engine: String,
 }
 
 fn auto() -> String {
@@ -183,6 +190,7 @@ impl Default for RuntimeSection {
         Self {
             backend: auto(),
             warmup: 1,
+            engine: auto(),
         }
     }
 }
@@ -321,6 +329,16 @@ fn kind_keys(kind: &str) -> Option<&'static [&'static str]> {
 }
 
 impl SweepConfig {
+    /// The engine and weight storage the sweep runs with (validated values).
+    pub fn run_options(&self) -> lantern_models::RunOptions {
+        lantern_models::RunOptions {
+            engine: EngineKind::parse(&self.runtime.engine).expect("validated"),
+            dtype: self.model.dtype.as_deref().map_or(WeightDtype::F32, |d| {
+                WeightDtype::parse(d).expect("validated")
+            }),
+        }
+    }
+
     /// Reads, parses and validates a sweep file.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
@@ -476,6 +494,14 @@ impl SweepConfig {
                 &self.runtime.backend,
                 "auto, cpu, wgpu or cuda",
             ));
+        }
+        if let Err(allowed) = EngineKind::parse(&self.runtime.engine) {
+            return Err(self.invalid("runtime.engine", &self.runtime.engine, &allowed));
+        }
+        if let Some(d) = &self.model.dtype {
+            if let Err(allowed) = WeightDtype::parse(d) {
+                return Err(self.invalid("model.dtype", d, &allowed));
+            }
         }
         let q = &self.quality;
         self.validate_extractor("quality.extractor", &q.extractor, &q.extractor_weights)?;

@@ -73,6 +73,12 @@ pub struct Record {
     pub vq_model: Option<String>,
     /// Backend (`cpu`, `wgpu`, `cuda`).
     pub backend: String,
+    /// Engine that ran the models (`host`: the CPU fast path; `burn`).
+    #[serde(default)]
+    pub engine: String,
+    /// Weight storage of the target and drafter matrices (`f32`, `bf16`, `f16`).
+    #[serde(default)]
+    pub dtype: String,
     /// Device description.
     pub device: String,
     /// CPU threads.
@@ -214,6 +220,8 @@ pub fn to_frame(records: &[Record]) -> PolarsResult<DataFrame> {
             c!("drafter_model", |r| r.drafter_model.clone()),
             c!("vq_model", |r| r.vq_model.clone()),
             c!("backend", |r| r.backend.clone()),
+            c!("engine", |r| r.engine.clone()),
+            c!("dtype", |r| r.dtype.clone()),
             c!("device", |r| r.device.clone()),
             c!("threads", |r| r.threads),
             c!("git_commit", |r| r.git_commit.clone()),

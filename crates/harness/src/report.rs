@@ -118,7 +118,7 @@ pub fn tables_md(summaries: &[Summary], records: &[Record], quality: Option<&Qua
     if let Some(r) = records.first() {
         let _ = writeln!(
             s,
-            "Target `{}`, drafter `{}`; backend {} ({}), {} threads; code {}.\n",
+            "Target `{}`, drafter `{}`; backend {} ({}), engine {}, {} weights, {} threads; code {}.\n",
             r.gpt_model,
             records
                 .iter()
@@ -126,6 +126,8 @@ pub fn tables_md(summaries: &[Summary], records: &[Record], quality: Option<&Qua
                 .unwrap_or("—"),
             r.backend,
             r.device,
+            r.engine,
+            r.dtype,
             r.threads,
             r.git_commit
         );

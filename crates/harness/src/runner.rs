@@ -6,12 +6,13 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressStyle};
-use lantern_decoding::burn_models::BurnModels;
+use lantern_decoding::engine::{engine_of, models_for};
 use lantern_decoding::model::ImageCondition;
 use lantern_decoding::neighbours::NeighbourTable;
 use lantern_decoding::strategy::{generate, image_rng, Generation, Speculative, Strategy};
 use lantern_models::backend::{cpu_threads, select_device};
 use lantern_models::config::ModelType;
+use lantern_models::cpu::WeightDtype;
 use lantern_models::{GptConfig, ModelBundle, ModelPaths};
 
 use crate::config::{ConfigError, SweepConfig};
@@ -296,7 +297,7 @@ fn conditions(
 
 /// Tokens per second of `strategy` on one untimed pilot image.
 fn pilot_rate(
-    models: &mut BurnModels,
+    models: &mut dyn lantern_decoding::model::Models,
     strategy: &Strategy,
     spec: &RunSpec,
     neighbours: Option<&NeighbourTable>,
@@ -349,8 +350,8 @@ fn auto_budget(
             tree: s.tree.with_budget(b)?,
             ..s.clone()
         });
-        let mut models = BurnModels::for_strategy(&bundle.gpt, bundle.drafter.as_ref(), &strategy);
-        let rate = pilot_rate(&mut models, &strategy, spec, neighbours, cond)?;
+        let mut models = models_for(bundle, &strategy);
+        let rate = pilot_rate(models.as_mut(), &strategy, spec, neighbours, cond)?;
         rates.push((b, rate));
         if rate > best.0 {
             best = (rate, strategy, b);
@@ -432,7 +433,7 @@ pub fn run_sweep(cfg: &SweepConfig, opts: &SweepOptions) -> Result<SweepOutcome,
     let specs = expand(cfg);
     let paths = model_paths(cfg)?;
     let device = select_device(&cfg.runtime.backend)?;
-    let bundle = ModelBundle::load(&paths, &device, 0)?;
+    let bundle = ModelBundle::load_with(&paths, &device, 0, cfg.run_options())?;
     let (conds, prompts) = conditions(cfg, bundle.gpt.config())?;
     let strategies: Vec<Strategy> = specs
         .iter()
@@ -509,6 +510,10 @@ pub fn run_sweep(cfg: &SweepConfig, opts: &SweepOptions) -> Result<SweepOutcome,
     let dir = opts.results_root.join(cfg.name());
     std::fs::create_dir_all(&dir)?;
     let mut identity = model_identity(&paths);
+    if bundle.dtype != WeightDtype::F32 {
+        // Other weights sample other tokens: not the same runs.
+        identity.push_str(&format!("|dtype:{}", bundle.dtype.name()));
+    }
     if let Some(p) = &prompts {
         // Records of a changed prompt set are not the same runs.
         identity.push_str(&format!("|prompts:{}", p.identity()));
@@ -617,10 +622,10 @@ pub fn run_sweep(cfg: &SweepConfig, opts: &SweepOptions) -> Result<SweepOutcome,
         let drafter = matches!(strategy, Strategy::Speculative(_))
             .then_some(())
             .and(bundle.drafter.as_ref());
-        let mut models = BurnModels::for_strategy(&bundle.gpt, drafter, &strategy);
+        let mut models = models_for(&bundle, &strategy);
         for w in 0..cfg.runtime.warmup {
             generate(
-                &mut models,
+                models.as_mut(),
                 &strategy,
                 &spec.sampling,
                 neighbours.as_ref(),
@@ -643,7 +648,7 @@ pub fn run_sweep(cfg: &SweepConfig, opts: &SweepOptions) -> Result<SweepOutcome,
                 }
                 let cid = class.or(*prompt).unwrap_or(0) as u64;
                 let g: Generation = generate(
-                    &mut models,
+                    models.as_mut(),
                     &strategy,
                     &spec.sampling,
                     neighbours.as_ref(),
@@ -699,6 +704,8 @@ pub fn run_sweep(cfg: &SweepConfig, opts: &SweepOptions) -> Result<SweepOutcome,
                     drafter_model: drafter.and(paths.drafter.clone()),
                     vq_model: paths.vq.as_ref().map(|p| p.display().to_string()),
                     backend: backend.clone(),
+                    engine: engine_of(&bundle).name().into(),
+                    dtype: bundle.dtype.name().into(),
                     device: device_name.clone(),
                     threads: cpu_threads() as u32,
                     git_commit: commit.clone(),

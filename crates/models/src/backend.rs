@@ -1,8 +1,44 @@
 //! Backend selection: the CPU default (`flex`) and the optional GPU features (`wgpu`, `cuda`).
 
 use burn::prelude::*;
+use serde::{Deserialize, Serialize};
 
 use crate::error::ModelError;
+
+/// Which implementation runs the models.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EngineKind {
+    /// The host engine on the CPU backend, burn on a GPU.
+    Auto,
+    /// The host engine: the CPU fast path ([`crate::cpu`]).
+    Host,
+    /// burn tensors on the selected backend.
+    Burn,
+}
+
+impl EngineKind {
+    /// Parses `auto`, `host` or `burn`.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        match s {
+            "auto" => Ok(Self::Auto),
+            "host" => Ok(Self::Host),
+            "burn" => Ok(Self::Burn),
+            other => Err(format!(
+                "engine '{other}' is not known; allowed: auto, host, burn"
+            )),
+        }
+    }
+
+    /// The name as written in configs and records.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Auto => "auto",
+            Self::Host => "host",
+            Self::Burn => "burn",
+        }
+    }
+}
 
 /// Backends compiled into this build, in the order `auto` prefers them.
 pub fn available_backends() -> Vec<&'static str> {

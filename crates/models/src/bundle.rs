@@ -5,7 +5,9 @@ use std::path::{Path, PathBuf};
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use crate::backend::EngineKind;
 use crate::config::{DrafterConfig, GptConfig, VqConfig};
+use crate::cpu::{HostDrafter, HostGpt, WeightDtype};
 use crate::drafter::Drafter;
 use crate::error::ModelError;
 use crate::gpt::Gpt;
@@ -68,6 +70,33 @@ pub fn tiny_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../checkpoints/tiny")
 }
 
+/// How a bundle's models run: the engine and the storage of their weights.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunOptions {
+    /// `auto` (the host engine on the CPU backend, burn elsewhere), `host` or `burn`.
+    pub engine: EngineKind,
+    /// Weight storage of the host engine's matrices (burn keeps f32).
+    pub dtype: WeightDtype,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        Self {
+            engine: EngineKind::Auto,
+            dtype: WeightDtype::F32,
+        }
+    }
+}
+
+/// The host engine's copies of the target and drafter, packed at load (the CPU fast path).
+#[derive(Debug)]
+pub struct HostModels {
+    /// The target.
+    pub gpt: HostGpt,
+    /// The drafter, if one is loaded.
+    pub drafter: Option<HostDrafter>,
+}
+
 /// Loaded models of one run.
 #[derive(Debug)]
 pub struct ModelBundle {
@@ -81,6 +110,10 @@ pub struct ModelBundle {
     pub drafter_is_random: bool,
     /// Where everything came from.
     pub paths: ModelPaths,
+    /// The host engine's copies, when the models run there.
+    pub host: Option<HostModels>,
+    /// The weight storage the target runs with.
+    pub dtype: WeightDtype,
 }
 
 /// Resolves a GPT config source: a preset name or a JSON path.
@@ -103,8 +136,41 @@ pub fn vq_config(source: &str) -> Result<VqConfig, ModelError> {
 }
 
 impl ModelBundle {
-    /// Loads every model named in `paths` onto `device`; a random drafter is seeded with `seed`.
+    /// Loads every model named in `paths` onto `device` with the default [`RunOptions`]; a random
+    /// drafter is seeded with `seed`.
     pub fn load(paths: &ModelPaths, device: &Device, seed: u64) -> Result<Self, ModelError> {
+        Self::load_with(paths, device, seed, RunOptions::default())
+    }
+
+    /// [`ModelBundle::load`] with an engine and weight storage. The host engine needs the CPU
+    /// backend; reduced-precision weights need the host engine.
+    pub fn load_with(
+        paths: &ModelPaths,
+        device: &Device,
+        seed: u64,
+        opts: RunOptions,
+    ) -> Result<Self, ModelError> {
+        let cpu = crate::linear::is_cpu(device);
+        let refuse = |message: String| ModelError::Config {
+            source_name: "engine".into(),
+            message,
+        };
+        let host = match opts.engine {
+            EngineKind::Host if !cpu => {
+                return Err(refuse(
+                    "the host engine runs on the CPU backend; allowed: `--backend cpu`, or engine auto / burn".into(),
+                ))
+            }
+            EngineKind::Host => true,
+            EngineKind::Auto => cpu,
+            EngineKind::Burn => false,
+        };
+        if !host && opts.dtype != WeightDtype::F32 {
+            return Err(refuse(format!(
+                "dtype {} needs the host engine (the CPU backend); the burn path stores f32; allowed: dtype f32, or engine host on the CPU",
+                opts.dtype.name()
+            )));
+        }
         let cfg = gpt_config(&paths.gpt_config)?;
         let gpt = Gpt::load(&cfg, &paths.gpt, device)?;
         let vq = match (&paths.vq, &paths.vq_config) {
@@ -140,12 +206,20 @@ impl ModelBundle {
             }
             Some(p) => (Some(Drafter::load(&dcfg, Path::new(p), device)?), false),
         };
+        let host = host.then(|| HostModels {
+            gpt: HostGpt::from_burn(&gpt, opts.dtype),
+            drafter: drafter
+                .as_ref()
+                .map(|d| HostDrafter::from_burn(d, opts.dtype)),
+        });
         Ok(Self {
             gpt,
             vq,
             drafter,
             drafter_is_random,
             paths: paths.clone(),
+            host,
+            dtype: opts.dtype,
         })
     }
 

@@ -10,17 +10,10 @@
 use burn::prelude::*;
 use burn::tensor::TensorData;
 
-/// Per-layer key and value buffers, `[B, H_kv, capacity, head_dim]` each.
-#[derive(Debug)]
-struct LayerKv {
-    k: Tensor<4>,
-    v: Tensor<4>,
-}
-
-/// Preallocated KV cache for one model and one batch (CFG rows included).
-#[derive(Debug)]
-pub struct KvCache {
-    layers: Vec<Option<LayerKv>>,
+/// Slot bookkeeping shared by the burn and host caches: which slots are committed, which are
+/// pending after the last forwards, and the conditioning slots' validity.
+#[derive(Debug, Clone)]
+pub struct Slots {
     batch: usize,
     capacity: usize,
     committed: usize,
@@ -28,27 +21,10 @@ pub struct KvCache {
     key_valid: Option<Vec<Vec<bool>>>,
 }
 
-impl KvCache {
-    /// Zeroed buffers for `n_layer` layers.
-    pub fn new(
-        n_layer: usize,
-        batch: usize,
-        kv_heads: usize,
-        head_dim: usize,
-        capacity: usize,
-        device: &Device,
-    ) -> Self {
-        let capacity = capacity.div_ceil(8) * 8;
-        let layers = (0..n_layer)
-            .map(|_| {
-                Some(LayerKv {
-                    k: Tensor::zeros([batch, kv_heads, capacity, head_dim], device),
-                    v: Tensor::zeros([batch, kv_heads, capacity, head_dim], device),
-                })
-            })
-            .collect();
+impl Slots {
+    /// An empty sequence of `batch` rows with room for `capacity` slots.
+    pub fn new(batch: usize, capacity: usize) -> Self {
         Self {
-            layers,
             batch,
             capacity,
             committed: 0,
@@ -57,7 +33,7 @@ impl KvCache {
         }
     }
 
-    /// Batch rows the cache holds.
+    /// Batch rows.
     pub fn batch(&self) -> usize {
         self.batch
     }
@@ -96,7 +72,7 @@ impl KvCache {
     }
 
     /// Checks that `n` more tokens fit and returns the first slot they will occupy.
-    pub(crate) fn reserve(&self, n: usize) -> usize {
+    pub fn reserve(&self, n: usize) -> usize {
         let start = self.committed + self.pending;
         assert!(
             start + n <= self.capacity,
@@ -108,61 +84,29 @@ impl KvCache {
         start
     }
 
-    /// Writes `k, v: [B, H_kv, n, hd]` for layer `layer` into the next free slots and returns
-    /// the keys and values of every slot up to and including them. Call [`KvCache::advance`]
-    /// once all layers are written.
-    pub(crate) fn write(
-        &mut self,
-        layer: usize,
-        k: Tensor<4>,
-        v: Tensor<4>,
-    ) -> (Tensor<4>, Tensor<4>) {
-        let [b, h, n, hd] = k.dims();
-        let start = self.reserve(n);
-        let end = start + n;
-        let kv = self.layers[layer].take().expect("layer buffers present");
-        let k_buf = kv.k.slice_assign([0..b, 0..h, start..end, 0..hd], k);
-        let v_buf = kv.v.slice_assign([0..b, 0..h, start..end, 0..hd], v);
-        let keys = k_buf.clone().slice([0..b, 0..h, 0..end, 0..hd]);
-        let values = v_buf.clone().slice([0..b, 0..h, 0..end, 0..hd]);
-        self.layers[layer] = Some(LayerKv { k: k_buf, v: v_buf });
-        (keys, values)
-    }
-
     /// Marks `n` freshly written slots as pending (after every layer has written them).
-    pub(crate) fn advance(&mut self, n: usize) {
+    pub fn advance(&mut self, n: usize) {
         self.pending += n;
     }
 
-    /// Keeps the pending tokens at `keep` (indices into the pending block, in the order given)
-    /// by moving them to the slots right after the committed prefix, and drops the rest.
-    pub fn commit(&mut self, keep: &[usize]) {
+    /// Commits the pending tokens at `keep` (indices into the pending block, in order) and
+    /// returns the slot moves `(from, to)` the storage must make (none when they are in place).
+    pub fn commit(&mut self, keep: &[usize]) -> Vec<(usize, usize)> {
         assert!(
             keep.iter().all(|&i| i < self.pending),
             "commit index out of the pending block ({keep:?}, {} pending)",
             self.pending
         );
         let base = self.committed;
-        let m = keep.len();
-        let in_place = keep.iter().enumerate().all(|(i, &k)| i == k);
-        if !in_place && m > 0 {
-            let idx: Vec<i64> = keep.iter().map(|&i| (base + i) as i64).collect();
-            for slot in self.layers.iter_mut() {
-                let kv = slot.take().expect("layer buffers present");
-                let device = kv.k.device();
-                let idx = Tensor::<1, Int>::from_data(TensorData::new(idx.clone(), [m]), &device);
-                let [b, h, _, hd] = kv.k.dims();
-                let k_sel = kv.k.clone().select(2, idx.clone());
-                let v_sel = kv.v.clone().select(2, idx);
-                let range = [0..b, 0..h, base..base + m, 0..hd];
-                *slot = Some(LayerKv {
-                    k: kv.k.slice_assign(range.clone(), k_sel),
-                    v: kv.v.slice_assign(range, v_sel),
-                });
-            }
-        }
-        self.committed += m;
+        let moves = keep
+            .iter()
+            .enumerate()
+            .filter(|(i, &k)| *i != k)
+            .map(|(i, &k)| (base + k, base + i))
+            .collect();
+        self.committed += keep.len();
         self.pending = 0;
+        moves
     }
 
     /// Commits every pending token in order (plain decoding).
@@ -187,10 +131,113 @@ impl KvCache {
         self.pending = 0;
     }
 
-    /// Empties the cache for a new sequence (buffers are reused, not cleared: unwritten slots are never read).
+    /// Empties the sequence (storage is reused, not cleared: unwritten slots are never read).
     pub fn reset(&mut self) {
         self.committed = 0;
         self.pending = 0;
         self.key_valid = None;
+    }
+}
+
+/// Per-layer key and value buffers, `[B, H_kv, capacity, head_dim]` each.
+#[derive(Debug)]
+struct LayerKv {
+    k: Tensor<4>,
+    v: Tensor<4>,
+}
+
+/// Preallocated KV cache for one model and one batch (CFG rows included).
+#[derive(Debug)]
+pub struct KvCache {
+    layers: Vec<Option<LayerKv>>,
+    slots: Slots,
+}
+
+impl std::ops::Deref for KvCache {
+    type Target = Slots;
+    fn deref(&self) -> &Slots {
+        &self.slots
+    }
+}
+
+impl std::ops::DerefMut for KvCache {
+    fn deref_mut(&mut self) -> &mut Slots {
+        &mut self.slots
+    }
+}
+
+impl KvCache {
+    /// Zeroed buffers for `n_layer` layers.
+    pub fn new(
+        n_layer: usize,
+        batch: usize,
+        kv_heads: usize,
+        head_dim: usize,
+        capacity: usize,
+        device: &Device,
+    ) -> Self {
+        let capacity = capacity.div_ceil(8) * 8;
+        let layers = (0..n_layer)
+            .map(|_| {
+                Some(LayerKv {
+                    k: Tensor::zeros([batch, kv_heads, capacity, head_dim], device),
+                    v: Tensor::zeros([batch, kv_heads, capacity, head_dim], device),
+                })
+            })
+            .collect();
+        Self {
+            layers,
+            slots: Slots::new(batch, capacity),
+        }
+    }
+
+    /// Writes `k, v: [B, H_kv, n, hd]` for layer `layer` into the next free slots and returns
+    /// the keys and values of every slot up to and including them. Call [`Slots::advance`]
+    /// once all layers are written.
+    pub(crate) fn write(
+        &mut self,
+        layer: usize,
+        k: Tensor<4>,
+        v: Tensor<4>,
+    ) -> (Tensor<4>, Tensor<4>) {
+        let [b, h, n, hd] = k.dims();
+        let start = self.slots.reserve(n);
+        let end = start + n;
+        let kv = self.layers[layer].take().expect("layer buffers present");
+        let k_buf = kv.k.slice_assign([0..b, 0..h, start..end, 0..hd], k);
+        let v_buf = kv.v.slice_assign([0..b, 0..h, start..end, 0..hd], v);
+        let keys = k_buf.clone().slice([0..b, 0..h, 0..end, 0..hd]);
+        let values = v_buf.clone().slice([0..b, 0..h, 0..end, 0..hd]);
+        self.layers[layer] = Some(LayerKv { k: k_buf, v: v_buf });
+        (keys, values)
+    }
+
+    /// Keeps the pending tokens at `keep` (indices into the pending block, in the order given)
+    /// by moving them to the slots right after the committed prefix, and drops the rest.
+    pub fn commit(&mut self, keep: &[usize]) {
+        let base = self.slots.len();
+        let m = keep.len();
+        if self.slots.commit(keep).is_empty() {
+            return;
+        }
+        // One index upload for every layer.
+        let device = self.layers[0]
+            .as_ref()
+            .expect("layer buffers present")
+            .k
+            .device();
+        let idx: Vec<i64> = keep.iter().map(|&i| (base + i) as i64).collect();
+        let idx = Tensor::<1, Int>::from_data(TensorData::new(idx, [m]), &device);
+        for slot in self.layers.iter_mut() {
+            let kv = slot.take().expect("layer buffers present");
+            let [b, h, _, hd] = kv.k.dims();
+            let k_sel = kv.k.clone().select(2, idx.clone());
+            let v_sel = kv.v.clone().select(2, idx.clone());
+            let range = [0..b, 0..h, base..base + m, 0..hd];
+            *slot = Some(LayerKv {
+                k: kv.k.slice_assign(range.clone(), k_sel),
+                v: kv.v.slice_assign(range, v_sel),
+            });
+        }
     }
 }

@@ -24,42 +24,42 @@ pub const DRAFTER_EXTRA_ROPE_ROWS: usize = 64;
 /// Separate q/k/v/o projections (Hugging Face Llama naming).
 #[derive(Module, Debug)]
 pub struct DrafterAttention {
-    q_proj: Linear,
-    k_proj: Linear,
-    v_proj: Linear,
-    o_proj: Linear,
-    n_head: usize,
-    n_kv_head: usize,
-    head_dim: usize,
+    pub(crate) q_proj: Linear,
+    pub(crate) k_proj: Linear,
+    pub(crate) v_proj: Linear,
+    pub(crate) o_proj: Linear,
+    pub(crate) n_head: usize,
+    pub(crate) n_kv_head: usize,
+    pub(crate) head_dim: usize,
 }
 
 /// `down(silu(gate(x)) · up(x))`.
 #[derive(Module, Debug)]
 pub struct DrafterMlp {
-    gate_proj: Linear,
-    up_proj: Linear,
-    down_proj: Linear,
+    pub(crate) gate_proj: Linear,
+    pub(crate) up_proj: Linear,
+    pub(crate) down_proj: Linear,
 }
 
 /// One decoder layer; layer 0 has no `input_layernorm` (EAGLE convention).
 #[derive(Module, Debug)]
 pub struct DrafterLayer {
-    input_layernorm: Option<RmsNorm>,
-    self_attn: DrafterAttention,
-    mlp: DrafterMlp,
-    post_attention_layernorm: RmsNorm,
+    pub(crate) input_layernorm: Option<RmsNorm>,
+    pub(crate) self_attn: DrafterAttention,
+    pub(crate) mlp: DrafterMlp,
+    pub(crate) post_attention_layernorm: RmsNorm,
 }
 
 /// The EAGLE drafter (without a head: it predicts target features).
 #[derive(Module, Debug)]
 pub struct Drafter {
-    embed_tokens: Embedding,
-    fc: Linear,
-    layers: Vec<DrafterLayer>,
+    pub(crate) embed_tokens: Embedding,
+    pub(crate) fc: Linear,
+    pub(crate) layers: Vec<DrafterLayer>,
     #[module(skip)]
-    config: DrafterConfig,
+    pub(crate) config: DrafterConfig,
     #[module(skip)]
-    rope: Rope2d,
+    pub(crate) rope: Rope2d,
 }
 
 fn new_linear(d_in: usize, d_out: usize, bias: bool, device: &Device) -> Linear {

@@ -25,58 +25,58 @@ pub const EXTRA_ROPE_ROWS: usize = 64;
 /// `cap_proj`: Linear → GELU(tanh) → Linear, both without bias.
 #[derive(Module, Debug)]
 pub struct CaptionMlp {
-    fc1: Linear,
-    fc2: Linear,
+    pub(crate) fc1: Linear,
+    pub(crate) fc2: Linear,
 }
 
 /// The conditioning embedder: a class table (c2i) or a caption projection plus the stored null
 /// caption (t2i). Exactly one of the two layouts is present.
 #[derive(Module, Debug)]
 pub struct ClsEmbedding {
-    embedding_table: Option<Embedding>,
-    cap_proj: Option<CaptionMlp>,
-    uncond_embedding: Option<Param<Tensor<2>>>,
+    pub(crate) embedding_table: Option<Embedding>,
+    pub(crate) cap_proj: Option<CaptionMlp>,
+    pub(crate) uncond_embedding: Option<Param<Tensor<2>>>,
 }
 
 /// Fused-QKV attention: `wqkv` output splits as `[q | k | v]`.
 #[derive(Module, Debug)]
 pub struct Attention {
-    wqkv: Linear,
-    wo: Linear,
-    n_head: usize,
-    n_kv_head: usize,
-    head_dim: usize,
+    pub(crate) wqkv: Linear,
+    pub(crate) wo: Linear,
+    pub(crate) n_head: usize,
+    pub(crate) n_kv_head: usize,
+    pub(crate) head_dim: usize,
 }
 
 /// SwiGLU feed-forward: `w2(silu(w1 x) · w3 x)`.
 #[derive(Module, Debug)]
 pub struct FeedForward {
-    w1: Linear,
-    w2: Linear,
-    w3: Linear,
+    pub(crate) w1: Linear,
+    pub(crate) w2: Linear,
+    pub(crate) w3: Linear,
 }
 
 /// Pre-norm transformer block.
 #[derive(Module, Debug)]
 pub struct Block {
-    attention: Attention,
-    feed_forward: FeedForward,
-    attention_norm: RmsNorm,
-    ffn_norm: RmsNorm,
+    pub(crate) attention: Attention,
+    pub(crate) feed_forward: FeedForward,
+    pub(crate) attention_norm: RmsNorm,
+    pub(crate) ffn_norm: RmsNorm,
 }
 
 /// LlamaGen GPT.
 #[derive(Module, Debug)]
 pub struct Gpt {
-    cls_embedding: ClsEmbedding,
-    tok_embeddings: Embedding,
-    layers: Vec<Block>,
-    norm: RmsNorm,
-    output: Linear,
+    pub(crate) cls_embedding: ClsEmbedding,
+    pub(crate) tok_embeddings: Embedding,
+    pub(crate) layers: Vec<Block>,
+    pub(crate) norm: RmsNorm,
+    pub(crate) output: Linear,
     #[module(skip)]
-    config: GptConfig,
+    pub(crate) config: GptConfig,
     #[module(skip)]
-    rope: Rope2d,
+    pub(crate) rope: Rope2d,
 }
 
 /// What a generation is conditioned on, one entry per batch row.
@@ -325,13 +325,7 @@ impl Gpt {
                     ..
                 },
             ) => {
-                if let Some(&bad) = labels.iter().find(|&&l| l >= c.class_rows()) {
-                    return Err(ModelError::Input(format!(
-                        "class {bad} is out of range: this model has classes 0..{} (and {} = null)",
-                        c.num_classes,
-                        c.null_class()
-                    )));
-                }
+                check_classes(labels, c)?;
                 let ids: Vec<i64> = labels.iter().map(|&l| l as i64).collect();
                 let ids =
                     Tensor::<2, Int>::from_data(TensorData::new(ids, [labels.len(), 1]), &device);
@@ -482,6 +476,18 @@ impl Gpt {
     /// Sequence position (rotary table row) of image token `k`.
     pub fn position_of_token(&self, k: usize) -> usize {
         self.config.cls_token_num + k
+    }
+}
+
+/// Refuses class labels the model has no row for.
+pub(crate) fn check_classes(labels: &[usize], c: &GptConfig) -> Result<(), ModelError> {
+    match labels.iter().find(|&&l| l >= c.class_rows()) {
+        Some(&bad) => Err(ModelError::Input(format!(
+            "class {bad} is out of range: this model has classes 0..{} (and {} = null)",
+            c.num_classes,
+            c.null_class()
+        ))),
+        None => Ok(()),
     }
 }
 

@@ -8,6 +8,7 @@ pub mod bundle;
 pub mod cache;
 pub mod checkpoint;
 pub mod config;
+pub mod cpu;
 pub mod drafter;
 pub mod error;
 pub mod gpt;
@@ -17,7 +18,7 @@ pub mod rope;
 pub mod vq;
 
 pub use attention::Visibility;
-pub use bundle::{ModelBundle, ModelPaths};
+pub use bundle::{HostModels, ModelBundle, ModelPaths, RunOptions};
 pub use cache::KvCache;
 pub use config::{DrafterConfig, GptConfig, ModelType, VqConfig};
 pub use drafter::Drafter;

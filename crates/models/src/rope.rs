@@ -50,16 +50,28 @@ pub fn rope_angles(
     )
 }
 
-impl Rope2d {
-    /// Builds the table: `cls_token_num` zero rows, `grid²` grid rows, `extra_zero_rows` (at least
-    /// one) zero rows.
+/// The rotary table on the host: `cos` and signed `sin`, `[positions, head_dim]` each (see
+/// [`Rope2d`]); the host engine rotates with it directly.
+#[derive(Debug, Clone)]
+pub struct RopeTable {
+    /// `cos θ` for both members of each pair.
+    pub cos: Vec<f32>,
+    /// `(-sin θ, +sin θ)` per pair.
+    pub sin: Vec<f32>,
+    /// Rows.
+    pub positions: usize,
+    /// Row width.
+    pub head_dim: usize,
+}
+
+impl RopeTable {
+    /// `cls_token_num` zero rows, `grid²` grid rows, `extra_zero_rows` (at least one) zero rows.
     pub fn new(
         grid: usize,
         head_dim: usize,
         base: f64,
         cls_token_num: usize,
         extra_zero_rows: usize,
-        device: &Device,
     ) -> Self {
         let positions = cls_token_num + grid * grid + extra_zero_rows.max(1);
         let mut cos = vec![0f32; positions * head_dim];
@@ -76,11 +88,46 @@ impl Rope2d {
                 }
             }
         }
-        let shape = [positions, head_dim];
         Self {
-            cos: Tensor::from_data(TensorData::new(cos, shape), device),
-            sin: Tensor::from_data(TensorData::new(sin, shape), device),
+            cos,
+            sin,
             positions,
+            head_dim,
+        }
+    }
+
+    /// Rotates one head vector `x: [head_dim]` in place by row `position` (past the table: the
+    /// last row, a zero row), computing `x·cos + swap(x)·sin` as [`apply_rotary`] does.
+    #[inline]
+    pub fn rotate(&self, x: &mut [f32], position: usize) {
+        let hd = self.head_dim;
+        let p = position.min(self.positions - 1) * hd;
+        let (cos, sin) = (&self.cos[p..p + hd], &self.sin[p..p + hd]);
+        for m in 0..hd / 2 {
+            let (a, b) = (x[2 * m], x[2 * m + 1]);
+            x[2 * m] = a * cos[2 * m] + b * sin[2 * m];
+            x[2 * m + 1] = b * cos[2 * m + 1] + a * sin[2 * m + 1];
+        }
+    }
+}
+
+impl Rope2d {
+    /// Builds the table: `cls_token_num` zero rows, `grid²` grid rows, `extra_zero_rows` (at least
+    /// one) zero rows.
+    pub fn new(
+        grid: usize,
+        head_dim: usize,
+        base: f64,
+        cls_token_num: usize,
+        extra_zero_rows: usize,
+        device: &Device,
+    ) -> Self {
+        let t = RopeTable::new(grid, head_dim, base, cls_token_num, extra_zero_rows);
+        let shape = [t.positions, head_dim];
+        Self {
+            cos: Tensor::from_data(TensorData::new(t.cos, shape), device),
+            sin: Tensor::from_data(TensorData::new(t.sin, shape), device),
+            positions: t.positions,
         }
     }
 

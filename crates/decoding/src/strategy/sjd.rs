@@ -94,6 +94,8 @@ pub(super) fn generate(
 
         let t = Instant::now();
         let logits = models.verify(&tree)?;
+        // The walk and the Jacobi update read every row: fetch them in one batch.
+        logits.prefetch(&(0..tree.len()).collect::<Vec<_>>());
         let mut accepted = 0;
         let mut bonus = None;
         for (j, d) in drafts.iter().enumerate() {

@@ -70,7 +70,7 @@ pub(super) fn generate(
             let token_index = committed + tree.depths[node] + 1;
             target_dist(sampling, &logits, node, token_index).unwrap_or_else(|e| {
                 failure.get_or_insert(e);
-                vec![1.0; logits.vocab]
+                vec![1.0; logits.vocab()]
             })
         };
         let outcome = walk_tree(

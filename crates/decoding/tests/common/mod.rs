@@ -50,11 +50,11 @@ impl Analytic {
                 .map(|x| logit(p, x, s + self.class))
                 .collect::<Vec<f32>>()
         };
-        Logits {
-            vocab: self.vocab,
-            cond: prefixes.iter().flat_map(|p| row(p, salt)).collect(),
-            uncond: cfg.then(|| prefixes.iter().flat_map(|p| row(p, salt + 5.0)).collect()),
-        }
+        Logits::new(
+            self.vocab,
+            prefixes.iter().flat_map(|p| row(p, salt)).collect(),
+            cfg.then(|| prefixes.iter().flat_map(|p| row(p, salt + 5.0)).collect()),
+        )
     }
 
     /// The exact target distribution of the next token after `prefix` under `sampling`.

@@ -1,0 +1,208 @@
+//! `lantern bench`: the engine benchmark. Times an AR decode step, target forwards over trees of
+//! 1–64 nodes and drafter passes through the same protocol the strategies use, on every
+//! requested engine and weight storage of one model set, and prints each as a ratio to the AR
+//! step and to the machine's floor (bytes over measured bandwidth, or multiply-adds over the
+//! measured kernel peak, whichever is larger). Writes the numbers as JSON.
+
+use std::path::PathBuf;
+
+use lantern_decoding::cost::{measure_step_costs, StepCosts};
+use lantern_decoding::engine::{engine_of, models_sized};
+use lantern_decoding::model::ImageCondition;
+use lantern_models::backend::cpu_threads;
+use lantern_models::cpu::roofline::{self, Roofline};
+use lantern_models::ModelBundle;
+use serde::Serialize;
+
+use crate::models::ModelArgs;
+
+/// Arguments of `lantern bench`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Models, backend and (ignored: see --engines, --dtypes) engine and weight storage.
+    #[command(flatten)]
+    model: ModelArgs,
+    /// Engines to time, comma-separated (host, burn).
+    #[arg(long, default_value = "host,burn")]
+    engines: String,
+    /// Host-engine weight storages to time, comma-separated (f32, bf16, f16).
+    #[arg(long, default_value = "f32,bf16")]
+    dtypes: String,
+    /// Classifier-free guidance (two rows per forward); `--cfg false` times one row.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    cfg: bool,
+    /// Timed repeats per measurement (each after a warm-up; the median is reported).
+    #[arg(long, default_value_t = 7)]
+    repeats: usize,
+    /// Where to write the JSON.
+    #[arg(long, default_value = "bench.json")]
+    out: PathBuf,
+}
+
+/// One engine and weight storage, measured.
+#[derive(Serialize)]
+struct Row {
+    engine: String,
+    dtype: String,
+    /// Bytes of target matrices a step streams.
+    target_bytes: usize,
+    /// Multiply-adds per token row of a target forward.
+    target_macs: usize,
+    drafter_bytes: Option<usize>,
+    drafter_macs: Option<usize>,
+    costs: StepCosts,
+}
+
+/// The report written to `--out`.
+#[derive(Serialize)]
+struct Report {
+    model: String,
+    threads: usize,
+    cpu: String,
+    roofline: Roofline,
+    rows: Vec<Row>,
+}
+
+fn measure(
+    bundle: &ModelBundle,
+    cfg: bool,
+    repeats: usize,
+) -> Result<Row, Box<dyn std::error::Error>> {
+    let c = bundle.gpt.config();
+    let sizes: Vec<usize> = [1usize, 2, 4, 8, 16, 32, 64]
+        .into_iter()
+        .filter(|&n| n <= c.block_size / 2)
+        .collect();
+    let expands = [1usize, 4, 10];
+    let drafts = bundle.drafter.is_some();
+    let mut models = models_sized(bundle, drafts, 64, 16);
+    let cond = match c.model_type {
+        lantern_models::config::ModelType::C2i => ImageCondition::Class(0),
+        lantern_models::config::ModelType::T2i => ImageCondition::Caption {
+            embeddings: vec![0.0; c.cls_token_num * c.caption_dim],
+            tokens: c.cls_token_num,
+            dim: c.caption_dim,
+            valid: None,
+        },
+    };
+    let costs = measure_step_costs(models.as_mut(), &cond, cfg, &sizes, &expands, repeats)?;
+    // Matrices as the engine stores them; burn keeps f32.
+    let (target_bytes, target_macs, drafter_bytes, drafter_macs) = match &bundle.host {
+        Some(h) => (
+            h.gpt.step_bytes(),
+            h.gpt.step_macs(),
+            h.drafter.as_ref().map(|d| d.step_bytes()),
+            h.drafter.as_ref().map(|d| d.step_macs()),
+        ),
+        None => {
+            let h = lantern_models::cpu::HostGpt::from_burn(&bundle.gpt, bundle.dtype);
+            let d = bundle
+                .drafter
+                .as_ref()
+                .map(|d| lantern_models::cpu::HostDrafter::from_burn(d, bundle.dtype));
+            (
+                h.step_bytes(),
+                h.step_macs(),
+                d.as_ref().map(|d| d.step_bytes()),
+                d.as_ref().map(|d| d.step_macs()),
+            )
+        }
+    };
+    Ok(Row {
+        engine: engine_of(bundle).name().into(),
+        dtype: bundle.dtype.name().into(),
+        target_bytes,
+        target_macs,
+        drafter_bytes,
+        drafter_macs,
+        costs,
+    })
+}
+
+fn print(row: &Row, roof: &Roofline) {
+    let c = &row.costs;
+    let ar = c.ar_step();
+    let rows = c.rows;
+    println!(
+        "\n{} engine, {} weights ({:.1} MB of target matrices, {} rows per forward, prefix {}):",
+        row.engine,
+        row.dtype,
+        row.target_bytes as f64 / 1e6,
+        rows,
+        c.prefix
+    );
+    println!("| step | ms | × AR step | floor ms | × floor |");
+    println!("|---|---|---|---|---|");
+    for &(n, ms) in &c.verify_ms {
+        let floor = roof.floor_ms(row.target_bytes, rows * n * row.target_macs);
+        let name = if n == 1 {
+            "AR decode step".to_string()
+        } else {
+            format!("verify {n} tree tokens")
+        };
+        println!(
+            "| {name} | {ms:.3} | {:.2} | {floor:.3} | {:.2} |",
+            ms / ar,
+            ms / floor
+        );
+    }
+    if let (Some(root), Some(bytes), Some(macs)) =
+        (c.draft_root_ms, row.drafter_bytes, row.drafter_macs)
+    {
+        println!(
+            "| drafter root pass (catch-up + root) | {root:.3} | {:.2} | — | — |",
+            root / ar
+        );
+        for &(r, ms) in &c.draft_expand_ms {
+            let floor = roof.floor_ms(bytes, rows * r * macs);
+            println!(
+                "| drafter expansion, {r} element(s) + logits | {ms:.3} | {:.2} | {floor:.3} (without the head) | {:.2} |",
+                ms / ar,
+                ms / floor
+            );
+        }
+    }
+}
+
+/// Runs the benchmark.
+pub fn run(a: Args) -> Result<(), Box<dyn std::error::Error>> {
+    let paths = a.model.paths()?;
+    eprintln!("measuring the roofline (read bandwidth, kernel peak)…");
+    let roof = roofline::measure(512, 3);
+    println!(
+        "roofline: read {:.1} GB/s, f32 product peak {:.0} GFLOP/s, {} threads ({})",
+        roof.read_gbps,
+        roof.peak_gflops,
+        roof.threads,
+        lantern_models::cpu::isa::isa().name()
+    );
+    let mut rows = Vec::new();
+    for engine in a.engines.split(',') {
+        let dtypes: Vec<&str> = if engine == "host" {
+            a.dtypes.split(',').collect()
+        } else {
+            vec!["f32"]
+        };
+        for dtype in dtypes {
+            let args = ModelArgs {
+                engine: engine.to_string(),
+                dtype: dtype.to_string(),
+                ..a.model.clone()
+            };
+            let bundle = args.load(paths.clone(), true, 0)?;
+            let row = measure(&bundle, a.cfg, a.repeats)?;
+            print(&row, &roof);
+            rows.push(row);
+        }
+    }
+    let report = Report {
+        model: paths.gpt.display().to_string(),
+        threads: cpu_threads(),
+        cpu: lantern_harness::runner::device_description("cpu"),
+        roofline: roof,
+        rows,
+    };
+    std::fs::write(&a.out, serde_json::to_string_pretty(&report)?)?;
+    eprintln!("wrote {}", a.out.display());
+    Ok(())
+}

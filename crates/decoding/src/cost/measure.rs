@@ -1,0 +1,216 @@
+//! Measuring step costs through the [`Models`] protocol, exactly as strategies drive it: a
+//! target forward over trees of n nodes (logits of every node fetched), and drafter passes
+//! (the catch-up at the root, and an expansion of r elements with their logits). Every
+//! measurement is taken after a warm-up, half an image into the sequence, and summarised by
+//! its median.
+
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::{DraftInput, DraftParent, ImageCondition, ModelCallError, Models};
+use crate::tree::DraftTree;
+
+/// Measured step costs of a target (and drafter) on one device, in milliseconds.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StepCosts {
+    /// Batch rows per forward (2 under CFG).
+    pub rows: usize,
+    /// Image tokens committed before the measured forwards.
+    pub prefix: usize,
+    /// `(tree nodes, ms)`: target forward over a tree of n nodes, every node's logits read.
+    pub verify_ms: Vec<(usize, f64)>,
+    /// Drafter catch-up pass at the root (one committed element and the root), with logits.
+    pub draft_root_ms: Option<f64>,
+    /// `(elements, ms)`: drafter expansion of r elements, with their logits.
+    pub draft_expand_ms: Vec<(usize, f64)>,
+}
+
+impl StepCosts {
+    /// Milliseconds of a target forward over `n` tree nodes, interpolated linearly between
+    /// measured sizes (beyond the largest: extrapolated from the last two).
+    pub fn verify(&self, n: usize) -> f64 {
+        interpolate(&self.verify_ms, n)
+    }
+
+    /// Milliseconds of a drafter expansion of `r` elements (0 for none).
+    pub fn expand(&self, r: usize) -> f64 {
+        if r == 0 {
+            0.0
+        } else {
+            interpolate(&self.draft_expand_ms, r)
+        }
+    }
+
+    /// One AR decode step (a tree of one node).
+    pub fn ar_step(&self) -> f64 {
+        self.verify(1)
+    }
+}
+
+fn interpolate(points: &[(usize, f64)], x: usize) -> f64 {
+    match points {
+        [] => 0.0,
+        [(_, y)] => *y,
+        _ => {
+            let i = points
+                .windows(2)
+                .position(|w| x <= w[1].0)
+                .unwrap_or(points.len() - 2);
+            let ((x0, y0), (x1, y1)) = (points[i], points[i + 1]);
+            let t = (x as f64 - x0 as f64) / (x1 as f64 - x0 as f64);
+            (y0 + t * (y1 - y0)).max(0.0)
+        }
+    }
+}
+
+/// A balanced binary tree of `n` nodes under `root` (node i's parent is (i − 1) / 2).
+pub fn binary_tree(root: u32, n: usize, vocab: usize) -> DraftTree {
+    let mut tree = DraftTree::root(root);
+    for i in 1..n {
+        tree.push((i - 1) / 2, ((i * 7919 + 17) % vocab) as u32);
+    }
+    tree
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// Commits `count` image tokens by verifying and accepting chains (untimed).
+fn fill(models: &mut dyn Models, count: usize, vocab: usize) -> Result<(), ModelCallError> {
+    let mut done = models.committed();
+    while done < count {
+        let n = (count - done).min(32);
+        let mut tree = DraftTree::root((done % vocab) as u32);
+        for i in 1..n {
+            tree.push(i - 1, ((done + i) % vocab) as u32);
+        }
+        models.verify(&tree)?;
+        models.accept(&(0..n).collect::<Vec<_>>());
+        done += n;
+    }
+    Ok(())
+}
+
+/// Measures target forwards over trees of `tree_sizes` nodes and, with a drafter, drafter passes
+/// of `expand_sizes` elements: `repeats` timed runs each after one warm-up, half an image in.
+pub fn measure_step_costs(
+    models: &mut dyn Models,
+    cond: &ImageCondition,
+    cfg: bool,
+    tree_sizes: &[usize],
+    expand_sizes: &[usize],
+    repeats: usize,
+) -> Result<StepCosts, ModelCallError> {
+    let vocab = models.vocab();
+    let n_img = models.tokens_per_image();
+    let largest = tree_sizes.iter().copied().max().unwrap_or(1);
+    let prefix = (n_img / 2).min(n_img.saturating_sub(largest + 1));
+    // Starts the image over (and refills the prefix) when `n` more nodes would pass its end.
+    let room = |models: &mut dyn Models, n: usize| -> Result<(), ModelCallError> {
+        if models.committed() + n + 1 > n_img {
+            models.begin(cond, cfg)?;
+            fill(models, prefix, vocab)?;
+        }
+        Ok(())
+    };
+    models.begin(cond, cfg)?;
+    fill(models, prefix, vocab)?;
+    let repeats = repeats.max(1);
+    let mut verify_ms = Vec::new();
+    for &n in tree_sizes {
+        let mut times = Vec::with_capacity(repeats);
+        for r in 0..=repeats {
+            room(models, n)?;
+            let tree = binary_tree((r % vocab) as u32, n, vocab);
+            let t = Instant::now();
+            let logits = models.verify(&tree)?;
+            logits.prefetch(&(0..n).collect::<Vec<_>>());
+            for i in 0..n {
+                std::hint::black_box(logits.row(i));
+            }
+            let ms = t.elapsed().as_secs_f64() * 1e3;
+            // Commit only the root: the prefix grows by one token per measurement.
+            models.accept(&[0]);
+            if r > 0 {
+                times.push(ms);
+            }
+        }
+        verify_ms.push((n, median(times)));
+    }
+    let (mut draft_root, mut draft_expand_ms) = (None, Vec::new());
+    if models.has_drafter() {
+        let mut roots = Vec::new();
+        for &r in expand_sizes {
+            let mut times = Vec::with_capacity(repeats);
+            for rep in 0..=repeats {
+                if models.committed() + 3 > n_img || rep == 0 {
+                    room(models, n_img)?;
+                    // Catch the drafter up on the whole prefix, untimed.
+                    models.draft_root(0)?;
+                    models.draft_discard();
+                }
+                let tree = DraftTree::root((rep % vocab) as u32);
+                models.verify(&tree)?;
+                models.accept(&[0]);
+                let t = Instant::now();
+                let logits = models.draft_root(tree.tokens[0])?;
+                std::hint::black_box(logits.row(0));
+                let root_ms = t.elapsed().as_secs_f64() * 1e3;
+                let inputs: Vec<DraftInput> = (0..r)
+                    .map(|i| DraftInput {
+                        token: ((i * 31 + rep) % vocab) as u32,
+                        parent: DraftParent::Root,
+                    })
+                    .collect();
+                let t = Instant::now();
+                let logits = models.draft_expand(&inputs)?;
+                for i in 0..r {
+                    std::hint::black_box(logits.row(i));
+                }
+                let ms = t.elapsed().as_secs_f64() * 1e3;
+                models.draft_discard();
+                if rep > 0 {
+                    times.push(ms);
+                    roots.push(root_ms);
+                }
+            }
+            draft_expand_ms.push((r, median(times)));
+        }
+        if !roots.is_empty() {
+            draft_root = Some(median(roots));
+        }
+    }
+    Ok(StepCosts {
+        rows: if cfg { 2 } else { 1 },
+        prefix,
+        verify_ms,
+        draft_root_ms: draft_root,
+        draft_expand_ms,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn interpolation_between_and_beyond_measured_sizes() {
+        let pts = vec![(1, 1.0), (2, 1.5), (4, 2.5), (8, 4.5)];
+        assert_eq!(interpolate(&pts, 1), 1.0);
+        assert_eq!(interpolate(&pts, 3), 2.0);
+        assert_eq!(interpolate(&pts, 6), 3.5);
+        assert_eq!(interpolate(&pts, 12), 6.5);
+        assert_eq!(interpolate(&[(4, 2.0)], 9), 2.0);
+    }
+
+    #[test]
+    fn binary_trees_are_balanced() {
+        let t = binary_tree(3, 7, 100);
+        assert_eq!(t.len(), 7);
+        assert_eq!(t.max_depth(), 2);
+        assert_eq!(t.parents[6], Some(2));
+    }
+}
