@@ -48,9 +48,13 @@ struct Row {
     target_bytes: usize,
     /// Multiply-adds per token row of a target forward.
     target_macs: usize,
+    /// Bytes of drafter matrices a drafter pass streams, its logits' head included.
     drafter_bytes: Option<usize>,
+    /// Multiply-adds per element row of a drafter pass, its logits' head included.
     drafter_macs: Option<usize>,
     costs: StepCosts,
+    /// The machine's limits at this step's working set (its target matrices).
+    roofline: Roofline,
 }
 
 /// The report written to `--out`.
@@ -59,7 +63,7 @@ struct Report {
     model: String,
     threads: usize,
     cpu: String,
-    roofline: Roofline,
+    isa: String,
     rows: Vec<Row>,
 }
 
@@ -91,8 +95,8 @@ fn measure(
         Some(h) => (
             h.gpt.step_bytes(),
             h.gpt.step_macs(),
-            h.drafter.as_ref().map(|d| d.step_bytes()),
-            h.drafter.as_ref().map(|d| d.step_macs()),
+            h.drafter.as_ref().map(|d| d.step_bytes() + h.gpt.head().bytes()),
+            h.drafter.as_ref().map(|d| d.step_macs() + h.gpt.head().macs()),
         ),
         None => {
             let h = lantern_models::cpu::HostGpt::from_burn(&bundle.gpt, bundle.dtype);
@@ -103,12 +107,15 @@ fn measure(
             (
                 h.step_bytes(),
                 h.step_macs(),
-                d.as_ref().map(|d| d.step_bytes()),
-                d.as_ref().map(|d| d.step_macs()),
+                d.as_ref().map(|d| d.step_bytes() + h.head().bytes()),
+                d.as_ref().map(|d| d.step_macs() + h.head().macs()),
             )
         }
     };
+    eprintln!("measuring the roofline at a {:.1} MB working set…", target_bytes as f64 / 1e6);
+    let roofline = roofline::measure(target_bytes, 5);
     Ok(Row {
+        roofline,
         engine: engine_of(bundle).name().into(),
         dtype: bundle.dtype.name().into(),
         target_bytes,
@@ -119,17 +126,20 @@ fn measure(
     })
 }
 
-fn print(row: &Row, roof: &Roofline) {
-    let c = &row.costs;
+fn print(row: &Row) {
+    let (c, roof) = (&row.costs, &row.roofline);
     let ar = c.ar_step();
     let rows = c.rows;
     println!(
-        "\n{} engine, {} weights ({:.1} MB of target matrices, {} rows per forward, prefix {}):",
+        "\n{} engine, {} weights ({:.1} MB of target matrices, {} rows per forward, prefix {}); \
+         floor: read {:.1} GB/s at this working set, f32 product peak {:.0} GFLOP/s:",
         row.engine,
         row.dtype,
         row.target_bytes as f64 / 1e6,
         rows,
-        c.prefix
+        c.prefix,
+        roof.read_gbps,
+        roof.peak_gflops
     );
     println!("| step | ms | × AR step | floor ms | × floor |");
     println!("|---|---|---|---|---|");
@@ -156,7 +166,7 @@ fn print(row: &Row, roof: &Roofline) {
         for &(r, ms) in &c.draft_expand_ms {
             let floor = roof.floor_ms(bytes, rows * r * macs);
             println!(
-                "| drafter expansion, {r} element(s) + logits | {ms:.3} | {:.2} | {floor:.3} (without the head) | {:.2} |",
+                "| drafter expansion, {r} element(s) + logits | {ms:.3} | {:.2} | {floor:.3} | {:.2} |",
                 ms / ar,
                 ms / floor
             );
@@ -167,13 +177,9 @@ fn print(row: &Row, roof: &Roofline) {
 /// Runs the benchmark.
 pub fn run(a: Args) -> Result<(), Box<dyn std::error::Error>> {
     let paths = a.model.paths()?;
-    eprintln!("measuring the roofline (read bandwidth, kernel peak)…");
-    let roof = roofline::measure(512, 3);
     println!(
-        "roofline: read {:.1} GB/s, f32 product peak {:.0} GFLOP/s, {} threads ({})",
-        roof.read_gbps,
-        roof.peak_gflops,
-        roof.threads,
+        "{} threads, {} kernels",
+        cpu_threads(),
         lantern_models::cpu::isa::isa().name()
     );
     let mut rows = Vec::new();
@@ -191,7 +197,7 @@ pub fn run(a: Args) -> Result<(), Box<dyn std::error::Error>> {
             };
             let bundle = args.load(paths.clone(), true, 0)?;
             let row = measure(&bundle, a.cfg, a.repeats)?;
-            print(&row, &roof);
+            print(&row);
             rows.push(row);
         }
     }
@@ -199,7 +205,7 @@ pub fn run(a: Args) -> Result<(), Box<dyn std::error::Error>> {
         model: paths.gpt.display().to_string(),
         threads: cpu_threads(),
         cpu: lantern_harness::runner::device_description("cpu"),
-        roofline: roof,
+        isa: lantern_models::cpu::isa::isa().name().into(),
         rows,
     };
     std::fs::write(&a.out, serde_json::to_string_pretty(&report)?)?;

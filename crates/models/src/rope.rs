@@ -98,15 +98,21 @@ impl RopeTable {
 
     /// Rotates one head vector `x: [head_dim]` in place by row `position` (past the table: the
     /// last row, a zero row), computing `x·cos + swap(x)·sin` as [`apply_rotary`] does.
-    #[inline]
+    #[inline(always)]
     pub fn rotate(&self, x: &mut [f32], position: usize) {
         let hd = self.head_dim;
         let p = position.min(self.positions - 1) * hd;
         let (cos, sin) = (&self.cos[p..p + hd], &self.sin[p..p + hd]);
-        for m in 0..hd / 2 {
-            let (a, b) = (x[2 * m], x[2 * m + 1]);
-            x[2 * m] = a * cos[2 * m] + b * sin[2 * m];
-            x[2 * m + 1] = b * cos[2 * m + 1] + a * sin[2 * m + 1];
+        let mut swapped = [0f32; 2];
+        for ((pair, c), s) in x
+            .chunks_exact_mut(2)
+            .zip(cos.chunks_exact(2))
+            .zip(sin.chunks_exact(2))
+        {
+            swapped[0] = pair[1];
+            swapped[1] = pair[0];
+            pair[0] = pair[0] * c[0] + swapped[0] * s[0];
+            pair[1] = pair[1] * c[1] + swapped[1] * s[1];
         }
     }
 }

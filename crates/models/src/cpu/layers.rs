@@ -270,6 +270,26 @@ fn pv_tile<const QB: usize, const HC: usize>(
     }
 }
 
+multiversion! {
+    /// Rotates the first `rotated` values (the q and k heads) of every row of `qkv` (rows of
+    /// `width`; row `r·n + i` is token i) by its token's rotary position.
+    fn rotate_rows(
+        qkv: &mut [f32],
+        width: usize,
+        rotated: usize,
+        n: usize,
+        positions: &[usize],
+        rope: &RopeTable,
+    ) {
+        for (j, row) in qkv.chunks_exact_mut(width).enumerate() {
+            let pos = positions[j % n];
+            for head in row[..rotated].chunks_exact_mut(rope.head_dim) {
+                rope.rotate(head, pos);
+            }
+        }
+    }
+}
+
 /// A raw pointer the team may share to write disjoint parts of one buffer.
 #[derive(Clone, Copy)]
 struct Shared(*mut f32);
@@ -313,13 +333,10 @@ impl Attention {
         let width = (hq + 2 * hk) * hd;
         let mut qkv = vec![0f32; m * width];
         matmul(h, m, &self.qkv, &mut qkv, false);
+        rotate_rows(&mut qkv, width, (hq + hk) * hd, plan.n, plan.positions, rope);
         for r in 0..plan.rows {
             for i in 0..plan.n {
-                let row = &mut qkv[(r * plan.n + i) * width..(r * plan.n + i + 1) * width];
-                let pos = plan.positions[i];
-                for head in row[..(hq + hk) * hd].chunks_exact_mut(hd) {
-                    rope.rotate(head, pos);
-                }
+                let row = &qkv[(r * plan.n + i) * width..(r * plan.n + i + 1) * width];
                 for g in 0..hk {
                     cache.write(
                         layer,

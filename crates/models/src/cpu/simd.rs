@@ -120,17 +120,20 @@ pub fn axpy(a: f32, x: &[f32], y: &mut [f32]) {
     }
 }
 
-/// `e^x` in f32 (relative error ≲ 2e-7 over the normal range; 0 below −87.3, +inf above 88.7),
-/// branch-free so that loops over it vectorise.
+/// `e^x` in f32 (relative error ≲ 2e-7 over the normal range; tiny but positive below −87.3,
+/// clamped above 88.7), branch-free and without float→int conversions so that loops over it
+/// vectorise.
 #[inline(always)]
 pub fn exp(x: f32) -> f32 {
     const LOG2E: f32 = std::f32::consts::LOG2_E;
     const LN2_HI: f32 = 0.693_145_75;
     const LN2_LO: f32 = 1.428_606_8e-6;
-    // Branch-free clamp (vectorises; f32::clamp keeps scalar NaN checks).
+    // 1.5 · 2^23: adding it rounds to an integer held in the low mantissa bits.
+    const MAGIC: f32 = 12_582_912.0;
     let x = if x < -87.33 { -87.33 } else { x };
     let x = if x > 88.72 { 88.72 } else { x };
-    let n = (x * LOG2E).round();
+    let t = x.mul_add(LOG2E, MAGIC);
+    let n = t - MAGIC;
     let r = n.mul_add(-LN2_LO, n.mul_add(-LN2_HI, x));
     // exp(r) on |r| ≤ ln2/2: degree-6 minimax-style polynomial (Cephes expf coefficients).
     let p = 1.987_569_1e-4f32
@@ -141,10 +144,10 @@ pub fn exp(x: f32) -> f32 {
         .mul_add(r, 5e-1);
     let e = p.mul_add(r * r, r) + 1.0;
     // Scale by 2^n in two steps so that n = 128 (x near 88.7) does not overflow the exponent.
-    let n = n as i32;
-    let half = n / 2;
-    e * f32::from_bits(((half + 127) as u32) << 23)
-        * f32::from_bits(((n - half + 127) as u32) << 23)
+    let n = (t.to_bits() as i32).wrapping_sub(MAGIC.to_bits() as i32);
+    let half = n >> 1;
+    let scale = |k: i32| f32::from_bits(((k + 127) as u32) << 23);
+    e * scale(half) * scale(n - half)
 }
 
 /// `x ← x / √(mean(x²) + eps) · weight`, in burn's `RmsNorm` order, for each row of `x` (rows of `weight.len()`).
