@@ -95,8 +95,12 @@ fn measure(
         Some(h) => (
             h.gpt.step_bytes(),
             h.gpt.step_macs(),
-            h.drafter.as_ref().map(|d| d.step_bytes() + h.gpt.head().bytes()),
-            h.drafter.as_ref().map(|d| d.step_macs() + h.gpt.head().macs()),
+            h.drafter
+                .as_ref()
+                .map(|d| d.step_bytes() + h.gpt.head().bytes()),
+            h.drafter
+                .as_ref()
+                .map(|d| d.step_macs() + h.gpt.head().macs()),
         ),
         None => {
             let h = lantern_models::cpu::HostGpt::from_burn(&bundle.gpt, bundle.dtype);
@@ -112,7 +116,10 @@ fn measure(
             )
         }
     };
-    eprintln!("measuring the roofline at a {:.1} MB working set…", target_bytes as f64 / 1e6);
+    eprintln!(
+        "measuring the roofline at a {:.1} MB working set…",
+        target_bytes as f64 / 1e6
+    );
     let roofline = roofline::measure(target_bytes, 5);
     Ok(Row {
         roofline,

@@ -160,6 +160,7 @@ pub fn run(a: Args) -> Result<(), Box<dyn std::error::Error>> {
                 "strategy": strategy, "sampling": sampling, "class": class, "seed": seed,
                 "tokens": g.tokens, "tau": g.tau(), "steps": g.steps.len(),
                 "latency_ms": g.latency_ms, "draft_ms": g.draft_ms(), "verify_ms": g.verify_ms(),
+                "forward_ms": g.forward_ms(),
                 "vq_decode_ms": vq_ms, "accepted_per_step": g.accepted_per_step(),
                 "drafter_is_random": bundle.drafter_is_random,
             });
@@ -167,13 +168,15 @@ pub fn run(a: Args) -> Result<(), Box<dyn std::error::Error>> {
                 a.out.join(format!("{stem}.json")),
                 serde_json::to_string_pretty(&record)?,
             )?;
+            let rounds = g.draft_ms() + g.verify_ms();
             println!(
-                "{stem}: tau {:.3}, {} target forwards, {:.1} ms (draft {:.1}, verify {:.1}){}",
+                "{stem}: tau {:.3}, {} target forwards, {:.1} ms (draft {:.1}, verify {:.1}; host work outside forwards {:.0}%){}",
                 g.tau(),
                 g.target_forwards(),
                 g.latency_ms,
                 g.draft_ms(),
                 g.verify_ms(),
+                100.0 * (rounds - g.forward_ms()) / rounds.max(1e-9),
                 vq_ms.map_or(String::new(), |m| format!(", VQ decode {m:.1} ms"))
             );
             all.push(g);

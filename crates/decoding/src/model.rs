@@ -33,6 +33,21 @@ pub trait LogitSource {
     fn fetch(&self, rows: &[usize]) -> Vec<LogitRow>;
 }
 
+/// A source that adds its fetch time to a clock.
+struct Timed {
+    source: Box<dyn LogitSource>,
+    clock: std::rc::Rc<std::cell::Cell<f64>>,
+}
+
+impl LogitSource for Timed {
+    fn fetch(&self, rows: &[usize]) -> Vec<LogitRow> {
+        let t = std::time::Instant::now();
+        let out = self.source.fetch(rows);
+        crate::engine::tick(&self.clock, t);
+        out
+    }
+}
+
 /// Raw next-token logits for a batch of positions: conditional rows and, under CFG,
 /// unconditional ones. Lazy logits reach the host a row at a time, when first read: a tree walk
 /// reads only the nodes it visits.
@@ -93,6 +108,23 @@ impl Logits {
             vocab,
             rows,
             data: Data::Host { buf, cfg },
+        }
+    }
+
+    /// The same logits, adding the time of every later lazy row fetch to `clock` (ms).
+    pub fn timed(self, clock: &std::rc::Rc<std::cell::Cell<f64>>) -> Self {
+        match self.data {
+            Data::Lazy { source, fetched } => Self {
+                data: Data::Lazy {
+                    source: Box::new(Timed {
+                        source,
+                        clock: std::rc::Rc::clone(clock),
+                    }),
+                    fetched,
+                },
+                ..self
+            },
+            host => Self { data: host, ..self },
         }
     }
 
@@ -216,4 +248,9 @@ pub trait Models {
     fn draft_expand(&mut self, inputs: &[DraftInput]) -> Result<Logits, ModelCallError>;
     /// Drafter: forgets the elements drafted this round.
     fn draft_discard(&mut self);
+    /// Milliseconds spent in model forwards (target and drafter, later logit fetches included)
+    /// since the models were made; strategies difference it per round. 0 when not measured.
+    fn forward_ms(&self) -> f64 {
+        0.0
+    }
 }

@@ -56,24 +56,47 @@ impl Sampling {
     /// Warped distribution: logits / max(temperature, 1e-5), top-k and top-p in `warp_order`,
     /// softmax. Greedy settings give the one-hot of the argmax.
     pub fn probs(&self, logits: &[f32]) -> Vec<f32> {
+        let mut l = logits.to_vec();
+        self.warp_in_place(&mut l);
+        l
+    }
+
+    /// [`Sampling::probs`] in place: logits in, probabilities out.
+    pub fn warp_in_place(&self, l: &mut [f32]) {
         if self.is_greedy() {
-            let mut p = vec![0.0; logits.len()];
-            p[argmax(logits)] = 1.0;
-            return p;
+            let best = argmax(l);
+            l.iter_mut().for_each(|v| *v = 0.0);
+            l[best] = 1.0;
+            return;
         }
-        let t = self.temperature.max(1e-5);
-        let mut l: Vec<f32> = logits.iter().map(|&x| x / t).collect();
+        let inv_t = 1.0 / self.temperature.max(1e-5);
+        if inv_t != 1.0 {
+            l.iter_mut().for_each(|x| *x *= inv_t);
+        }
         match self.warp_order {
             WarpOrder::TopKThenTopP => {
-                top_k_filter(&mut l, self.top_k);
-                top_p_filter(&mut l, self.top_p);
+                top_k_filter(l, self.top_k);
+                top_p_filter(l, self.top_p);
             }
             WarpOrder::TopPThenTopK => {
-                top_p_filter(&mut l, self.top_p);
-                top_k_filter(&mut l, self.top_k);
+                top_p_filter(l, self.top_p);
+                top_k_filter(l, self.top_k);
             }
         }
-        softmax(&l)
+        lantern_models::cpu::simd::softmax_in_place(l);
+    }
+
+    /// The next-token distribution at image token `token_index` from raw logit rows: CFG, then
+    /// the warpers (one buffer, no intermediate copies). Under greedy settings: the plain softmax
+    /// of the guided logits (the acceptance rules need p, and argmax(p) is the greedy token).
+    pub fn dist(&self, cond: &[f32], uncond: Option<&[f32]>, token_index: usize) -> Vec<f32> {
+        let mut l = self.guide(cond, uncond, token_index);
+        if self.is_greedy() {
+            lantern_models::cpu::simd::softmax_in_place(&mut l);
+        } else {
+            self.warp_in_place(&mut l);
+        }
+        l
     }
 }
 
@@ -114,15 +137,11 @@ pub fn top_p_filter(logits: &mut [f32], p: f32) {
     }
 }
 
-/// Softmax of a logit row (−inf entries → 0), computed with max subtraction in f64.
+/// Softmax of a logit row (−inf entries → 0; all −inf → uniform), in f32 with max subtraction.
 pub fn softmax(logits: &[f32]) -> Vec<f32> {
-    let m = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    if !m.is_finite() {
-        return vec![1.0 / logits.len() as f32; logits.len()];
-    }
-    let e: Vec<f64> = logits.iter().map(|&x| ((x - m) as f64).exp()).collect();
-    let s: f64 = e.iter().sum();
-    e.iter().map(|&x| (x / s) as f32).collect()
+    let mut p = logits.to_vec();
+    lantern_models::cpu::simd::softmax_in_place(&mut p);
+    p
 }
 
 /// Index of the first maximum.

@@ -15,6 +15,9 @@ pub struct DraftTree {
     pub child_dists: Vec<Option<Vec<f32>>>,
     /// Whether children were sampled without replacement from `child_dists` (else top-k, q = 1).
     pub sampled: bool,
+    /// For dynamic trees: each drafted node's 1-based place in the selection order by cumulative
+    /// score (the root 0); a budget-b tree keeps exactly the nodes ranked ≤ b.
+    pub selection_rank: Option<Vec<usize>>,
 }
 
 impl DraftTree {
@@ -26,6 +29,7 @@ impl DraftTree {
             depths: vec![0],
             child_dists: vec![None],
             sampled: false,
+            selection_rank: None,
         }
     }
 
@@ -44,6 +48,14 @@ impl DraftTree {
         (0..self.len())
             .filter(|&i| self.parents[i] == Some(node))
             .collect()
+    }
+
+    /// Position of `node` among its parent's children (its drafting rank in a static tree).
+    pub fn sibling_rank(&self, node: usize) -> usize {
+        match self.parents[node] {
+            None => 0,
+            Some(p) => (1..node).filter(|&i| self.parents[i] == Some(p)).count(),
+        }
     }
 
     /// Nodes from the root down to `node`.
@@ -362,11 +374,17 @@ impl DynamicTreeBuilder {
         let mut order: Vec<usize> = (0..c.len()).filter(|&i| c[i].score.is_finite()).collect();
         order.sort_by(|&a, &b| c[b].score.total_cmp(&c[a].score).then(a.cmp(&b)));
         order.truncate(self.total_tokens);
+        let mut rank = vec![0usize; c.len()];
+        for (r, &i) in order.iter().enumerate() {
+            rank[i] = r + 1;
+        }
         order.sort_by_key(|&i| (c[i].depth, i));
         let mut tree = DraftTree::root(self.root_token);
         tree.child_dists[0] = self.root_dist.clone();
+        let mut ranks = vec![0usize];
         let mut map = vec![usize::MAX; c.len()];
         for i in order {
+            ranks.push(rank[i]);
             let parent = match c[i].parent {
                 None => 0,
                 Some(p) => {
@@ -378,6 +396,7 @@ impl DynamicTreeBuilder {
             tree.child_dists[node] = c[i].dist.clone();
             map[i] = node;
         }
+        tree.selection_rank = Some(ranks);
         tree
     }
 }

@@ -83,3 +83,63 @@ fn dynamic_tree_never_keeps_zero_probability_nodes() {
     let t = b.finish();
     assert_eq!(t.tokens, vec![0, 1]);
 }
+
+/// A pseudo-random drafter: the child distribution of a node, from a hash of its token path.
+fn drafter_dist(path: &[u32], vocab: usize) -> Vec<f32> {
+    let mut h = path.iter().fold(0x9E37_79B9_7F4A_7C15u64, |h, &t| {
+        (h ^ t as u64).wrapping_mul(0x100_0000_01B3)
+    });
+    let mut w: Vec<f32> = (0..vocab)
+        .map(|_| {
+            h ^= h << 13;
+            h ^= h >> 7;
+            h ^= h << 17;
+            ((h >> 11) as f64 / (1u64 << 53) as f64).powi(4) as f32
+        })
+        .collect();
+    let s: f32 = w.iter().sum();
+    w.iter_mut().for_each(|x| *x /= s);
+    w
+}
+
+/// Drives a builder with the pseudo-random drafter; returns (tokens, parents) of the tree.
+fn build(top_k: usize, depth: usize, total: usize, vocab: usize) -> (Vec<u32>, Vec<Option<usize>>) {
+    use std::collections::HashMap;
+    let mut b = DynamicTreeBuilder::new(7, top_k, depth, total);
+    let mut paths: HashMap<lantern_decoding::tree::CandidateId, Vec<u32>> = HashMap::new();
+    let mut frontier = b.start(&drafter_dist(&[7], vocab));
+    for &(id, tok) in &frontier {
+        paths.insert(id, vec![7, tok]);
+    }
+    for _ in 0..depth {
+        let dists: Vec<Vec<f32>> = frontier
+            .iter()
+            .map(|(id, _)| drafter_dist(&paths[id], vocab))
+            .collect();
+        let parents: Vec<Vec<u32>> = frontier.iter().map(|(id, _)| paths[id].clone()).collect();
+        let next = b.grow(&dists);
+        for &(id, tok) in &next {
+            let parent = b.parent(id).expect("grown nodes have parents");
+            let idx = frontier.iter().position(|(f, _)| *f == parent).unwrap();
+            let mut p = parents[idx].clone();
+            p.push(tok);
+            paths.insert(id, p);
+        }
+        frontier = next;
+    }
+    let t = b.finish();
+    (t.tokens, t.parents)
+}
+
+#[test]
+fn budgeted_dynamic_drafting_keeps_exactly_the_full_drafting_tree() {
+    // TreeShape::with_budget drafts top_k ≤ b children per node, frontiers of ≤ b nodes and
+    // ≤ b − 1 levels: the kept tree must equal the one the full (10, 4) drafting keeps.
+    for total in 1..=24 {
+        for vocab in [12, 40] {
+            let full = build(10, 4, total, vocab);
+            let lean = build(10.min(total), 4.min(total - 1), total, vocab);
+            assert_eq!(full, lean, "budget {total}, vocab {vocab}");
+        }
+    }
+}

@@ -176,6 +176,9 @@ pub struct RuntimeSection {
     /// `auto` (the host engine on the CPU, burn on a GPU), `host` or `burn`.
     #[serde(default = "auto")]
     pub engine: String,
+    /// Pilot images per tree of the `tree = "auto"` cost model (after one warm-up each).
+    #[serde(default = "two_usize")]
+    pub pilot_images: usize,
 }
 
 fn auto() -> String {
@@ -184,6 +187,9 @@ fn auto() -> String {
 fn one_usize() -> usize {
     1
 }
+fn two_usize() -> usize {
+    2
+}
 
 impl Default for RuntimeSection {
     fn default() -> Self {
@@ -191,6 +197,7 @@ impl Default for RuntimeSection {
             backend: auto(),
             warmup: 1,
             engine: auto(),
+            pilot_images: 2,
         }
     }
 }
@@ -493,6 +500,13 @@ impl SweepConfig {
                 "runtime.backend",
                 &self.runtime.backend,
                 "auto, cpu, wgpu or cuda",
+            ));
+        }
+        if self.runtime.pilot_images == 0 {
+            return Err(self.invalid(
+                "runtime.pilot_images",
+                0,
+                "an integer ≥ 1 (pilot images per tree of the auto cost model)",
             ));
         }
         if let Err(allowed) = EngineKind::parse(&self.runtime.engine) {

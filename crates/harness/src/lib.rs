@@ -1,6 +1,7 @@
 //! The experiment runner: sweep files → run plans → per-image records (JSONL journal, Parquet)
 //! → summaries, paper-style tables and plots.
 
+pub mod auto;
 pub mod config;
 pub mod extractors;
 pub mod images;

@@ -46,6 +46,8 @@ struct Lines<'a> {
     labels: Vec<(f64, f64, String)>,
     /// Error bars: per series, per point, the 95% half-widths `(dx, dy)` (none: no bars).
     bars: Vec<Vec<(f64, f64)>>,
+    /// Points only, no connecting lines, and the diagonal y = x (a predicted-vs-measured plot).
+    scatter: bool,
 }
 
 /// The error bar of series `i`, point `j` (zero when there is none).
@@ -133,14 +135,29 @@ fn draw_lines<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, c: &Lines) -> s
                 .label_style(("sans-serif", 14))
                 .draw()
                 .map_err(io)?;
+            if c.scatter {
+                let (lo, hi) = (x0.max(y0), x1.min(y1));
+                chart
+                    .draw_series(LineSeries::new(
+                        [(lo, lo), (hi, hi)],
+                        BLACK.mix(0.5).stroke_width(1),
+                    ))
+                    .map_err(io)?
+                    .label("prediction = measurement")
+                    .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], BLACK.mix(0.5)));
+            }
+            let seg = if c.scatter { 0 } else { 18 };
             for (i, (name, pts)) in c.series.iter().enumerate() {
                 let color = PALETTE[i % PALETTE.len()];
+                let line = if c.scatter { Vec::new() } else { pts.clone() };
                 chart
-                    .draw_series(LineSeries::new(pts.iter().copied(), color.stroke_width(2)))
+                    .draw_series(LineSeries::new(line, color.stroke_width(2)))
                     .map_err(io)?
                     .label(name.clone())
                     .legend(move |(x, y)| {
-                        PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2))
+                        EmptyElement::at((x, y))
+                            + PathElement::new(vec![(0, 0), (seg, 0)], color.stroke_width(2))
+                            + Circle::new((9, 0), 4, color.filled())
                     });
                 chart
                     .draw_series(pts.iter().map(|&p| Circle::new(p, 4, color.filled())))
@@ -288,6 +305,7 @@ pub fn write_all(dir: &Path, summaries: &[Summary], records: &[Record]) -> std::
                 .collect(),
             labels: Vec::new(),
             bars: Vec::new(),
+            scatter: false,
         },
     )?;
     save_lines(
@@ -304,6 +322,7 @@ pub fn write_all(dir: &Path, summaries: &[Summary], records: &[Record]) -> std::
                 .collect(),
             labels: Vec::new(),
             bars: Vec::new(),
+            scatter: false,
         },
     )?;
     // Speedup vs τ per method (the speed axis of the speed–quality plot).
@@ -327,6 +346,34 @@ pub fn write_all(dir: &Path, summaries: &[Summary], records: &[Record]) -> std::
             series: by_method.into_iter().map(|(m, v)| (m, sorted(v))).collect(),
             labels: Vec::new(),
             bars: Vec::new(),
+            scatter: false,
+        },
+    )?;
+    // The tree cost model against the measurement, per method.
+    let mut predicted: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
+    let mut predicted_labels = Vec::new();
+    for s in summaries {
+        if let (Some(p), Some(m)) = (s.predicted_speedup, s.speedup) {
+            predicted
+                .entry(s.strategy.clone())
+                .or_default()
+                .push((p, m));
+            let tree = s.tree.as_deref().unwrap_or("");
+            predicted_labels.push((p, m, format!(" {tree}")));
+        }
+    }
+    save_lines(
+        dir,
+        "predicted_vs_measured",
+        &Lines {
+            title: "Tree cost model: predicted vs measured speedup over AR",
+            x_desc: "predicted speedup (×)",
+            y_desc: "measured speedup (×)",
+            log_x: false,
+            series: predicted.into_iter().collect(),
+            labels: predicted_labels,
+            bars: Vec::new(),
+            scatter: true,
         },
     )?;
     // Speed–quality: speedup against the Fréchet distance (lower is better), per method, and the
@@ -381,6 +428,7 @@ pub fn write_all(dir: &Path, summaries: &[Summary], records: &[Record]) -> std::
                 series: speed_quality.into_iter().collect(),
                 labels,
                 bars,
+                scatter: false,
             },
         )?;
         let mut fd_by_k: BTreeMap<u32, Vec<(f64, f64, f64)>> = BTreeMap::new();
@@ -411,6 +459,7 @@ pub fn write_all(dir: &Path, summaries: &[Summary], records: &[Record]) -> std::
                     .values()
                     .map(|v| v.iter().map(|p| (0.0, p.2)).collect())
                     .collect(),
+                scatter: false,
             },
         )?;
     }
@@ -481,6 +530,7 @@ pub fn training_curve(
             series,
             labels: Vec::new(),
             bars: Vec::new(),
+            scatter: false,
         },
     )?;
     Ok(true)

@@ -57,6 +57,10 @@ pub struct Record {
     pub draft_ms: f64,
     /// Milliseconds verifying (target forwards after the prefill, and acceptance).
     pub verify_ms: f64,
+    /// Of `draft_ms + verify_ms`, milliseconds inside model forwards (the rest is host work:
+    /// sampling, trees, acceptance, copies).
+    #[serde(default)]
+    pub forward_ms: f64,
     /// Milliseconds of the prefill.
     pub prefill_ms: f64,
     /// Milliseconds decoding tokens to pixels (when a tokenizer is loaded).
@@ -209,6 +213,7 @@ pub fn to_frame(records: &[Record]) -> PolarsResult<DataFrame> {
             c!("latency_ms", |r| r.latency_ms),
             c!("draft_ms", |r| r.draft_ms),
             c!("verify_ms", |r| r.verify_ms),
+            c!("forward_ms", |r| r.forward_ms),
             c!("prefill_ms", |r| r.prefill_ms),
             c!("vq_decode_ms", |r| r.vq_decode_ms),
             list_u32(

@@ -29,7 +29,8 @@ pub fn write_report(dir: &Path) -> std::io::Result<Vec<Summary>> {
         add_score_columns(&mut runs, &records, q).map_err(std::io::Error::other)?;
     }
     records::write_parquet(&mut runs, &dir.join("runs.parquet"))?;
-    let summaries = summary::summarise(&records, quality.as_ref());
+    let predictions = crate::auto::read_map(&dir.join("predictions.json"));
+    let summaries = summary::summarise(&records, quality.as_ref(), &predictions);
     let mut sum = summary::to_frame(&summaries).map_err(std::io::Error::other)?;
     records::write_parquet(&mut sum, &dir.join("summary.parquet"))?;
     std::fs::write(
@@ -153,17 +154,20 @@ pub fn tables_md(summaries: &[Summary], records: &[Record], quality: Option<&Qua
         (true, Some(m), Some(ci)) => format!(" {m:.4} ± {ci:.4} |"),
         (true, _, _) => " — |".into(),
     };
+    let with_pred = summaries.iter().any(|x| x.predicted_speedup.is_some());
     for (t, k, p, c) in samplings {
         let _ = writeln!(s, "## temperature {t}, top-k {k}, top-p {p}, CFG {c}\n");
         let _ = writeln!(
             s,
-            "| method | tree | k | δ / λ | images | τ (95% CI) | latency ms (95% CI) | speedup | FD (95% CI) | precision | recall | class score |{}{} tokens = AR | PSNR vs AR (dB) |",
+            "| method | tree | k | δ / λ | images | τ (95% CI) | latency ms (95% CI) | host % | speedup |{} FD (95% CI) | precision | recall | class score |{}{} tokens = AR | PSNR vs AR (dB) |",
+            if with_pred { " predicted τ, speedup |" } else { "" },
             if with_clip { " CLIP score (95% CI) |" } else { "" },
             if with_hps { " HPSv2 (95% CI) |" } else { "" }
         );
         let _ = writeln!(
             s,
-            "|---|---|---|---|---|---|---|---|---|---|---|---|{}{}---|---|",
+            "|---|---|---|---|---|---|---|---|---|{}---|---|---|---|{}{}---|---|",
+            if with_pred { "---|" } else { "" },
             if with_clip { "---|" } else { "" },
             if with_hps { "---|" } else { "" }
         );
@@ -182,9 +186,14 @@ pub fn tables_md(summaries: &[Summary], records: &[Record], quality: Option<&Qua
                 (_, _, Some(w)) => format!("L={w}"),
                 _ => "—".into(),
             };
+            let predicted = match (with_pred, x.predicted_tau, x.predicted_speedup) {
+                (false, _, _) => String::new(),
+                (true, Some(t), Some(v)) => format!(" {t:.2}, {v:.2}× |"),
+                (true, _, _) => " — |".into(),
+            };
             let _ = writeln!(
                 s,
-                "| {method} | {} | {} | {relax} | {} | {:.3} ± {:.3} | {:.1} ± {:.1} | {} | {} | {} | {} | {} |{}{} {} | {} |",
+                "| {method} | {} | {} | {relax} | {} | {:.3} ± {:.3} | {:.1} ± {:.1} | {:.0} | {} |{predicted} {} | {} | {} | {} |{}{} {} | {} |",
                 opt(x.tree.as_deref()),
                 opt(x.k),
                 x.images,
@@ -192,6 +201,7 @@ pub fn tables_md(summaries: &[Summary], records: &[Record], quality: Option<&Qua
                 x.tau.ci95,
                 x.latency_ms.mean,
                 x.latency_ms.ci95,
+                100.0 * x.host_share,
                 x.speedup.map_or("—".into(), |v| format!("{v:.2}×")),
                 match (x.fd, x.fd_ci95) {
                     (Some(f), Some(ci)) => format!("{f:.2} ± {ci:.2}"),
@@ -212,8 +222,19 @@ pub fn tables_md(summaries: &[Summary], records: &[Record], quality: Option<&Qua
         s,
         "τ: mean accepted length per target forward after the prefill, bonus token included (AR = 1). \
          Latency: prefill through the last token, one image at a time, warm-up excluded, VQ decoding \
-         excluded. Speedup: AR latency / latency over the same images and sampling settings."
+         excluded. Host %: share of the rounds' time (drafting and verification) spent outside model \
+         forwards (sampling, trees, acceptance, copies). Speedup: AR latency / latency over the same \
+         images and sampling settings."
     );
+    if with_pred {
+        let _ = writeln!(
+            s,
+            "\nPredicted: the tree cost model behind `tree = \"auto\"` (for every tree of an acceptance rule \
+             that has an auto configuration), from the step costs measured in this sweep \
+             (`verify_cost.json`) and pilot rounds replayed on each tree; `auto.json` lists every \
+             candidate it weighed, `predicted_vs_measured.png` compares it with the measurement."
+        );
+    }
     match quality {
         Some(q) => {
             let extractor = q.extractor.as_deref().unwrap_or("—");

@@ -2,19 +2,22 @@
 //! one image at a time, each record durable before the next image starts. Re-running a sweep
 //! skips what its journal already holds.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressStyle};
-use lantern_decoding::engine::{engine_of, models_for};
+use lantern_decoding::cost::{measure_step_costs, Prediction};
+use lantern_decoding::engine::{engine_of, models_for, models_sized};
 use lantern_decoding::model::ImageCondition;
 use lantern_decoding::neighbours::NeighbourTable;
-use lantern_decoding::strategy::{generate, image_rng, Generation, Speculative, Strategy};
+use lantern_decoding::strategy::{generate, image_rng, Generation, Strategy};
 use lantern_models::backend::{cpu_threads, select_device};
 use lantern_models::config::ModelType;
 use lantern_models::cpu::WeightDtype;
 use lantern_models::{GptConfig, ModelBundle, ModelPaths};
 
+use crate::auto::{read_map, write_map, AutoChoice, AutoTrees};
 use crate::config::{ConfigError, SweepConfig};
 use crate::extractors::{load_pretrained, ExtractorSpec};
 use crate::plan::{expand, RunSpec};
@@ -295,139 +298,6 @@ fn conditions(
     Ok((conds, Some(prompts)))
 }
 
-/// Tokens per second of `strategy` on one untimed pilot image.
-fn pilot_rate(
-    models: &mut dyn lantern_decoding::model::Models,
-    strategy: &Strategy,
-    spec: &RunSpec,
-    neighbours: Option<&NeighbourTable>,
-    cond: &ImageCondition,
-) -> Result<f64, HarnessError> {
-    let g = generate(
-        models,
-        strategy,
-        &spec.sampling,
-        neighbours,
-        cond,
-        &image_rng(u64::MAX - 1, 0),
-    )?;
-    Ok(g.tokens.len() as f64 / (g.latency_ms / 1e3))
-}
-
-/// The budget `tree = "auto"` chose, and the pilot rates it chose from.
-struct AutoTree {
-    strategy: Strategy,
-    budget: usize,
-    rates: Vec<(usize, f64)>,
-}
-
-/// `tree = "auto"`: the budget (draft nodes per round) with the most tokens per second on this
-/// device, among powers of two up to the kind's default tree, measured on pilot images.
-fn auto_budget(
-    bundle: &ModelBundle,
-    base: &Strategy,
-    spec: &RunSpec,
-    neighbours: Option<&NeighbourTable>,
-    cond: &ImageCondition,
-) -> Result<AutoTree, HarnessError> {
-    let Strategy::Speculative(s) = base else {
-        return Ok(AutoTree {
-            strategy: base.clone(),
-            budget: 0,
-            rates: Vec::new(),
-        });
-    };
-    let full = s.tree.budget();
-    let mut budgets: Vec<usize> = (1..)
-        .map(|p| 1usize << p)
-        .take_while(|&b| b < full)
-        .collect();
-    budgets.push(full);
-    let mut rates = Vec::new();
-    let mut best = (0.0, base.clone(), full);
-    for b in budgets {
-        let strategy = Strategy::Speculative(Speculative {
-            tree: s.tree.with_budget(b)?,
-            ..s.clone()
-        });
-        let mut models = models_for(bundle, &strategy);
-        let rate = pilot_rate(models.as_mut(), &strategy, spec, neighbours, cond)?;
-        rates.push((b, rate));
-        if rate > best.0 {
-            best = (rate, strategy, b);
-        }
-    }
-    Ok(AutoTree {
-        strategy: best.1,
-        budget: best.2,
-        rates,
-    })
-}
-
-/// Verify cost against tree size: milliseconds of one target forward over `n` tree tokens (CFG
-/// rows when `rows = 2`) after half an image, for n = 1, 2, 4, …, 64 (median of 3).
-pub fn verify_cost_curve(gpt: &lantern_models::Gpt, rows: usize) -> Vec<(usize, f64)> {
-    use lantern_models::gpt::repeated_tokens;
-    use lantern_models::{Condition, Visibility};
-    let device = gpt.device();
-    let prefix = gpt.config().block_size / 2;
-    let mut cache = gpt.new_cache(rows, 64);
-    let c = gpt.config();
-    let cond = match c.model_type {
-        ModelType::C2i => Condition::Classes(vec![0; rows]),
-        ModelType::T2i => Condition::Captions {
-            embeddings: lantern_models::burn::prelude::Tensor::zeros(
-                [rows, c.cls_token_num, c.caption_dim],
-                &device,
-            ),
-            valid: None,
-        },
-    };
-    gpt.prefill(&cond, &mut cache)
-        .expect("a condition of the model's own kind");
-    let toks: Vec<u32> = (0..prefix as u32).collect();
-    let pos: Vec<usize> = (0..prefix).map(|k| gpt.position_of_token(k)).collect();
-    gpt.extend(
-        repeated_tokens(&toks, rows, &device),
-        &pos,
-        &Visibility::causal(prefix),
-        &mut cache,
-    );
-    cache.commit_all();
-    let mut out = Vec::new();
-    for n in [1usize, 2, 4, 8, 16, 32, 64] {
-        let parents: Vec<Option<usize>> = (0..n).map(|i| i.checked_sub(1).map(|p| p / 2)).collect();
-        let vis = Visibility::tree(&parents);
-        let mut depth = vec![0usize; n];
-        for i in 1..n {
-            depth[i] = depth[(i - 1) / 2] + 1;
-        }
-        let pos: Vec<usize> = depth
-            .iter()
-            .map(|d| gpt.position_of_token(prefix + d))
-            .collect();
-        let toks: Vec<u32> = (0..n as u32).collect();
-        let mut times: Vec<f64> = (0..4)
-            .map(|_| {
-                let t = Instant::now();
-                let o = gpt.extend(
-                    repeated_tokens(&toks, rows, &device),
-                    &pos,
-                    &vis,
-                    &mut cache,
-                );
-                let _ = o.logits.into_data();
-                cache.discard();
-                t.elapsed().as_secs_f64() * 1e3
-            })
-            .skip(1)
-            .collect();
-        times.sort_by(f64::total_cmp);
-        out.push((n, times[1]));
-    }
-    out
-}
-
 /// Runs (or resumes) a sweep and writes its records, summary, tables and plots.
 pub fn run_sweep(cfg: &SweepConfig, opts: &SweepOptions) -> Result<SweepOutcome, HarnessError> {
     let specs = expand(cfg);
@@ -550,20 +420,61 @@ pub fn run_sweep(cfg: &SweepConfig, opts: &SweepOptions) -> Result<SweepOutcome,
         (None, None)
     };
 
-    let rows = if specs.iter().any(|s| s.sampling.uses_cfg()) {
-        2
-    } else {
-        1
+    let cfg_rows = specs.iter().any(|s| s.sampling.uses_cfg());
+    let has_drafter = bundle.drafter.is_some()
+        && strategies
+            .iter()
+            .any(|s| matches!(s, Strategy::Speculative(_)));
+    let costs = {
+        let n = bundle.gpt.config().block_size;
+        let sizes: Vec<usize> = [1, 2, 4, 8, 16, 32, 64, 128]
+            .into_iter()
+            .filter(|&t| t <= n / 2)
+            .collect();
+        let expands: Vec<usize> = [1, 2, 4, 8, 16, 32]
+            .into_iter()
+            .filter(|&r| r <= n / 2)
+            .collect();
+        let mut models = models_sized(&bundle, has_drafter, 129, 64);
+        measure_step_costs(
+            models.as_mut(),
+            &conds[0].cond,
+            cfg_rows,
+            &sizes,
+            &expands,
+            5,
+        )
+        .map_err(lantern_decoding::strategy::DecodeError::from)?
     };
-    let curve = verify_cost_curve(&bundle.gpt, rows);
     std::fs::write(
         dir.join("verify_cost.json"),
         serde_json::to_string_pretty(&serde_json::json!({
-            "device": device_description(&cfg.runtime.backend), "rows": rows,
-            "ms_by_tree_tokens": curve,
+            "device": device_description(&cfg.runtime.backend),
+            "engine": engine_of(&bundle).name(),
+            "dtype": bundle.dtype.name(),
+            "rows": costs.rows,
+            "ms_by_tree_tokens": costs.verify_ms,
+            "costs": costs,
         }))
         .expect("json"),
     )?;
+    let planned: Vec<(RunSpec, Strategy)> = specs
+        .iter()
+        .cloned()
+        .zip(strategies.iter().cloned())
+        .collect();
+    let mut auto = AutoTrees::new(
+        &bundle,
+        &costs,
+        neighbours.as_ref(),
+        conds.iter().map(|c| c.cond.clone()).collect(),
+        cfg.runtime.pilot_images,
+        &planned,
+    );
+    let predictions_path = dir.join("predictions.json");
+    let auto_path = dir.join("auto.json");
+    let mut predictions: BTreeMap<String, Prediction> = read_map(&predictions_path);
+    let mut choices: BTreeMap<String, AutoChoice> = read_map(&auto_path);
 
     let seeds = cfg.data.seeds as u64;
     let todo: usize = run_ids
@@ -604,21 +515,33 @@ pub fn run_sweep(cfg: &SweepConfig, opts: &SweepOptions) -> Result<SweepOutcome,
         if !pending {
             continue;
         }
-        let (strategy, tree_label) = if spec.tree.as_deref() == Some("auto") {
-            let auto = auto_budget(&bundle, base, spec, neighbours.as_ref(), &conds[0].cond)?;
-            let shape = crate::plan::default_tree(&spec.kind);
-            bar.suspend(|| {
-                eprintln!(
-                    "{}: tree auto → {shape}@{} (pilot tokens/s by budget: {:?})",
-                    spec.label(),
-                    auto.budget,
-                    auto.rates
-                )
-            });
-            (auto.strategy, Some(format!("auto→{shape}@{}", auto.budget)))
-        } else {
-            (base.clone(), spec.tree.clone())
+        let (strategy, tree_label) = match base {
+            Strategy::Speculative(sp) if spec.tree.as_deref() == Some("auto") => {
+                let (strategy, choice) = auto.choose(sp, &spec.sampling)?;
+                bar.suspend(|| {
+                    eprintln!(
+                        "{}: tree auto → {} (predicted τ {:.2}, {:.2}× AR; {} candidates in auto.json)",
+                        spec.label(),
+                        choice.chosen.tree,
+                        choice.chosen.tau,
+                        choice.chosen.speedup,
+                        choice.candidates.len()
+                    )
+                });
+                let label = format!("auto→{}", choice.chosen.tree);
+                predictions.insert(run_id.clone(), choice.chosen.clone());
+                choices.insert(spec.label(), choice);
+                (strategy, Some(label))
+            }
+            _ => {
+                if let Some(p) = auto.predict(base, &spec.sampling)? {
+                    predictions.insert(run_id.clone(), p);
+                }
+                (base.clone(), spec.tree.clone())
+            }
         };
+        write_map(&predictions_path, &predictions)?;
+        write_map(&auto_path, &choices)?;
         let drafter = matches!(strategy, Strategy::Speculative(_))
             .then_some(())
             .and(bundle.drafter.as_ref());
@@ -694,6 +617,7 @@ pub fn run_sweep(cfg: &SweepConfig, opts: &SweepOptions) -> Result<SweepOutcome,
                     latency_ms: g.latency_ms,
                     draft_ms: g.draft_ms(),
                     verify_ms: g.verify_ms(),
+                    forward_ms: g.forward_ms(),
                     prefill_ms: g.prefill_ms,
                     vq_decode_ms: vq_ms,
                     accepted_per_step: g.accepted_per_step().iter().map(|&a| a as u32).collect(),

@@ -89,6 +89,13 @@ pub struct Summary {
     pub draft_ms: f64,
     /// Mean verification ms per image.
     pub verify_ms: f64,
+    /// Share of the rounds' time (drafting + verification) spent outside model forwards:
+    /// sampling, tree building, acceptance, copies.
+    pub host_share: f64,
+    /// τ the tree cost model predicted (configurations of an acceptance rule with an `auto` tree).
+    pub predicted_tau: Option<f64>,
+    /// Speedup over AR the tree cost model predicted.
+    pub predicted_speedup: Option<f64>,
     /// AR latency / this latency over the images both have (`None` without an AR baseline).
     pub speedup: Option<f64>,
     /// Images the speedup is computed over.
@@ -140,8 +147,13 @@ fn sampling_key(r: &Record) -> SamplingKey {
     )
 }
 
-/// Summarises records by run id, in first-seen order, with quality where computed.
-pub fn summarise(records: &[Record], quality: Option<&Quality>) -> Vec<Summary> {
+/// Summarises records by run id, in first-seen order, with quality and the tree cost model's
+/// predictions (by run id) where computed.
+pub fn summarise(
+    records: &[Record],
+    quality: Option<&Quality>,
+    predictions: &BTreeMap<String, lantern_decoding::cost::Prediction>,
+) -> Vec<Summary> {
     let mut groups: BTreeMap<usize, Vec<&Record>> = BTreeMap::new();
     let mut first: HashMap<&str, usize> = HashMap::new();
     for (i, r) in records.iter().enumerate() {
@@ -188,6 +200,17 @@ pub fn summarise(records: &[Record], quality: Option<&Quality>) -> Vec<Summary> 
                 latency_ms: Estimate::of(&col(|r| r.latency_ms)),
                 draft_ms: Estimate::of(&col(|r| r.draft_ms)).mean,
                 verify_ms: Estimate::of(&col(|r| r.verify_ms)).mean,
+                host_share: {
+                    let rounds: f64 = rs.iter().map(|r| r.draft_ms + r.verify_ms).sum();
+                    let forwards: f64 = rs.iter().map(|r| r.forward_ms).sum();
+                    if rounds > 0.0 && forwards > 0.0 {
+                        (rounds - forwards) / rounds
+                    } else {
+                        0.0
+                    }
+                },
+                predicted_tau: predictions.get(&r0.run_id).map(|p| p.tau),
+                predicted_speedup: predictions.get(&r0.run_id).map(|p| p.speedup),
                 speedup,
                 speedup_images: pairs.len(),
                 drafter_is_random: r0.drafter_model.as_deref() == Some("random"),
@@ -243,7 +266,10 @@ pub fn to_frame(s: &[Summary]) -> PolarsResult<DataFrame> {
             c!("latency_ms_ci95", |r| r.latency_ms.ci95),
             c!("draft_ms_mean", |r| r.draft_ms),
             c!("verify_ms_mean", |r| r.verify_ms),
+            c!("host_share", |r| r.host_share),
             c!("speedup", |r| r.speedup),
+            c!("predicted_tau", |r| r.predicted_tau),
+            c!("predicted_speedup", |r| r.predicted_speedup),
             c!("speedup_images", |r| r.speedup_images as u32),
             c!("drafter_is_random", |r| r.drafter_is_random),
             c!("extractor", |r| r.extractor.clone()),

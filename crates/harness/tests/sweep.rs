@@ -108,6 +108,25 @@ fn bad_inputs_name_file_key_value_and_allowed() {
         ),
         (variant("classes = [3]", "classes = []"), &["data.classes"]),
         (
+            variant(
+                "preset = \"fixture\"",
+                "preset = \"fixture\"\ndtype = \"f8\"",
+            ),
+            &["model.dtype", "f8", "f32, bf16, f16"],
+        ),
+        (
+            format!("{GOOD}[runtime]\nengine = \"gpu\"\n"),
+            &["runtime.engine", "gpu", "auto, host, burn"],
+        ),
+        (
+            format!("{GOOD}[runtime]\npilot_images = 0\n"),
+            &["runtime.pilot_images", "≥ 1"],
+        ),
+        (
+            variant("delta = 0.1", "delta = 0.1\ntree = \"dynamic@0\""),
+            &["strategy[0].tree", "dynamic@0", "budget"],
+        ),
+        (
             format!("{GOOD}[quality]\nextractor = \"dinov2\"\n"),
             &["quality.extractor", "dinov2", "inception-v3-fid"],
         ),

@@ -39,6 +39,7 @@ fn every_strategy_runs_on_the_embedded_default_with_quality() {
 name = "tiny_smoke"
 [model]
 preset = "tiny"
+dtype = "f16"
 [data]
 classes = [0, 5]
 seeds = 2
@@ -51,7 +52,7 @@ kind = "sd"
 tree = "chain:4"
 [[strategy]]
 kind = "lantern"
-tree = "chain:4"
+tree = ["chain:4", "auto"]
 k = 100
 delta = 0.2
 [[strategy]]
@@ -73,9 +74,33 @@ window = 8
         },
     )
     .unwrap();
-    assert_eq!(out.generated, 5 * 2 * 2);
+    assert_eq!(out.generated, 6 * 2 * 2);
     let summary = read_parquet(&out.dir.join("summary.parquet")).unwrap();
-    assert_eq!(summary.height(), 5);
+    assert_eq!(summary.height(), 6);
+    // The auto tree is the cost model's pick; both LANTERN rows carry a prediction, nothing else.
+    let tree = summary.column("tree").unwrap().str().unwrap().clone();
+    let predicted = summary
+        .column("predicted_speedup")
+        .unwrap()
+        .f64()
+        .unwrap()
+        .clone();
+    let strategy = summary.column("strategy").unwrap().str().unwrap().clone();
+    for i in 0..summary.height() {
+        let lantern = strategy.get(i) == Some("lantern");
+        assert_eq!(predicted.get(i).is_some(), lantern, "row {i}");
+        if lantern {
+            assert!(predicted.get(i).unwrap() > 0.0);
+        }
+    }
+    assert!((0..tree.len()).any(|i| tree.get(i).is_some_and(|t| t.starts_with("auto→"))));
+    let host = summary.column("host_share").unwrap().f64().unwrap().clone();
+    assert!((0..host.len()).all(|i| (0.0..1.0).contains(&host.get(i).unwrap())));
+    assert!(out.dir.join("predicted_vs_measured.png").is_file());
+    assert!(out.dir.join("auto.json").is_file());
+    let runs = read_parquet(&out.dir.join("runs.parquet")).unwrap();
+    let dtype = runs.column("dtype").unwrap().str().unwrap().clone();
+    assert!((0..dtype.len()).all(|i| dtype.get(i) == Some("f16")));
     for col in ["fd", "precision", "recall", "class_score"] {
         let c = summary.column(col).unwrap().f64().unwrap().clone();
         assert_eq!(c.null_count(), 0, "{col} computed for every configuration");

@@ -1,6 +1,11 @@
 //! What a round costs: step costs measured through the [`crate::model::Models`] protocol
-//! ([`measure`]), and the tree cost model behind `tree = "auto"` ([`model`]).
+//! ([`measure`]), the tree cost model behind `tree = "auto"` ([`model`]) and its pilots
+//! ([`auto`]).
 
+pub mod auto;
 pub mod measure;
+pub mod model;
 
+pub use auto::run_pilot;
 pub use measure::{binary_tree, measure_step_costs, StepCosts};
+pub use model::{candidates, choose, predict, static_pilot_tree, Pilot, Prediction};

@@ -104,6 +104,8 @@ struct ImageState<F> {
 pub struct EngineModels<E: Engine> {
     engine: E,
     state: Option<ImageState<E::Features>>,
+    /// Milliseconds inside engine forwards and lazy logit fetches.
+    clock: std::rc::Rc<std::cell::Cell<f64>>,
 }
 
 /// [`Models`] over the burn modules (any burn backend).
@@ -117,7 +119,16 @@ impl<E: Engine> EngineModels<E> {
         Self {
             engine,
             state: None,
+            clock: Default::default(),
         }
+    }
+
+    /// Runs `f` on the engine, adding its time to the forward clock.
+    fn timed<T>(&mut self, f: impl FnOnce(&mut E) -> T) -> T {
+        let t = std::time::Instant::now();
+        let out = f(&mut self.engine);
+        tick(&self.clock, t);
+        out
     }
 
     /// The engine.
@@ -128,6 +139,11 @@ impl<E: Engine> EngineModels<E> {
     fn state(&mut self) -> &mut ImageState<E::Features> {
         self.state.as_mut().expect("begin() must be called first")
     }
+}
+
+/// Adds the time since `since` to `clock` (ms).
+pub(crate) fn tick(clock: &std::cell::Cell<f64>, since: std::time::Instant) {
+    clock.set(clock.get() + since.elapsed().as_secs_f64() * 1e3);
 }
 
 fn err(e: impl std::fmt::Display) -> ModelCallError {
@@ -188,7 +204,8 @@ impl<E: Engine> Models for EngineModels<E> {
     }
 
     fn begin(&mut self, cond: &ImageCondition, cfg: bool) -> Result<Logits, ModelCallError> {
-        let (features, logits) = self.engine.begin(cond, cfg)?;
+        let (features, logits) = self.timed(|e| e.begin(cond, cfg))?;
+        let logits = logits.timed(&self.clock);
         let t = self.engine.cls_token_num();
         let len = self.engine.len(&features);
         self.state = Some(ImageState {
@@ -210,18 +227,19 @@ impl<E: Engine> Models for EngineModels<E> {
         let committed = self.state().committed;
         let t = self.engine.cls_token_num();
         let positions: Vec<usize> = tree.depths.iter().map(|d| t + committed + d).collect();
-        let (hidden, logits) =
-            self.engine
-                .target_extend(&tree.tokens, &positions, &Visibility::tree(&tree.parents));
+        let vis = Visibility::tree(&tree.parents);
+        let (hidden, logits) = self.timed(|e| e.target_extend(&tree.tokens, &positions, &vis));
         self.state().last_tree = Some((tree.tokens.clone(), hidden));
-        Ok(logits)
+        Ok(logits.timed(&self.clock))
     }
 
     fn accept(&mut self, path: &[usize]) {
         let has_drafter = self.engine.has_drafter();
+        let t = std::time::Instant::now();
         let s = self.state.as_mut().expect("begin() must be called first");
         let (tokens, hidden) = s.last_tree.take().expect("verify() before accept()");
         self.engine.target_commit(path);
+        tick(&self.clock, t);
         s.committed += path.len();
         if has_drafter {
             let p = &mut s.pending;
@@ -243,6 +261,7 @@ impl<E: Engine> Models for EngineModels<E> {
         if !self.engine.has_drafter() {
             return Err(err("no drafter loaded"));
         }
+        let t = std::time::Instant::now();
         self.engine.drafter_discard();
         let s = self.state.as_mut().expect("begin() must be called first");
         s.fed.clear();
@@ -260,7 +279,8 @@ impl<E: Engine> Models for EngineModels<E> {
         let last = self.engine.select(&out, &[k - 1]);
         let logits = self.engine.drafter_logits(&last);
         s.round = Some(last);
-        Ok(logits)
+        tick(&self.clock, t);
+        Ok(logits.timed(&self.clock))
     }
 
     fn draft_expand(&mut self, inputs: &[DraftInput]) -> Result<Logits, ModelCallError> {
@@ -303,6 +323,7 @@ impl<E: Engine> Models for EngineModels<E> {
         }
         let tokens: Vec<u32> = inputs.iter().map(|i| i.token).collect();
         let vis = Visibility::tree_after(pending, &ancestors, &vec![None; inputs.len()]);
+        let t = std::time::Instant::now();
         let features = self.engine.select(&round, &at);
         let out = self
             .engine
@@ -317,7 +338,8 @@ impl<E: Engine> Models for EngineModels<E> {
         }
         let logits = self.engine.drafter_logits(&out);
         s.round = Some(self.engine.cat(&[round, out]));
-        Ok(logits)
+        tick(&self.clock, t);
+        Ok(logits.timed(&self.clock))
     }
 
     fn draft_discard(&mut self) {
@@ -325,5 +347,9 @@ impl<E: Engine> Models for EngineModels<E> {
         if let Some(s) = self.state.as_mut() {
             s.fed.clear();
         }
+    }
+
+    fn forward_ms(&self) -> f64 {
+        self.clock.get()
     }
 }

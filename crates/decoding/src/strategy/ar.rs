@@ -25,6 +25,7 @@ pub(super) fn generate(
     let mut steps = Vec::with_capacity(n);
     while tokens.len() < n {
         let t = Instant::now();
+        let f0 = models.forward_ms();
         let root = *tokens.last().expect("token 0 exists");
         let logits = models.verify(&DraftTree::root(root))?;
         let dist = target_dist(sampling, &logits, 0, tokens.len())?;
@@ -32,12 +33,14 @@ pub(super) fn generate(
         models.accept(&[0]);
         tokens.push(next);
         steps.push(StepLog {
+            accepted_ranks: Vec::new(),
             drafted: 0,
             accepted: 0,
             path: vec![0],
             bonus: next,
             draft_ms: 0.0,
             verify_ms: ms_since(t),
+            forward_ms: models.forward_ms() - f0,
         });
     }
     Ok(Generation {

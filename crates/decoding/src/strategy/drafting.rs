@@ -58,14 +58,28 @@ impl TreeShape {
     }
 
     /// Parses `dynamic` (LANTERN's EAGLE-2 default), `dynamic:TOP_K:DEPTH:TOTAL`, `chain:DEPTH`, a
-    /// static preset name, or a user list of child-rank paths such as `[[0], [1], [0, 0]]`.
+    /// static preset name, a user list of child-rank paths such as `[[0], [1], [0, 0]]`, or any of
+    /// the named shapes with a budget, `NAME@B` (e.g. `dynamic@16`: see
+    /// [`TreeShape::with_budget`]).
     pub fn parse(s: &str) -> Result<Self, String> {
         let allowed = || {
             format!(
-                "allowed: dynamic, dynamic:TOP_K:DEPTH:TOTAL, chain:DEPTH, a list like [[0], [1], [0, 0]], {}",
+                "allowed: dynamic, dynamic:TOP_K:DEPTH:TOTAL, chain:DEPTH, a list like [[0], [1], [0, 0]], {}, or NAME@BUDGET (dynamic@16)",
                 StaticTree::preset_names().join(", ")
             )
         };
+        if let Some((name, budget)) = s.rsplit_once('@') {
+            let b = budget
+                .parse::<usize>()
+                .ok()
+                .filter(|&b| b > 0)
+                .ok_or_else(|| {
+                    format!("tree '{s}': the budget '{budget}' is not an integer ≥ 1")
+                })?;
+            return Self::parse(name)?
+                .with_budget(b)
+                .map_err(|e| format!("tree '{s}': {e}"));
+        }
         if s.trim_start().starts_with('[') {
             let choices: Vec<Vec<usize>> = serde_json::from_str(s).map_err(|e| {
                 format!(
@@ -128,8 +142,13 @@ impl TreeShape {
         }
     }
 
-    /// The same shape with at most `budget` draft nodes.
+    /// The same shape with at most `budget` draft nodes. A dynamic tree keeps only the drafting
+    /// that budget can use: a kept node's rank among its siblings and the size of its level's
+    /// frontier are both below the budget, and a kept path holds at most `budget` nodes, so
+    /// `top_k ≤ budget` and `depth ≤ budget − 1` build exactly the tree the full drafting would
+    /// keep, for fewer drafter rows and passes.
     pub fn with_budget(&self, budget: usize) -> Result<Self, DecodeError> {
+        let budget = budget.max(1);
         Ok(match self {
             Self::Static { name, .. } => {
                 let tree = self.static_tree()?.truncated(usize::MAX, budget);
@@ -139,8 +158,8 @@ impl TreeShape {
                 }
             }
             Self::Dynamic { top_k, depth, .. } => Self::Dynamic {
-                top_k: *top_k,
-                depth: *depth,
+                top_k: (*top_k).min(budget),
+                depth: (*depth).min(budget - 1),
                 total_tokens: budget,
             },
         })
@@ -364,6 +383,24 @@ mod tests {
     }
 
     #[test]
+    fn dynamic_budgets_draft_only_what_they_can_keep() {
+        let full = TreeShape::lantern_dynamic();
+        assert_eq!(full.drafted_per_round(), 40);
+        let b8 = full.with_budget(8).unwrap();
+        assert_eq!(
+            b8,
+            TreeShape::Dynamic {
+                top_k: 8,
+                depth: 4,
+                total_tokens: 8
+            }
+        );
+        let b3 = full.with_budget(3).unwrap();
+        assert_eq!(b3.drafted_per_round(), 6);
+        assert_eq!(full.with_budget(1).unwrap().drafted_per_round(), 0);
+    }
+
+    #[test]
     fn chain_and_preset_shapes() {
         assert_eq!(TreeShape::chain(3).budget(), 3);
         let s = TreeShape::static_preset("naive_extend_57").unwrap();
@@ -374,6 +411,14 @@ mod tests {
         assert!(TreeShape::parse("[[0, 0]]").unwrap_err().contains("prefix"));
         assert!(TreeShape::parse("[[0], [x]]").is_err());
         assert_eq!(TreeShape::parse("chain:3").unwrap(), TreeShape::chain(3));
+        assert_eq!(
+            TreeShape::parse("dynamic@8").unwrap(),
+            TreeShape::lantern_dynamic().with_budget(8).unwrap()
+        );
+        assert_eq!(TreeShape::parse("naive_extend_57@10").unwrap().budget(), 10);
+        assert!(TreeShape::parse("dynamic@0")
+            .unwrap_err()
+            .contains("budget"));
         assert!(TreeShape::parse("chain:0").is_err());
         assert!(matches!(
             TreeShape::parse("dynamic:5:3:20").unwrap(),

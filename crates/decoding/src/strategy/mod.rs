@@ -182,12 +182,20 @@ pub struct StepLog {
     pub accepted: usize,
     /// Accepted tree nodes, root first.
     pub path: Vec<usize>,
+    /// For each accepted draft (`path[1..]`): its selection rank in a dynamic tree, else its rank
+    /// among its siblings; what the tree cost model reads to replay the round on other trees.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub accepted_ranks: Vec<usize>,
     /// The token sampled after the accepted path (the next root).
     pub bonus: u32,
     /// Milliseconds spent drafting (drafter forwards and tree building).
     pub draft_ms: f64,
     /// Milliseconds spent verifying (target forward and acceptance).
     pub verify_ms: f64,
+    /// Of `draft_ms + verify_ms`, the milliseconds inside model forwards (drafter and target,
+    /// logit fetches included); the rest is host work: sampling, trees, acceptance, copies.
+    #[serde(default)]
+    pub forward_ms: f64,
 }
 
 /// One generated image: tokens and the per-step log.
@@ -236,6 +244,11 @@ impl Generation {
         self.steps.iter().map(|s| s.verify_ms).sum()
     }
 
+    /// Milliseconds inside model forwards after the prefill (drafter and target).
+    pub fn forward_ms(&self) -> f64 {
+        self.steps.iter().map(|s| s.forward_ms).sum()
+    }
+
     /// For each image token, whether it was an accepted draft (true) or sampled by the target.
     pub fn accepted_mask(&self) -> Vec<bool> {
         let mut mask = vec![false]; // token 0 comes from the prefill
@@ -278,15 +291,11 @@ pub(crate) fn target_dist(
     token_index: usize,
 ) -> Result<Vec<f32>, DecodeError> {
     let (cond, uncond) = logits.row(row);
-    let guided = sampling.guide(cond, uncond, token_index);
-    if guided.iter().any(|x| !x.is_finite()) {
+    let finite = |r: &[f32]| r.iter().all(|x| x.is_finite());
+    if !finite(cond) || !uncond.is_none_or(finite) {
         return Err(DecodeError::NonFinite { token_index });
     }
-    Ok(if sampling.is_greedy() {
-        crate::sampling::softmax(&guided)
-    } else {
-        sampling.probs(&guided)
-    })
+    Ok(sampling.dist(cond, uncond, token_index))
 }
 
 /// Samples (or, greedy, takes the argmax of) a token from a distribution.

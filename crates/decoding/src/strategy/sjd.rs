@@ -77,6 +77,7 @@ pub(super) fn generate(
     while tokens.len() < n {
         let committed = tokens.len() - 1;
         let t = Instant::now();
+        let f0 = models.forward_ms();
         let len = window.min(n - tokens.len() - 1);
         drafts.truncate(len);
         while drafts.len() < len {
@@ -151,12 +152,14 @@ pub(super) fn generate(
         tokens.push(bonus);
         drafts = next;
         steps.push(StepLog {
+            accepted_ranks: Vec::new(),
             drafted: len,
             accepted,
             path,
             bonus,
             draft_ms,
             verify_ms: ms_since(t),
+            forward_ms: models.forward_ms() - f0,
         });
     }
     Ok(Generation {

@@ -48,6 +48,7 @@ pub(super) fn generate(
         let max_depth = n - tokens.len() - 1;
 
         let t = Instant::now();
+        let f0 = models.forward_ms();
         let tree = if max_depth > 0 {
             build_tree(
                 models,
@@ -88,13 +89,22 @@ pub(super) fn generate(
         models.accept(&outcome.path);
         tokens.extend(outcome.path[1..].iter().map(|&node| tree.tokens[node]));
         tokens.push(outcome.bonus);
+        let accepted_ranks = outcome.path[1..]
+            .iter()
+            .map(|&node| match &tree.selection_rank {
+                Some(r) => r[node],
+                None => tree.sibling_rank(node),
+            })
+            .collect();
         steps.push(StepLog {
             drafted: tree.len() - 1,
             accepted: outcome.path.len() - 1,
+            accepted_ranks,
             path: outcome.path,
             bonus: outcome.bonus,
             draft_ms,
             verify_ms: ms_since(t),
+            forward_ms: models.forward_ms() - f0,
         });
     }
     tokens.truncate(n);

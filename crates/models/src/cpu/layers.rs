@@ -333,7 +333,14 @@ impl Attention {
         let width = (hq + 2 * hk) * hd;
         let mut qkv = vec![0f32; m * width];
         matmul(h, m, &self.qkv, &mut qkv, false);
-        rotate_rows(&mut qkv, width, (hq + hk) * hd, plan.n, plan.positions, rope);
+        rotate_rows(
+            &mut qkv,
+            width,
+            (hq + hk) * hd,
+            plan.n,
+            plan.positions,
+            rope,
+        );
         for r in 0..plan.rows {
             for i in 0..plan.n {
                 let row = &qkv[(r * plan.n + i) * width..(r * plan.n + i + 1) * width];

@@ -163,6 +163,26 @@ pub fn rms_norm_rows(x: &mut [f32], weight: &[f32], eps: f32) {
 }
 
 multiversion! {
+    /// `x ← softmax(x)` in f32: −inf entries become exactly 0; a row with no finite entry becomes
+    /// uniform.
+    pub fn softmax_in_place(x: &mut [f32]) {
+        let m = max(x);
+        if !m.is_finite() {
+            let u = 1.0 / x.len() as f32;
+            x.iter_mut().for_each(|v| *v = u);
+            return;
+        }
+        for v in x.iter_mut() {
+            *v = if *v == f32::NEG_INFINITY { 0.0 } else { exp(*v - m) };
+        }
+        let inv = 1.0 / sum(x);
+        for v in x.iter_mut() {
+            *v *= inv;
+        }
+    }
+}
+
+multiversion! {
     /// RMSNorm of every row of `x` into `out` (same shape), as burn's `RmsNorm`.
     pub fn rms_norm(x: &[f32], weight: &[f32], eps: f32, out: &mut [f32]) {
         out.copy_from_slice(x);
@@ -224,6 +244,23 @@ mod tests {
         assert_eq!(exp(-200.0), exp(-87.33));
         assert!(exp(-87.33) < 1.2e-38);
         assert_eq!(exp(0.0), 1.0);
+    }
+
+    #[test]
+    fn softmax_in_place_matches_f64() {
+        let mut x: Vec<f32> = (0..37).map(|i| (i as f32 * 0.37).sin() * 5.0).collect();
+        x[3] = f32::NEG_INFINITY;
+        let m = x.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
+        let e: Vec<f64> = x.iter().map(|&v| (v as f64 - m).exp()).collect();
+        let z: f64 = e.iter().sum();
+        softmax_in_place(&mut x);
+        assert_eq!(x[3], 0.0);
+        for (a, b) in x.iter().zip(&e) {
+            assert!((*a as f64 - b / z).abs() < 1e-7);
+        }
+        let mut dead = vec![f32::NEG_INFINITY; 4];
+        softmax_in_place(&mut dead);
+        assert_eq!(dead, vec![0.25; 4]);
     }
 
     #[test]

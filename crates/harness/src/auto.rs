@@ -1,0 +1,155 @@
+//! `tree = "auto"` in sweeps, and the predictions beside the measurements.
+//!
+//! Step costs are measured once per sweep (`verify_cost.json`). Every acceptance rule (kind,
+//! relaxation, residuals) and sampling setting that has an `auto` tree gets one pilot; the tree
+//! cost model then picks the auto tree and predicts every other tree of that rule in the sweep,
+//! so that `predictions.json` (and `predicted_speedup` in the summary) shows where the model is
+//! wrong. `auto.json` lists every candidate's prediction.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+use lantern_decoding::cost::{choose, predict, run_pilot, Pilot, Prediction, StepCosts};
+use lantern_decoding::model::ImageCondition;
+use lantern_decoding::neighbours::NeighbourTable;
+use lantern_decoding::sampling::Sampling;
+use lantern_decoding::strategy::{DecodeError, Speculative, Strategy};
+use lantern_models::ModelBundle;
+use serde::{Deserialize, Serialize};
+
+use crate::plan::RunSpec;
+
+/// The acceptance rule and sampling a pilot stands for (the tree left out).
+fn group(spec: &Speculative, sampling: &Sampling) -> String {
+    serde_json::to_string(&(&spec.relax, &spec.residuals, sampling)).expect("serialisable")
+}
+
+/// What `auto.json` holds for one auto configuration.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct AutoChoice {
+    /// The tree chosen.
+    pub chosen: Prediction,
+    /// Every candidate's prediction.
+    pub candidates: Vec<Prediction>,
+}
+
+/// Pilots and predictions of one sweep.
+pub struct AutoTrees<'a> {
+    bundle: &'a ModelBundle,
+    costs: &'a StepCosts,
+    neighbours: Option<&'a NeighbourTable>,
+    conds: Vec<ImageCondition>,
+    pilot_images: usize,
+    /// Groups that have an `auto` tree.
+    wanted: Vec<String>,
+    pilots: HashMap<String, Pilot>,
+}
+
+impl<'a> AutoTrees<'a> {
+    /// Prepares pilots for the groups of `specs` that have an `auto` tree.
+    pub fn new(
+        bundle: &'a ModelBundle,
+        costs: &'a StepCosts,
+        neighbours: Option<&'a NeighbourTable>,
+        conds: Vec<ImageCondition>,
+        pilot_images: usize,
+        specs: &[(RunSpec, Strategy)],
+    ) -> Self {
+        let wanted = specs
+            .iter()
+            .filter(|(spec, _)| spec.tree.as_deref() == Some("auto"))
+            .filter_map(|(spec, s)| match s {
+                Strategy::Speculative(sp) => Some(group(sp, &spec.sampling)),
+                _ => None,
+            })
+            .collect();
+        Self {
+            bundle,
+            costs,
+            neighbours,
+            conds,
+            pilot_images,
+            wanted,
+            pilots: HashMap::new(),
+        }
+    }
+
+    /// The pilot of `spec`'s group (run on first use), or `None` when the group has no auto tree.
+    fn pilot(
+        &mut self,
+        spec: &Speculative,
+        sampling: &Sampling,
+    ) -> Result<Option<&Pilot>, DecodeError> {
+        let key = group(spec, sampling);
+        if !self.wanted.contains(&key) {
+            return Ok(None);
+        }
+        if !self.pilots.contains_key(&key) {
+            let p = run_pilot(
+                self.bundle,
+                spec,
+                sampling,
+                self.neighbours,
+                &self.conds,
+                self.pilot_images,
+            )?;
+            self.pilots.insert(key.clone(), p);
+        }
+        Ok(self.pilots.get(&key))
+    }
+
+    /// The strategy an `auto` spec runs: the base strategy with the tree the cost model predicts
+    /// fastest, with every candidate's prediction.
+    pub fn choose(
+        &mut self,
+        base: &Speculative,
+        sampling: &Sampling,
+    ) -> Result<(Strategy, AutoChoice), DecodeError> {
+        let costs = self.costs;
+        let pilot = self
+            .pilot(base, sampling)?
+            .ok_or_else(|| DecodeError::Setup("no pilot for an auto tree".into()))?;
+        let (tree, candidates) = choose(pilot, costs).ok_or_else(|| {
+            DecodeError::Setup("the tree cost model has no candidate to choose from".into())
+        })?;
+        let chosen = predict(&tree, pilot, costs).expect("a candidate is predictable");
+        Ok((
+            Strategy::Speculative(Speculative {
+                tree,
+                ..base.clone()
+            }),
+            AutoChoice { chosen, candidates },
+        ))
+    }
+
+    /// The prediction for a fixed-tree strategy whose group has a pilot.
+    pub fn predict(
+        &mut self,
+        strategy: &Strategy,
+        sampling: &Sampling,
+    ) -> Result<Option<Prediction>, DecodeError> {
+        let Strategy::Speculative(spec) = strategy else {
+            return Ok(None);
+        };
+        let costs = self.costs;
+        Ok(self
+            .pilot(spec, sampling)?
+            .and_then(|p| predict(&spec.tree, p, costs)))
+    }
+}
+
+/// Reads a JSON map file (empty when absent).
+pub fn read_map<T: for<'de> Deserialize<'de>>(path: &Path) -> BTreeMap<String, T> {
+    std::fs::read_to_string(path)
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or_default()
+}
+
+/// Writes a JSON map file.
+pub fn write_map<T: Serialize>(path: &Path, map: &BTreeMap<String, T>) -> std::io::Result<()> {
+    std::fs::write(
+        path,
+        serde_json::to_string_pretty(map).map_err(std::io::Error::other)?,
+    )
+}
