@@ -26,7 +26,13 @@ lint:
 check-wgpu:
     cargo check --release --workspace --features lantern-cli/wgpu
 
-# Criterion benchmarks of decode/verify steps and the machine's roofline.
+# The engine benchmark (`lantern bench`): AR step, tree verifies and drafter passes on every engine
+# and weight storage, against the AR step and the machine's floor; `--models custom --gpt … --gpt-config …`
+# for any checkpoint.
+bench-engine *ARGS: build
+    {{lantern}} bench {{ARGS}}
+
+# Criterion benchmarks of decode/verify steps (both engines) and the machine's roofline.
 bench *ARGS:
     cargo bench --workspace -- {{ARGS}}
 

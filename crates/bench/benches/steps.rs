@@ -1,5 +1,7 @@
 //! Decode and tree-verify step times at the fixture's shape and at GPT-B shape (random weights),
-//! plus the machine's physical limits: large-GEMM FLOP/s and memory read bandwidth.
+//! on both engines (the host engine, the CPU fast path, and burn), plus the machine's physical
+//! limits: large-GEMM FLOP/s and memory read bandwidth. `lantern bench` times the same steps
+//! through the decoding protocol on real checkpoints.
 //!
 //! Run with `just bench` (or `cargo bench -p lantern-bench`). Throughput lines read as FLOP/s
 //! (GEMM, "elem/s") and bytes/s (memory).
@@ -10,8 +12,28 @@ use std::time::Duration;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use lantern_bench::{model_with_prefix, random_tree, shapes};
 use lantern_models::burn::prelude::*;
+use lantern_models::cpu::{HostCondition, HostGpt, WeightDtype};
 use lantern_models::gpt::repeated_tokens;
 use lantern_models::Visibility;
+
+/// The host engine's copy of `gpt` with `prefix` committed tokens for `batch` rows.
+fn host_with_prefix(
+    gpt: &lantern_models::Gpt,
+    batch: usize,
+    prefix: usize,
+    extra: usize,
+) -> (HostGpt, lantern_models::cpu::HostKvCache) {
+    let host = HostGpt::from_burn(gpt, WeightDtype::F32);
+    let mut cache = host.new_cache(batch, extra);
+    host.prefill(&HostCondition::Classes(vec![0; batch]), &mut cache)
+        .expect("prefill");
+    let v = host.config().vocab_size;
+    let tokens: Vec<u32> = (0..prefix).map(|i| (i * 7919 % v) as u32).collect();
+    let positions: Vec<usize> = (0..prefix).map(|k| host.position_of_token(k)).collect();
+    host.extend(&tokens, &positions, &Visibility::causal(prefix), &mut cache);
+    cache.commit_all();
+    (host, cache)
+}
 
 fn decode(c: &mut Criterion) {
     let mut group = c.benchmark_group("decode");
@@ -24,18 +46,32 @@ fn decode(c: &mut Criterion) {
             let (gpt, mut cache) = model_with_prefix(&shape.config, batch, prefix, 8);
             let device = gpt.device();
             let pos = [gpt.position_of_token(prefix)];
-            group.bench_function(BenchmarkId::new(shape.name, format!("b{batch}")), |b| {
-                b.iter(|| {
-                    let out = gpt.extend(
-                        repeated_tokens(&[1], batch, &device),
-                        &pos,
-                        &Visibility::causal(1),
-                        &mut cache,
-                    );
-                    cache.discard();
-                    black_box(out.logits.into_data())
-                })
-            });
+            group.bench_function(
+                BenchmarkId::new(shape.name, format!("burn/b{batch}")),
+                |b| {
+                    b.iter(|| {
+                        let out = gpt.extend(
+                            repeated_tokens(&[1], batch, &device),
+                            &pos,
+                            &Visibility::causal(1),
+                            &mut cache,
+                        );
+                        cache.discard();
+                        black_box(out.logits.into_data())
+                    })
+                },
+            );
+            let (host, mut hcache) = host_with_prefix(&gpt, batch, prefix, 8);
+            group.bench_function(
+                BenchmarkId::new(shape.name, format!("host/b{batch}")),
+                |b| {
+                    b.iter(|| {
+                        let out = host.extend(&[1], &pos, &Visibility::causal(1), &mut hcache);
+                        hcache.discard();
+                        black_box(out.logits)
+                    })
+                },
+            );
         }
     }
     group.finish();
@@ -50,6 +86,7 @@ fn verify(c: &mut Criterion) {
         let prefix = shape.config.block_size * 3 / 4;
         for batch in [1, 2] {
             let (gpt, mut cache) = model_with_prefix(&shape.config, batch, prefix, 72);
+            let (host, mut hcache) = host_with_prefix(&gpt, batch, prefix, 72);
             let device = gpt.device();
             for n in [8, 16, 32, 64] {
                 let (parents, depth) = random_tree(n, n as u64);
@@ -59,7 +96,7 @@ fn verify(c: &mut Criterion) {
                     .map(|d| gpt.position_of_token(prefix + d))
                     .collect();
                 let tokens: Vec<u32> = (0..n as u32).collect();
-                let id = BenchmarkId::new(format!("{}/b{batch}", shape.name), n);
+                let id = BenchmarkId::new(format!("{}/burn/b{batch}", shape.name), n);
                 group.bench_function(id, |b| {
                     b.iter(|| {
                         let out = gpt.extend(
@@ -70,6 +107,14 @@ fn verify(c: &mut Criterion) {
                         );
                         cache.discard();
                         black_box(out.logits.into_data())
+                    })
+                });
+                let id = BenchmarkId::new(format!("{}/host/b{batch}", shape.name), n);
+                group.bench_function(id, |b| {
+                    b.iter(|| {
+                        let out = host.extend(&tokens, &positions, &vis, &mut hcache);
+                        hcache.discard();
+                        black_box(out.logits)
                     })
                 });
             }

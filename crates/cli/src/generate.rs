@@ -41,6 +41,9 @@ pub struct Args {
     /// Reproduce the official code's residual quirks instead of the principled rule.
     #[arg(long)]
     official_compat: bool,
+    /// LANTERN's acceptance rule: lantern (the paper's) | bounded (emitted TVD ≤ δ).
+    #[arg(long, default_value = "lantern")]
+    relax: String,
     /// Sampling temperature (0 = greedy).
     #[arg(long, default_value_t = 1.0)]
     temperature: f32,
@@ -50,6 +53,9 @@ pub struct Args {
     /// Top-p filter (1 = off).
     #[arg(long, default_value_t = 1.0)]
     top_p: f32,
+    /// Order of top-k and top-p: top-k-then-top-p (LlamaGen) | top-p-then-top-k (LANTERN's speculative path).
+    #[arg(long, default_value = "top-k-then-top-p")]
+    order: String,
     /// Classifier-free guidance scale (≤ 1 = off).
     #[arg(long, default_value_t = 3.0)]
     cfg: f32,
@@ -84,6 +90,12 @@ pub fn run(a: Args) -> Result<(), Box<dyn std::error::Error>> {
             lambda: a.lambda,
             window: a.window,
             official_compat: a.official_compat,
+            bounded: match a.relax.as_str() {
+                "lantern" => false,
+                "bounded" if !a.official_compat => true,
+                "bounded" => return Err("--relax bounded takes no --official-compat".into()),
+                other => return Err(format!("--relax {other}: allowed: lantern, bounded").into()),
+            },
         },
     )?;
     let sampling = Sampling {
@@ -92,7 +104,7 @@ pub fn run(a: Args) -> Result<(), Box<dyn std::error::Error>> {
         top_p: a.top_p,
         cfg_scale: a.cfg,
         cfg_interval: None,
-        warp_order: WarpOrder::TopKThenTopP,
+        warp_order: WarpOrder::parse(&a.order).map_err(|e| format!("--order: {e}"))?,
     };
     let needs_drafter = matches!(strategy, Strategy::Speculative(_));
     let bundle = a.model.load(a.model.paths()?, needs_drafter, a.seed)?;
@@ -160,7 +172,7 @@ pub fn run(a: Args) -> Result<(), Box<dyn std::error::Error>> {
                 "strategy": strategy, "sampling": sampling, "class": class, "seed": seed,
                 "tokens": g.tokens, "tau": g.tau(), "steps": g.steps.len(),
                 "latency_ms": g.latency_ms, "draft_ms": g.draft_ms(), "verify_ms": g.verify_ms(),
-                "forward_ms": g.forward_ms(),
+                "forward_ms": g.forward_ms(), "tvd_emitted": g.tvd_emitted(),
                 "vq_decode_ms": vq_ms, "accepted_per_step": g.accepted_per_step(),
                 "drafter_is_random": bundle.drafter_is_random,
             });

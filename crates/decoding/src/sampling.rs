@@ -5,10 +5,32 @@ use serde::{Deserialize, Serialize};
 /// Order in which top-k and top-p are applied after temperature.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum WarpOrder {
-    /// LlamaGen `sample`: temperature, top-k, top-p.
+    /// LlamaGen `sample`: temperature, top-k, top-p (the default).
     TopKThenTopP,
     /// Hugging Face processors as LANTERN's speculative path builds them: temperature, top-p, top-k.
     TopPThenTopK,
+}
+
+impl WarpOrder {
+    /// Parses `top-k-then-top-p` (LlamaGen's order) or `top-p-then-top-k` (LANTERN's
+    /// speculative path, Hugging Face processors).
+    pub fn parse(s: &str) -> Result<Self, String> {
+        match s {
+            "top-k-then-top-p" => Ok(Self::TopKThenTopP),
+            "top-p-then-top-k" => Ok(Self::TopPThenTopK),
+            other => Err(format!(
+                "warp order '{other}' is not known; allowed: top-k-then-top-p (LlamaGen, default), top-p-then-top-k (LANTERN's speculative path)"
+            )),
+        }
+    }
+
+    /// The name as written in configs and records.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::TopKThenTopP => "top-k-then-top-p",
+            Self::TopPThenTopK => "top-p-then-top-k",
+        }
+    }
 }
 
 /// Sampling settings of one run.

@@ -114,7 +114,9 @@ const PRESETS: &[(&str, &str)] = &[
 
 impl StaticTree {
     /// Builds a tree from rank paths: every proper prefix must be present, no duplicates, no
-    /// empty path. Nodes are ordered by depth, then lexicographically.
+    /// empty path, and the children of each node must hold ranks 0, 1, … without gaps (a node
+    /// drafts its children in rank order, so a gap would silently drop a draw and break
+    /// losslessness). Nodes are ordered by depth, then lexicographically.
     pub fn from_choices(choices: &[Vec<usize>]) -> Result<Self, String> {
         let mut paths: Vec<&Vec<usize>> = choices.iter().collect();
         if paths.iter().any(|p| p.is_empty()) {
@@ -123,6 +125,19 @@ impl StaticTree {
         paths.sort_by(|a, b| a.len().cmp(&b.len()).then(a.cmp(b)));
         if let Some(w) = paths.windows(2).find(|w| w[0] == w[1]) {
             return Err(format!("choice {:?} appears twice", w[0]));
+        }
+        for p in &paths {
+            let last = p[p.len() - 1];
+            if last > 0 {
+                let mut sibling = p.to_vec();
+                *sibling.last_mut().expect("non-empty") = last - 1;
+                if !paths.iter().any(|q| **q == sibling) {
+                    return Err(format!(
+                        "choice {p:?} has rank {last} but its parent has no rank-{} child {sibling:?}; ranks under a node must be 0, 1, … without gaps",
+                        last - 1
+                    ));
+                }
+            }
         }
         let mut nodes = Vec::with_capacity(paths.len());
         for (i, p) in paths.iter().enumerate() {

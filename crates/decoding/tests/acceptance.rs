@@ -361,3 +361,39 @@ fn greedy_walk_takes_the_longest_passing_chain() {
     assert_eq!(out.path, vec![0, 2, 3]);
     assert_eq!(out.bonus, 0);
 }
+
+#[test]
+fn official_compat_zeroes_the_first_k_plus_one_neighbours() {
+    use lantern_decoding::accept::{emitted_distribution, Drafts};
+    use lantern_decoding::strategy::{Speculative, Strategy, TreeShape};
+    // Hand-worked from LANTERN's evaluate_posterior (reference/lantern.md §1.3): p = (.1, .05,
+    // .05, .3, .5), candidate 0 with neighbours [1, 2, 3, 4], k = 2, δ = 0.2. Both neighbours
+    // merge (c = .05, .10), so p̃(0) = .2. On rejection the official code zeroes p at 0 and at
+    // nearest[0, 0:k+1] = [1, 2, 3], leaving (0, 0, 0, 0, 1); the principled rule zeroes only the
+    // merged [1, 2], leaving (0, 0, 0, .3, .5) / .8.
+    let relax = Relax::Tvd { k: 2, delta: 0.2 };
+    let strategy = |residuals| {
+        Strategy::Speculative(Speculative {
+            tree: TreeShape::chain(1),
+            relax,
+            residuals,
+        })
+    };
+    // The table must hold k + 1 columns for the official quirk (k for the principled rule).
+    assert_eq!(strategy(Residuals::OfficialCompat).neighbours_needed(), 3);
+    assert_eq!(strategy(Residuals::Principled).neighbours_needed(), 2);
+    let codebook = [0.0f32, 0.1, 0.2, 0.3, 0.4];
+    let p = [0.1f32, 0.05, 0.05, 0.3, 0.5];
+    for (residuals, want) in [
+        (Residuals::OfficialCompat, [0.2, 0.0, 0.0, 0.0, 0.8]),
+        (Residuals::Principled, [0.2, 0.0, 0.0, 0.3, 0.5]),
+    ] {
+        let k = strategy(residuals).neighbours_needed();
+        let t = NeighbourTable::build(&codebook, 5, 1, k);
+        assert_eq!(t.neighbours(0), &[1, 2, 3][..k]);
+        let e = emitted_distribution(&p, Drafts::Deterministic(&[0]), Some(&t), relax, residuals);
+        for (got, w) in e.iter().zip(want) {
+            assert!((got - w).abs() < 1e-6, "{residuals:?}: {e:?}");
+        }
+    }
+}

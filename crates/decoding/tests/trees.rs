@@ -41,6 +41,14 @@ fn choices_are_validated() {
     let t = StaticTree::from_choices(&[vec![1, 0], vec![0], vec![1]]).unwrap();
     assert_eq!(t.nodes()[2].parent, Some(1));
     assert_eq!(StaticTree::chain(3).len(), 3);
+    // A rank gap would drop the rank-1 draw: refused, naming the missing sibling.
+    let err = StaticTree::from_choices(&[vec![0], vec![2]]).unwrap_err();
+    assert!(err.contains("[1]") && err.contains("without gaps"), "{err}");
+    assert!(StaticTree::from_choices(&[vec![0], vec![0, 1]]).is_err());
+    // Every preset is gap-free.
+    for name in StaticTree::preset_names() {
+        assert!(StaticTree::preset(name).is_some(), "{name}");
+    }
 }
 
 #[test]

@@ -104,6 +104,10 @@ pub struct SamplingSection {
     /// LlamaGen's cfg_interval (−1 or absent = guide every token).
     #[serde(default)]
     pub cfg_interval: Option<i64>,
+    /// Order of top-k and top-p: `top-k-then-top-p` (LlamaGen's, default) or `top-p-then-top-k`
+    /// (LANTERN's speculative path); matters only when both filters are on.
+    #[serde(default)]
+    pub order: Option<String>,
 }
 
 fn one_f64() -> OneOrMany<f64> {
@@ -124,6 +128,7 @@ impl Default for SamplingSection {
             top_p: one_f64(),
             cfg: cfg_default(),
             cfg_interval: None,
+            order: None,
         }
     }
 }
@@ -161,6 +166,8 @@ pub struct StrategySection {
     pub window: Option<OneOrMany<i64>>,
     /// Use the official code's residual quirks (speculative kinds).
     pub official_compat: Option<bool>,
+    /// LANTERN's acceptance rule: `lantern` (the paper's, default) or `bounded` (emitted TVD ≤ δ).
+    pub relax: Option<String>,
 }
 
 /// `[runtime]`: how to run.
@@ -328,7 +335,7 @@ fn kind_keys(kind: &str) -> Option<&'static [&'static str]> {
     Some(match kind {
         "ar" => &[],
         "sd" => &["tree", "official_compat"],
-        "lantern" => &["tree", "k", "delta", "official_compat"],
+        "lantern" => &["tree", "k", "delta", "official_compat", "relax"],
         "lantern++" => &["tree", "k", "lambda", "official_compat"],
         "sjd" => &["window"],
         _ => return None,
@@ -401,6 +408,11 @@ impl SweepConfig {
         }
         self.validate_model()?;
         let s = &self.sampling;
+        if let Some(o) = &self.sampling.order {
+            if let Err(allowed) = lantern_decoding::sampling::WarpOrder::parse(o) {
+                return Err(self.invalid("sampling.order", format!("{o:?}"), &allowed));
+            }
+        }
         for t in s.temperature.values() {
             if !(t >= 0.0 && t.is_finite()) {
                 return Err(self.invalid("sampling.temperature", t, "a number ≥ 0 (0 = greedy)"));
@@ -671,6 +683,7 @@ impl SweepConfig {
             ("lambda", st.lambda.is_some()),
             ("window", st.window.is_some()),
             ("official_compat", st.official_compat.is_some()),
+            ("relax", st.relax.is_some()),
         ];
         for (k, set) in present {
             if set && !allowed.contains(&k) {
@@ -707,6 +720,18 @@ impl SweepConfig {
         for w in st.window.iter().flat_map(|v| v.values()) {
             if w < 1 {
                 return Err(self.invalid(key("window"), w, "an integer ≥ 1"));
+            }
+        }
+        match st.relax.as_deref() {
+            None | Some("lantern") => {}
+            Some("bounded") if st.official_compat == Some(true) => return Err(self.invalid(
+                key("official_compat"),
+                "true",
+                "false with relax = \"bounded\" (the official quirks belong to LANTERN's own rule)",
+            )),
+            Some("bounded") => {}
+            Some(other) => {
+                return Err(self.invalid(key("relax"), format!("{other:?}"), "lantern or bounded"))
             }
         }
         for t in st.tree.iter().flat_map(|v| v.values()) {

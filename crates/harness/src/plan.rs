@@ -24,6 +24,10 @@ pub struct RunSpec {
     pub window: Option<usize>,
     /// Official residual quirks (speculative kinds).
     pub official_compat: Option<bool>,
+    /// LANTERN's rule when not the paper's: `bounded` (absent from the identity otherwise, so
+    /// earlier run ids stay).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub relax: Option<String>,
     /// Sampling settings.
     pub sampling: Sampling,
     /// Added because the sweep had no AR baseline.
@@ -41,6 +45,7 @@ impl RunSpec {
             lambda: self.lambda.unwrap_or(1.0),
             window: self.window.unwrap_or(16),
             official_compat: self.official_compat.unwrap_or(false),
+            bounded: self.relax.as_deref() == Some("bounded"),
         };
         Strategy::from_kind(&self.kind, &params)
     }
@@ -53,6 +58,9 @@ impl RunSpec {
         }
         if let Some(d) = self.delta {
             s += &format!(" δ={d}");
+        }
+        if let Some(r) = &self.relax {
+            s += &format!(" {r}");
         }
         if let Some(l) = self.lambda {
             s += &format!(" λ={l}");
@@ -102,7 +110,9 @@ fn samplings(cfg: &SweepConfig) -> Vec<Sampling> {
                         top_p: p as f32,
                         cfg_scale: c as f32,
                         cfg_interval: s.cfg_interval.filter(|&i| i >= 0).map(|i| i as usize),
-                        warp_order: WarpOrder::TopKThenTopP,
+                        warp_order: s.order.as_deref().map_or(WarpOrder::TopKThenTopP, |o| {
+                            WarpOrder::parse(o).expect("validated")
+                        }),
                     });
                 }
             }
@@ -126,6 +136,7 @@ pub fn expand(cfg: &SweepConfig) -> Vec<RunSpec> {
                 lambda: None,
                 window: None,
                 official_compat: None,
+                relax: None,
                 sampling: sampling.clone(),
                 auto_added: true,
             });
@@ -171,6 +182,7 @@ pub fn expand(cfg: &SweepConfig) -> Vec<RunSpec> {
                             .map(|x| x as usize)
                             .or((st.kind == "sjd").then_some(16)),
                         official_compat: speculative.then_some(st.official_compat.unwrap_or(false)),
+                        relax: st.relax.clone().filter(|r| r == "bounded"),
                         sampling: sampling.clone(),
                         auto_added: false,
                     });

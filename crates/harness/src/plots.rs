@@ -214,6 +214,15 @@ fn save_lines(dir: &Path, stem: &str, chart: &Lines) -> std::io::Result<()> {
     draw_lines(&area, chart)
 }
 
+/// A LANTERN configuration's rule for curve names: empty for the paper's principled rule.
+fn rule_suffix(s: &Summary) -> String {
+    match (s.relax.as_deref(), s.official_compat) {
+        (Some(r), _) => format!(" {r}"),
+        (None, Some(true)) => " official".into(),
+        _ => String::new(),
+    }
+}
+
 /// Fraction of images in which the token at each grid cell was an accepted draft.
 pub fn acceptance_map(records: &[&Record]) -> Vec<f64> {
     let n = records.iter().map(|r| r.tokens.len()).max().unwrap_or(0);
@@ -275,12 +284,14 @@ pub fn write_all(dir: &Path, summaries: &[Summary], records: &[Record]) -> std::
         .iter()
         .filter(|s| s.strategy == "lantern")
         .collect();
-    // τ vs δ, one line per k.
-    let mut by_k: BTreeMap<u32, Vec<(f64, f64)>> = BTreeMap::new();
+    // τ vs δ, one line per k (and rule).
+    let mut by_k: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
     let mut by_delta: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
     for s in &lantern {
         if let (Some(k), Some(d)) = (s.k, s.delta) {
-            by_k.entry(k).or_default().push((d as f64, s.tau.mean));
+            by_k.entry(format!("k={k}{}", rule_suffix(s)))
+                .or_default()
+                .push((d as f64, s.tau.mean));
             by_delta
                 .entry(format!("{d}"))
                 .or_default()
@@ -299,10 +310,7 @@ pub fn write_all(dir: &Path, summaries: &[Summary], records: &[Record]) -> std::
             x_desc: "δ (TVD budget)",
             y_desc: "τ",
             log_x: false,
-            series: by_k
-                .into_iter()
-                .map(|(k, v)| (format!("k={k}"), sorted(v)))
-                .collect(),
+            series: by_k.into_iter().map(|(k, v)| (k, sorted(v))).collect(),
             labels: Vec::new(),
             bars: Vec::new(),
             scatter: false,
@@ -349,6 +357,47 @@ pub fn write_all(dir: &Path, summaries: &[Summary], records: &[Record]) -> std::
             scatter: false,
         },
     )?;
+    // What δ really costs: the exact emitted TVD against δ, per rule and k, beside the line y = δ.
+    let mut tvd_curves: BTreeMap<String, Vec<(f64, f64, f64)>> = BTreeMap::new();
+    for s in &lantern {
+        if let (Some(k), Some(d), Some(t)) = (s.k, s.delta, s.tvd_emitted) {
+            let tree = s.tree.as_deref().unwrap_or("");
+            tvd_curves
+                .entry(format!("k={k}{} {tree}", rule_suffix(s)))
+                .or_default()
+                .push((d as f64, t.mean, t.ci95));
+        }
+    }
+    if !tvd_curves.is_empty() {
+        let top = tvd_curves
+            .values()
+            .flat_map(|v| v.iter().map(|p| p.0))
+            .fold(0.0, f64::max);
+        for v in tvd_curves.values_mut() {
+            v.sort_by(|a, b| a.0.total_cmp(&b.0));
+        }
+        let mut series: Vec<(String, Vec<(f64, f64)>)> =
+            vec![("y = δ".into(), vec![(0.0, 0.0), (top, top)])];
+        let mut bars = vec![Vec::new()];
+        for (name, v) in &tvd_curves {
+            series.push((name.clone(), v.iter().map(|p| (p.0, p.1)).collect()));
+            bars.push(v.iter().map(|p| (0.0, p.2)).collect());
+        }
+        save_lines(
+            dir,
+            "tvd_vs_delta",
+            &Lines {
+                title: "What δ costs: emitted-vs-target TVD at the first draft (± 95% CI)",
+                x_desc: "δ (TVD budget)",
+                y_desc: "emitted TVD",
+                log_x: false,
+                series,
+                labels: Vec::new(),
+                bars,
+                scatter: false,
+            },
+        )?;
+    }
     // The tree cost model against the measurement, per method.
     let mut predicted: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
     let mut predicted_labels = Vec::new();
@@ -387,7 +436,12 @@ pub fn write_all(dir: &Path, summaries: &[Summary], records: &[Record]) -> std::
             if let (Some(fd), Some(sp)) = (s.fd, s.speedup) {
                 // One curve per method and k (and tree), traced along δ or λ.
                 let curve = match s.k {
-                    Some(k) => format!("{} k={k} {}", s.strategy, s.tree.as_deref().unwrap_or("")),
+                    Some(k) => format!(
+                        "{} k={k}{} {}",
+                        s.strategy,
+                        rule_suffix(s),
+                        s.tree.as_deref().unwrap_or("")
+                    ),
                     None => s.strategy.clone(),
                 };
                 speed_quality
@@ -431,11 +485,14 @@ pub fn write_all(dir: &Path, summaries: &[Summary], records: &[Record]) -> std::
                 scatter: false,
             },
         )?;
-        let mut fd_by_k: BTreeMap<u32, Vec<(f64, f64, f64)>> = BTreeMap::new();
+        let mut fd_by_k: BTreeMap<String, Vec<(f64, f64, f64)>> = BTreeMap::new();
         for s in &lantern {
             if let (Some(k), Some(d), Some(fd)) = (s.k, s.delta, s.fd) {
                 let ci = s.fd_ci95.unwrap_or(0.0);
-                fd_by_k.entry(k).or_default().push((d as f64, fd, ci));
+                fd_by_k
+                    .entry(format!("k={k}{}", rule_suffix(s)))
+                    .or_default()
+                    .push((d as f64, fd, ci));
             }
         }
         for v in fd_by_k.values_mut() {
@@ -452,7 +509,7 @@ pub fn write_all(dir: &Path, summaries: &[Summary], records: &[Record]) -> std::
                 log_x: false,
                 series: fd_by_k
                     .iter()
-                    .map(|(k, v)| (format!("k={k}"), v.iter().map(|p| (p.0, p.1)).collect()))
+                    .map(|(k, v)| (k.clone(), v.iter().map(|p| (p.0, p.1)).collect()))
                     .collect(),
                 labels: Vec::new(),
                 bars: fd_by_k

@@ -29,6 +29,9 @@ pub struct Record {
     pub window: Option<u32>,
     /// Official residual quirks used (speculative kinds).
     pub official_compat: Option<bool>,
+    /// LANTERN's rule when not the paper's (`bounded`).
+    #[serde(default)]
+    pub relax: Option<String>,
     /// AR baseline added because the sweep had none.
     pub auto_added: bool,
     /// Sampling temperature.
@@ -39,6 +42,9 @@ pub struct Record {
     pub top_p: f32,
     /// CFG scale.
     pub cfg: f32,
+    /// Order of top-k and top-p.
+    #[serde(default)]
+    pub warp_order: String,
     /// Class label (c2i).
     pub class: Option<u32>,
     /// Prompt index (t2i).
@@ -63,6 +69,10 @@ pub struct Record {
     pub forward_ms: f64,
     /// Milliseconds of the prefill.
     pub prefill_ms: f64,
+    /// Mean over rounds of the exact TVD between what the acceptance rule emits at the first
+    /// drafted position and the target there (speculative kinds; see `accept::emitted_tvd`).
+    #[serde(default)]
+    pub tvd_emitted: Option<f64>,
     /// Milliseconds decoding tokens to pixels (when a tokenizer is loaded).
     pub vq_decode_ms: Option<f64>,
     /// Accepted draft tokens per step.
@@ -199,11 +209,13 @@ pub fn to_frame(records: &[Record]) -> PolarsResult<DataFrame> {
             c!("lambda", |r| r.lambda),
             c!("window", |r| r.window),
             c!("official_compat", |r| r.official_compat),
+            c!("relax", |r| r.relax.clone()),
             c!("auto_added", |r| r.auto_added),
             c!("temperature", |r| r.temperature),
             c!("top_k", |r| r.top_k),
             c!("top_p", |r| r.top_p),
             c!("cfg", |r| r.cfg),
+            c!("warp_order", |r| r.warp_order.clone()),
             c!("class", |r| r.class),
             c!("prompt", |r| r.prompt),
             c!("seed", |r| r.seed),
@@ -215,6 +227,7 @@ pub fn to_frame(records: &[Record]) -> PolarsResult<DataFrame> {
             c!("verify_ms", |r| r.verify_ms),
             c!("forward_ms", |r| r.forward_ms),
             c!("prefill_ms", |r| r.prefill_ms),
+            c!("tvd_emitted", |r| r.tvd_emitted),
             c!("vq_decode_ms", |r| r.vq_decode_ms),
             list_u32(
                 "accepted_per_step",

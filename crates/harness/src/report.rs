@@ -155,19 +155,22 @@ pub fn tables_md(summaries: &[Summary], records: &[Record], quality: Option<&Qua
         (true, _, _) => " — |".into(),
     };
     let with_pred = summaries.iter().any(|x| x.predicted_speedup.is_some());
+    let with_tvd = summaries.iter().any(|x| x.tvd_emitted.is_some());
     for (t, k, p, c) in samplings {
         let _ = writeln!(s, "## temperature {t}, top-k {k}, top-p {p}, CFG {c}\n");
         let _ = writeln!(
             s,
-            "| method | tree | k | δ / λ | images | τ (95% CI) | latency ms (95% CI) | host % | speedup |{} FD (95% CI) | precision | recall | class score |{}{} tokens = AR | PSNR vs AR (dB) |",
+            "| method | tree | k | δ / λ | images | τ (95% CI) | latency ms (95% CI) | host % | speedup |{}{} FD (95% CI) | precision | recall | class score |{}{} tokens = AR | PSNR vs AR (dB) |",
             if with_pred { " predicted τ, speedup |" } else { "" },
+            if with_tvd { " emitted TVD (95% CI) |" } else { "" },
             if with_clip { " CLIP score (95% CI) |" } else { "" },
             if with_hps { " HPSv2 (95% CI) |" } else { "" }
         );
         let _ = writeln!(
             s,
-            "|---|---|---|---|---|---|---|---|---|{}---|---|---|---|{}{}---|---|",
+            "|---|---|---|---|---|---|---|---|---|{}{}---|---|---|---|{}{}---|---|",
             if with_pred { "---|" } else { "" },
+            if with_tvd { "---|" } else { "" },
             if with_clip { "---|" } else { "" },
             if with_hps { "---|" } else { "" }
         );
@@ -175,10 +178,11 @@ pub fn tables_md(summaries: &[Summary], records: &[Record], quality: Option<&Qua
             .iter()
             .filter(|x| (x.temperature, x.top_k, x.top_p, x.cfg) == (t, k, p, c))
         {
-            let method = if x.auto_added {
-                format!("{} (added baseline)", x.strategy)
-            } else {
-                x.strategy.clone()
+            let method = match (x.auto_added, x.relax.as_deref(), x.official_compat) {
+                (true, _, _) => format!("{} (added baseline)", x.strategy),
+                (_, Some(r), _) => format!("{} ({r})", x.strategy),
+                (_, None, Some(true)) => format!("{} (official)", x.strategy),
+                _ => x.strategy.clone(),
             };
             let relax = match (x.delta, x.lambda, x.window) {
                 (Some(d), _, _) => format!("δ={d}"),
@@ -191,9 +195,14 @@ pub fn tables_md(summaries: &[Summary], records: &[Record], quality: Option<&Qua
                 (true, Some(t), Some(v)) => format!(" {t:.2}, {v:.2}× |"),
                 (true, _, _) => " — |".into(),
             };
+            let tvd = match (with_tvd, x.tvd_emitted) {
+                (false, _) => String::new(),
+                (true, Some(e)) => format!(" {:.4} ± {:.4} |", e.mean, e.ci95),
+                (true, None) => " — |".into(),
+            };
             let _ = writeln!(
                 s,
-                "| {method} | {} | {} | {relax} | {} | {:.3} ± {:.3} | {:.1} ± {:.1} | {:.0} | {} |{predicted} {} | {} | {} | {} |{}{} {} | {} |",
+                "| {method} | {} | {} | {relax} | {} | {:.3} ± {:.3} | {:.1} ± {:.1} | {:.0} | {} |{predicted}{tvd} {} | {} | {} | {} |{}{} {} | {} |",
                 opt(x.tree.as_deref()),
                 opt(x.k),
                 x.images,
@@ -226,6 +235,18 @@ pub fn tables_md(summaries: &[Summary], records: &[Record], quality: Option<&Qua
          forwards (sampling, trees, acceptance, copies). Speedup: AR latency / latency over the same \
          images and sampling settings."
     );
+    if with_tvd {
+        let _ = writeln!(
+            s,
+            "\nEmitted TVD: per round, the exact total variation distance between the distribution of \
+             the token the acceptance rule emits at the first drafted position (summed over the drafts' \
+             draw, every acceptance test and the residual sample) and the target distribution there; \
+             mean over rounds per image, then mean ± 95% CI over images. 0 for exact speculative \
+             sampling; LANTERN's δ bounds one candidate's relaxed target, not this; the bounded rule \
+             keeps it ≤ δ. Not computed (—) for several sampled siblings at the root (exponential), \
+             greedy rounds and strategies without drafts; not included in any timing."
+        );
+    }
     if with_pred {
         let _ = writeln!(
             s,

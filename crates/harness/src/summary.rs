@@ -67,6 +67,10 @@ pub struct Summary {
     pub delta: Option<f32>,
     /// λ.
     pub lambda: Option<f32>,
+    /// LANTERN's rule when not the paper's (`bounded`).
+    pub relax: Option<String>,
+    /// Official residual quirks (speculative kinds).
+    pub official_compat: Option<bool>,
     /// SJD window.
     pub window: Option<u32>,
     /// AR baseline added automatically.
@@ -96,6 +100,9 @@ pub struct Summary {
     pub predicted_tau: Option<f64>,
     /// Speedup over AR the tree cost model predicted.
     pub predicted_speedup: Option<f64>,
+    /// Mean and 95% CI over images of the exact emitted-vs-target TVD at the first drafted
+    /// position (images where it was computed).
+    pub tvd_emitted: Option<Estimate>,
     /// AR latency / this latency over the images both have (`None` without an AR baseline).
     pub speedup: Option<f64>,
     /// Images the speedup is computed over.
@@ -189,6 +196,8 @@ pub fn summarise(
                 k: r0.k,
                 delta: r0.delta,
                 lambda: r0.lambda,
+                relax: r0.relax.clone(),
+                official_compat: r0.official_compat,
                 window: r0.window,
                 auto_added: r0.auto_added,
                 temperature: r0.temperature,
@@ -211,6 +220,10 @@ pub fn summarise(
                 },
                 predicted_tau: predictions.get(&r0.run_id).map(|p| p.tau),
                 predicted_speedup: predictions.get(&r0.run_id).map(|p| p.speedup),
+                tvd_emitted: {
+                    let v: Vec<f64> = rs.iter().filter_map(|r| r.tvd_emitted).collect();
+                    (!v.is_empty()).then(|| Estimate::of(&v))
+                },
                 speedup,
                 speedup_images: pairs.len(),
                 drafter_is_random: r0.drafter_model.as_deref() == Some("random"),
@@ -253,6 +266,8 @@ pub fn to_frame(s: &[Summary]) -> PolarsResult<DataFrame> {
             c!("k", |r| r.k),
             c!("delta", |r| r.delta),
             c!("lambda", |r| r.lambda),
+            c!("relax", |r| r.relax.clone()),
+            c!("official_compat", |r| r.official_compat),
             c!("window", |r| r.window),
             c!("auto_added", |r| r.auto_added),
             c!("temperature", |r| r.temperature),
@@ -270,6 +285,8 @@ pub fn to_frame(s: &[Summary]) -> PolarsResult<DataFrame> {
             c!("speedup", |r| r.speedup),
             c!("predicted_tau", |r| r.predicted_tau),
             c!("predicted_speedup", |r| r.predicted_speedup),
+            c!("tvd_emitted", |r| r.tvd_emitted.map(|e| e.mean)),
+            c!("tvd_emitted_ci95", |r| r.tvd_emitted.map(|e| e.ci95)),
             c!("speedup_images", |r| r.speedup_images as u32),
             c!("drafter_is_random", |r| r.drafter_is_random),
             c!("extractor", |r| r.extractor.clone()),

@@ -41,6 +41,7 @@ pub(super) fn generate(
             draft_ms: 0.0,
             verify_ms: ms_since(t),
             forward_ms: models.forward_ms() - f0,
+            tvd_emitted: None,
         });
     }
     Ok(Generation {

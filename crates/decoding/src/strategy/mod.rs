@@ -83,9 +83,16 @@ impl Strategy {
             }),
             "lantern" => Self::Speculative(Speculative {
                 tree: tree("dynamic")?,
-                relax: Relax::Tvd {
-                    k: params.k,
-                    delta: params.delta,
+                relax: if params.bounded {
+                    Relax::Bounded {
+                        k: params.k,
+                        delta: params.delta,
+                    }
+                } else {
+                    Relax::Tvd {
+                        k: params.k,
+                        delta: params.delta,
+                    }
                 },
                 residuals,
             }),
@@ -109,13 +116,15 @@ impl Strategy {
         })
     }
 
-    /// The largest neighbour count the strategy reads (0 when it needs no table).
+    /// Columns of the neighbour table the strategy reads (0 when it needs none): k, or k + 1
+    /// under the official quirks, which zero the first k + 1 neighbours on a rejection.
     pub fn neighbours_needed(&self) -> usize {
         match self {
-            Self::Speculative(Speculative {
-                relax: Relax::Tvd { k, .. } | Relax::Ratio { k, .. },
-                ..
-            }) => *k,
+            Self::Speculative(s) if s.relax.k() == 0 => 0,
+            Self::Speculative(s) => match s.residuals {
+                Residuals::Principled => s.relax.k(),
+                Residuals::OfficialCompat => s.relax.k() + 1,
+            },
             _ => 0,
         }
     }
@@ -153,6 +162,8 @@ pub struct StrategyParams {
     pub window: usize,
     /// Use the official code's residual quirks.
     pub official_compat: bool,
+    /// LANTERN with the bounded rule (emitted TVD ≤ δ) instead of the paper's.
+    pub bounded: bool,
 }
 
 impl Default for StrategyParams {
@@ -164,6 +175,7 @@ impl Default for StrategyParams {
             lambda: 2.0,
             window: 16,
             official_compat: false,
+            bounded: false,
         }
     }
 }
@@ -196,6 +208,11 @@ pub struct StepLog {
     /// logit fetches included); the rest is host work: sampling, trees, acceptance, copies.
     #[serde(default)]
     pub forward_ms: f64,
+    /// TVD between the distribution the acceptance rule emits at the round's first drafted
+    /// position and the target there, computed exactly (not timed); `None` where that is not
+    /// cheap (several sampled siblings), for greedy rounds and for strategies without drafts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tvd_emitted: Option<f64>,
 }
 
 /// One generated image: tokens and the per-step log.
@@ -242,6 +259,12 @@ impl Generation {
     /// Total verification milliseconds (prefill excluded).
     pub fn verify_ms(&self) -> f64 {
         self.steps.iter().map(|s| s.verify_ms).sum()
+    }
+
+    /// Mean emitted-vs-target TVD over the rounds where it was computed.
+    pub fn tvd_emitted(&self) -> Option<f64> {
+        let v: Vec<f64> = self.steps.iter().filter_map(|s| s.tvd_emitted).collect();
+        (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
     }
 
     /// Milliseconds inside model forwards after the prefill (drafter and target).

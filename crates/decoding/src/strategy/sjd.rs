@@ -160,6 +160,7 @@ pub(super) fn generate(
             draft_ms,
             verify_ms: ms_since(t),
             forward_ms: models.forward_ms() - f0,
+            tvd_emitted: None,
         });
     }
     Ok(Generation {

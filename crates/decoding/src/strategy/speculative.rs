@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use super::drafting::build_tree;
 use super::{ms_since, pick, target_dist, DecodeError, Generation, Speculative, StepLog, Streams};
-use crate::accept::{walk_tree, Relax};
+use crate::accept::{emitted_tvd, node_drafts, walk_tree, Drafts, Relax};
 use crate::model::{ImageCondition, Models};
 use crate::neighbours::NeighbourTable;
 use crate::rng::Rng;
@@ -41,6 +41,7 @@ pub(super) fn generate(
     let mut tokens = vec![pick(sampling, &first, &mut streams.accept)];
     let prefill_ms = ms_since(start);
     let mut steps = Vec::new();
+    let mut untimed = 0.0;
     while tokens.len() < n {
         let committed = tokens.len() - 1;
         let root = tokens[committed];
@@ -67,12 +68,17 @@ pub(super) fn generate(
         let t = Instant::now();
         let logits = models.verify(&tree)?;
         let mut failure = None;
+        let mut root_p = None;
         let mut target = |node: usize| {
             let token_index = committed + tree.depths[node] + 1;
-            target_dist(sampling, &logits, node, token_index).unwrap_or_else(|e| {
+            let p = target_dist(sampling, &logits, node, token_index).unwrap_or_else(|e| {
                 failure.get_or_insert(e);
                 vec![1.0; logits.vocab()]
-            })
+            });
+            if node == 0 && !sampling.is_greedy() && !tree.is_empty() {
+                root_p = Some(p.clone());
+            }
+            p
         };
         let outcome = walk_tree(
             &tree,
@@ -86,6 +92,12 @@ pub(super) fn generate(
         if let Some(e) = failure {
             return Err(e);
         }
+        let verify_ms = ms_since(t);
+        // Not timed: what the round's rule emits at the first drafted position, exactly.
+        let tv = Instant::now();
+        let tvd_emitted = root_p.and_then(|p| root_tvd(&tree, &p, neighbours, spec));
+        untimed += ms_since(tv);
+        let t = Instant::now();
         models.accept(&outcome.path);
         tokens.extend(outcome.path[1..].iter().map(|&node| tree.tokens[node]));
         tokens.push(outcome.bonus);
@@ -103,15 +115,34 @@ pub(super) fn generate(
             path: outcome.path,
             bonus: outcome.bonus,
             draft_ms,
-            verify_ms: ms_since(t),
+            verify_ms: verify_ms + ms_since(t),
             forward_ms: models.forward_ms() - f0,
+            tvd_emitted,
         });
     }
     tokens.truncate(n);
     Ok(Generation {
         tokens,
-        steps,
         prefill_ms,
-        latency_ms: ms_since(start),
+        latency_ms: ms_since(start) - untimed,
+        steps,
     })
+}
+
+/// The emitted-vs-target TVD at the root of a verified tree (see [`emitted_tvd`]).
+fn root_tvd(
+    tree: &DraftTree,
+    p: &[f32],
+    neighbours: Option<&NeighbourTable>,
+    spec: &Speculative,
+) -> Option<f64> {
+    let (tokens, q) = node_drafts(tree, 0)?;
+    let drafts = match q {
+        Some(q) => Drafts::Sampled {
+            q,
+            count: tokens.len(),
+        },
+        None => Drafts::Deterministic(&tokens),
+    };
+    emitted_tvd(p, drafts, neighbours, spec.relax, spec.residuals)
 }
