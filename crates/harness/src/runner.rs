@@ -508,6 +508,22 @@ pub fn run_sweep(cfg: &SweepConfig, opts: &SweepOptions) -> Result<SweepOutcome,
     let mut generated = 0;
     let mut samples: Vec<(String, Vec<Vec<u8>>, usize, usize)> = Vec::new();
 
+    // Every configuration is set up (tree chosen, models sized, warm-up run) first; then images
+    // are generated condition by condition and seed by seed, each configuration in turn, so that
+    // a slow drift of the machine's speed affects every configuration alike and the speedups,
+    // ratios of latencies, stay fair.
+    struct Active<'b> {
+        spec: &'b RunSpec,
+        run_id: &'b String,
+        strategy: Strategy,
+        tree_label: Option<String>,
+        models: Box<dyn lantern_decoding::model::Models + 'b>,
+        drafter: Option<&'b lantern_models::Drafter>,
+        taus: Vec<f64>,
+        grid_images: Vec<Vec<u8>>,
+        img_size: (usize, usize),
+    }
+    let mut active: Vec<Active> = Vec::new();
     for ((spec, base), run_id) in specs.iter().zip(&strategies).zip(&run_ids) {
         let pending = conds
             .iter()
@@ -556,23 +572,34 @@ pub fn run_sweep(cfg: &SweepConfig, opts: &SweepOptions) -> Result<SweepOutcome,
                 &image_rng(u64::MAX - 2, w as u64),
             )?;
         }
-        let mut taus = Vec::new();
-        let mut grid_images = Vec::new();
-        let mut img_size = (0, 0);
-        for Cond {
-            cond,
-            class,
-            prompt,
-        } in &conds
-        {
-            for seed in 0..seeds {
+        active.push(Active {
+            spec,
+            run_id,
+            strategy,
+            tree_label,
+            models,
+            drafter,
+            taus: Vec::new(),
+            grid_images: Vec::new(),
+            img_size: (0, 0),
+        });
+    }
+    for Cond {
+        cond,
+        class,
+        prompt,
+    } in &conds
+    {
+        for seed in 0..seeds {
+            for a in active.iter_mut() {
+                let (spec, run_id, strategy) = (a.spec, a.run_id, &a.strategy);
                 if done.contains(&(run_id.clone(), *class, *prompt, seed)) {
                     continue;
                 }
                 let cid = class.or(*prompt).unwrap_or(0) as u64;
                 let g: Generation = generate(
-                    models.as_mut(),
-                    &strategy,
+                    a.models.as_mut(),
+                    strategy,
                     &spec.sampling,
                     neighbours.as_ref(),
                     cond,
@@ -584,10 +611,10 @@ pub fn run_sweep(cfg: &SweepConfig, opts: &SweepOptions) -> Result<SweepOutcome,
                         let img = vq.decode_tokens(std::slice::from_ref(&g.tokens), grid);
                         let rgb = crate::images::to_rgb8(img);
                         let ms = t.elapsed().as_secs_f64() * 1e3;
-                        if grid_images.len() < 8 {
+                        if a.grid_images.len() < 8 {
                             let (w, h, data) = rgb.into_iter().next().expect("one image");
-                            img_size = (w, h);
-                            grid_images.push(data);
+                            a.img_size = (w, h);
+                            a.grid_images.push(data);
                         }
                         Some(ms)
                     }
@@ -597,7 +624,7 @@ pub fn run_sweep(cfg: &SweepConfig, opts: &SweepOptions) -> Result<SweepOutcome,
                     run_id: run_id.clone(),
                     label: spec.label(),
                     strategy: spec.kind.clone(),
-                    tree: tree_label.clone(),
+                    tree: a.tree_label.clone(),
                     k: spec.k.map(|k| k as u32),
                     delta: spec.delta,
                     lambda: spec.lambda,
@@ -628,7 +655,7 @@ pub fn run_sweep(cfg: &SweepConfig, opts: &SweepOptions) -> Result<SweepOutcome,
                         .then(|| neighbour_source.clone())
                         .flatten(),
                     gpt_model: paths.gpt.display().to_string(),
-                    drafter_model: drafter.and(paths.drafter.clone()),
+                    drafter_model: a.drafter.and(paths.drafter.clone()),
                     vq_model: paths.vq.as_ref().map(|p| p.display().to_string()),
                     backend: backend.clone(),
                     engine: engine_of(&bundle).name().into(),
@@ -639,17 +666,19 @@ pub fn run_sweep(cfg: &SweepConfig, opts: &SweepOptions) -> Result<SweepOutcome,
                 };
                 journal.append(&record)?;
                 generated += 1;
-                taus.push(g.tau());
+                a.taus.push(g.tau());
                 bar.set_message(format!(
                     "{} τ={:.2}",
                     spec.label(),
-                    taus.iter().sum::<f64>() / taus.len() as f64
+                    a.taus.iter().sum::<f64>() / a.taus.len() as f64
                 ));
                 bar.inc(1);
             }
         }
-        if !grid_images.is_empty() {
-            samples.push((spec.label(), grid_images, img_size.0, img_size.1));
+    }
+    for a in active {
+        if !a.grid_images.is_empty() {
+            samples.push((a.spec.label(), a.grid_images, a.img_size.0, a.img_size.1));
         }
     }
     bar.finish_and_clear();

@@ -41,7 +41,7 @@ pub(super) fn generate(
     let mut tokens = vec![pick(sampling, &first, &mut streams.accept)];
     let prefill_ms = ms_since(start);
     let mut steps = Vec::new();
-    let mut untimed = 0.0;
+    let mut roots = Vec::new();
     while tokens.len() < n {
         let committed = tokens.len() - 1;
         let root = tokens[committed];
@@ -93,10 +93,12 @@ pub(super) fn generate(
             return Err(e);
         }
         let verify_ms = ms_since(t);
-        // Not timed: what the round's rule emits at the first drafted position, exactly.
-        let tv = Instant::now();
-        let tvd_emitted = root_p.and_then(|p| root_tvd(&tree, &p, neighbours, spec));
-        untimed += ms_since(tv);
+        // What the round's rule emits at the first drafted position is computed after the image:
+        // here only its inputs are kept, so that neither its time nor its cache traffic is timed.
+        roots.push(root_p.and_then(|p| {
+            let (drafts, q) = node_drafts(&tree, 0)?;
+            Some((p, q.map(<[f32]>::to_vec), drafts))
+        }));
         let t = Instant::now();
         models.accept(&outcome.path);
         tokens.extend(outcome.path[1..].iter().map(|&node| tree.tokens[node]));
@@ -117,32 +119,27 @@ pub(super) fn generate(
             draft_ms,
             verify_ms: verify_ms + ms_since(t),
             forward_ms: models.forward_ms() - f0,
-            tvd_emitted,
+            tvd_emitted: None,
         });
     }
+    let latency_ms = ms_since(start);
     tokens.truncate(n);
+    for (step, root) in steps.iter_mut().zip(roots) {
+        step.tvd_emitted = root.and_then(|(p, q, tokens)| {
+            let drafts = match &q {
+                Some(q) => Drafts::Sampled {
+                    q,
+                    count: tokens.len(),
+                },
+                None => Drafts::Deterministic(&tokens),
+            };
+            emitted_tvd(&p, drafts, neighbours, spec.relax, spec.residuals)
+        });
+    }
     Ok(Generation {
         tokens,
-        prefill_ms,
-        latency_ms: ms_since(start) - untimed,
         steps,
+        prefill_ms,
+        latency_ms,
     })
-}
-
-/// The emitted-vs-target TVD at the root of a verified tree (see [`emitted_tvd`]).
-fn root_tvd(
-    tree: &DraftTree,
-    p: &[f32],
-    neighbours: Option<&NeighbourTable>,
-    spec: &Speculative,
-) -> Option<f64> {
-    let (tokens, q) = node_drafts(tree, 0)?;
-    let drafts = match q {
-        Some(q) => Drafts::Sampled {
-            q,
-            count: tokens.len(),
-        },
-        None => Drafts::Deterministic(&tokens),
-    };
-    emitted_tvd(p, drafts, neighbours, spec.relax, spec.residuals)
 }
