@@ -13,9 +13,12 @@ default:
 build:
     cargo build --release --workspace
 
-# Run the test suite (release profile: tensor code is too slow unoptimised).
+# Run the test suite (release profile: tensor code is too slow unoptimised), then the host engine's
+# fixture tests again on the narrower kernel families this CPU can also run.
 test:
     cargo test --release --workspace
+    if grep -q avx512f /proc/cpuinfo 2>/dev/null; then LANTERN_CPU_ISA=avx2 cargo test --release -p lantern-models --test host_engine; fi
+    LANTERN_CPU_ISA=portable cargo test --release -p lantern-models --test host_engine
 
 # Formatting and lints, as CI runs them.
 lint:

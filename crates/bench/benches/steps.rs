@@ -174,5 +174,58 @@ fn roofline(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, decode, verify, roofline);
+/// The host engine's packed skinny products against the `gemm` crate (what burn's CPU backend
+/// calls, here with explicit rayon parallelism over every core) on decode- and verify-sized
+/// products: rows m × (k → n).
+fn kernels(c: &mut Criterion) {
+    use lantern_models::cpu::matmul::{matmul, PackedMatrix, WeightDtype};
+    let mut group = c.benchmark_group("kernels");
+    group
+        .sample_size(20)
+        .measurement_time(Duration::from_secs(3));
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    for &(k, n) in &[(256usize, 768usize), (768, 2304), (768, 4096), (2048, 768)] {
+        let w: Vec<f32> = (0..k * n)
+            .map(|i| ((i * 7919) % 1000) as f32 * 1e-3 - 0.5)
+            .collect();
+        let packed = PackedMatrix::pack(&w, k, n, None, WeightDtype::F32);
+        for m in [1usize, 2, 16, 64] {
+            let x: Vec<f32> = (0..m * k).map(|i| (i % 13) as f32 * 0.1).collect();
+            let mut out = vec![0f32; m * n];
+            group.throughput(Throughput::Elements(2 * (m * k * n) as u64));
+            group.bench_function(BenchmarkId::new(format!("host/{k}x{n}"), m), |b| {
+                b.iter(|| matmul(black_box(&x), m, &packed, &mut out, false))
+            });
+            group.bench_function(BenchmarkId::new(format!("gemm/{k}x{n}"), m), |b| {
+                b.iter(|| unsafe {
+                    // out[m, n] = x[m, k] · w[k, n], all row-major.
+                    gemm::gemm(
+                        m,
+                        n,
+                        k,
+                        out.as_mut_ptr(),
+                        1,
+                        n as isize,
+                        false,
+                        black_box(x.as_ptr()),
+                        1,
+                        k as isize,
+                        w.as_ptr(),
+                        1,
+                        n as isize,
+                        0.0f32,
+                        1.0f32,
+                        false,
+                        false,
+                        false,
+                        gemm::Parallelism::Rayon(threads),
+                    )
+                })
+            });
+        }
+    }
+    group.finish();
+}
+
+criterion_group!(benches, decode, verify, kernels, roofline);
 criterion_main!(benches);

@@ -46,8 +46,10 @@ struct Lines<'a> {
     labels: Vec<(f64, f64, String)>,
     /// Error bars: per series, per point, the 95% half-widths `(dx, dy)` (none: no bars).
     bars: Vec<Vec<(f64, f64)>>,
-    /// Points only, no connecting lines, and the diagonal y = x (a predicted-vs-measured plot).
+    /// Points only, no connecting lines (a predicted-vs-measured plot).
     scatter: bool,
+    /// A grey diagonal y = x with this legend entry.
+    diagonal: Option<&'a str>,
 }
 
 /// The error bar of series `i`, point `j` (zero when there is none).
@@ -106,11 +108,13 @@ fn bounds(c: &Lines) -> ((f64, f64), (f64, f64)) {
         }
     }
     let log_x = c.log_x;
+    // Point labels are drawn to the right of their points: leave room for them.
+    let label_room = if c.labels.is_empty() { 1.0 } else { 2.0 };
     let xr = if log_x {
-        (x0 / 1.5, x1 * 1.5)
+        (x0 / 1.5, x1 * 1.5f64.powf(label_room))
     } else {
         let pad = ((x1 - x0) * 0.08).max(0.05);
-        (x0 - pad, x1 + pad)
+        (x0 - pad, x1 + pad * label_room)
     };
     let pad = ((y1 - y0) * 0.1).max(0.05);
     (xr, (y0 - pad, y1 + pad))
@@ -135,7 +139,7 @@ fn draw_lines<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, c: &Lines) -> s
                 .label_style(("sans-serif", 14))
                 .draw()
                 .map_err(io)?;
-            if c.scatter {
+            if let Some(name) = c.diagonal {
                 let (lo, hi) = (x0.max(y0), x1.min(y1));
                 chart
                     .draw_series(LineSeries::new(
@@ -143,7 +147,7 @@ fn draw_lines<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, c: &Lines) -> s
                         BLACK.mix(0.5).stroke_width(1),
                     ))
                     .map_err(io)?
-                    .label("prediction = measurement")
+                    .label(name)
                     .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], BLACK.mix(0.5)));
             }
             let seg = if c.scatter { 0 } else { 18 };
@@ -314,6 +318,7 @@ pub fn write_all(dir: &Path, summaries: &[Summary], records: &[Record]) -> std::
             labels: Vec::new(),
             bars: Vec::new(),
             scatter: false,
+            diagonal: None,
         },
     )?;
     save_lines(
@@ -331,6 +336,7 @@ pub fn write_all(dir: &Path, summaries: &[Summary], records: &[Record]) -> std::
             labels: Vec::new(),
             bars: Vec::new(),
             scatter: false,
+            diagonal: None,
         },
     )?;
     // Speedup vs τ per method (the speed axis of the speed–quality plot).
@@ -355,6 +361,7 @@ pub fn write_all(dir: &Path, summaries: &[Summary], records: &[Record]) -> std::
             labels: Vec::new(),
             bars: Vec::new(),
             scatter: false,
+            diagonal: None,
         },
     )?;
     // What δ really costs: the exact emitted TVD against δ, per rule and k, beside the line y = δ.
@@ -369,16 +376,11 @@ pub fn write_all(dir: &Path, summaries: &[Summary], records: &[Record]) -> std::
         }
     }
     if !tvd_curves.is_empty() {
-        let top = tvd_curves
-            .values()
-            .flat_map(|v| v.iter().map(|p| p.0))
-            .fold(0.0, f64::max);
         for v in tvd_curves.values_mut() {
             v.sort_by(|a, b| a.0.total_cmp(&b.0));
         }
-        let mut series: Vec<(String, Vec<(f64, f64)>)> =
-            vec![("y = δ".into(), vec![(0.0, 0.0), (top, top)])];
-        let mut bars = vec![Vec::new()];
+        let mut series: Vec<(String, Vec<(f64, f64)>)> = Vec::new();
+        let mut bars = Vec::new();
         for (name, v) in &tvd_curves {
             series.push((name.clone(), v.iter().map(|p| (p.0, p.1)).collect()));
             bars.push(v.iter().map(|p| (0.0, p.2)).collect());
@@ -395,6 +397,7 @@ pub fn write_all(dir: &Path, summaries: &[Summary], records: &[Record]) -> std::
                 labels: Vec::new(),
                 bars,
                 scatter: false,
+                diagonal: Some("y = δ (the bounded rule's guarantee)"),
             },
         )?;
     }
@@ -423,6 +426,7 @@ pub fn write_all(dir: &Path, summaries: &[Summary], records: &[Record]) -> std::
             labels: predicted_labels,
             bars: Vec::new(),
             scatter: true,
+            diagonal: Some("prediction = measurement"),
         },
     )?;
     // Speed–quality: speedup against the Fréchet distance (lower is better), per method, and the
@@ -483,6 +487,7 @@ pub fn write_all(dir: &Path, summaries: &[Summary], records: &[Record]) -> std::
                 labels,
                 bars,
                 scatter: false,
+                diagonal: None,
             },
         )?;
         let mut fd_by_k: BTreeMap<String, Vec<(f64, f64, f64)>> = BTreeMap::new();
@@ -517,6 +522,7 @@ pub fn write_all(dir: &Path, summaries: &[Summary], records: &[Record]) -> std::
                     .map(|v| v.iter().map(|p| (0.0, p.2)).collect())
                     .collect(),
                 scatter: false,
+                diagonal: None,
             },
         )?;
     }
@@ -588,6 +594,7 @@ pub fn training_curve(
             labels: Vec::new(),
             bars: Vec::new(),
             scatter: false,
+            diagonal: None,
         },
     )?;
     Ok(true)

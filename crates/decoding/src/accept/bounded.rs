@@ -8,10 +8,17 @@
 use super::emitted::Drafts;
 use crate::neighbours::NeighbourTable;
 
+/// Sampled drafts: the receivers considered, largest `q` first (each costs a scan of up to `k`
+/// neighbours; the drafter's favourites carry nearly all of q's mass, and the cap keeps a row's
+/// relaxation far cheaper than its forward at k = 1000).
+pub const MAX_RECEIVERS: usize = 64;
+
 /// The bounded relaxed target: `TVD(p̃, p) ≤ δ`, mass moved only from a token's `k` nearest
 /// neighbours onto it. Receivers are the tokens the drafts want more of than p gives them —
-/// `q(y) > p(y)` for sampled drafts (largest `q` first), the candidates in order for fixed
-/// drafts — and sources give only what they hold beyond their own draft weight.
+/// the [`MAX_RECEIVERS`] largest `q(y) > p(y)` for sampled drafts (largest first), the
+/// candidates in order for fixed drafts — and sources give only what they hold beyond their own
+/// draft weight. Any such choice keeps the bound; the greedy order only decides how much
+/// acceptance it buys.
 pub fn bounded_target(
     p: &[f32],
     drafts: Drafts,
@@ -28,7 +35,12 @@ pub fn bounded_target(
             let mut r: Vec<u32> = (0..p.len() as u32)
                 .filter(|&y| w[y as usize] > out[y as usize])
                 .collect();
-            r.sort_by(|&a, &b| w[b as usize].total_cmp(&w[a as usize]).then(a.cmp(&b)));
+            let order = |a: &u32, b: &u32| w[*b as usize].total_cmp(&w[*a as usize]).then(a.cmp(b));
+            if r.len() > MAX_RECEIVERS {
+                r.select_nth_unstable_by(MAX_RECEIVERS, order);
+                r.truncate(MAX_RECEIVERS);
+            }
+            r.sort_by(order);
             (w, r)
         }
         Drafts::Deterministic(c) => {
