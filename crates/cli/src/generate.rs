@@ -3,11 +3,15 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
+use lantern_decoding::embeddings::{Tables, TokenEmbeddings};
 use lantern_decoding::engine::models_for;
 use lantern_decoding::model::ImageCondition;
 use lantern_decoding::neighbours::NeighbourTable;
-use lantern_decoding::sampling::{Sampling, WarpOrder};
-use lantern_decoding::strategy::{generate, image_rng, Generation, Strategy, StrategyParams};
+use lantern_decoding::sampling::{Sampling, TemperatureRule, WarpOrder};
+use lantern_decoding::strategy::{
+    generate, image_rng, Coupling, DistanceThreshold, Generation, Grouping, JacobiInit, Strategy,
+    StrategyParams,
+};
 use lantern_models::backend::cpu_threads;
 
 use crate::models::ModelArgs;
@@ -20,7 +24,7 @@ pub struct Args {
     /// Models, backend, engine and weight storage.
     #[command(flatten)]
     model: ModelArgs,
-    /// ar | sd | lantern | lantern++ | sjd.
+    /// ar | sd | lantern | lantern++ | sjd | scd | gsd | zipar.
     #[arg(long, default_value = "ar")]
     strategy: String,
     /// dynamic | dynamic:TOP_K:DEPTH:TOTAL | chain:DEPTH | a static preset (naive_extend_57, …).
@@ -35,9 +39,27 @@ pub struct Args {
     /// LANTERN++'s ratio bound λ ≥ 1.
     #[arg(long, default_value_t = 2.0)]
     lambda: f32,
-    /// SJD window.
-    #[arg(long, default_value_t = 16)]
-    window: usize,
+    /// Jacobi window (sjd, scd, gsd; default 16) or ZipAR window (zipar; default 8).
+    #[arg(long)]
+    window: Option<usize>,
+    /// How fresh Jacobi positions start (sjd, scd, gsd): horizontal | vertical | random.
+    #[arg(long, default_value = "horizontal")]
+    init: String,
+    /// SCD's coupling: maximal | gumbel.
+    #[arg(long, default_value = "maximal")]
+    coupling: String,
+    /// GSD's rank half-window G.
+    #[arg(long, default_value_t = 7)]
+    group: usize,
+    /// GSD's probability-gap threshold.
+    #[arg(long, default_value_t = 0.15)]
+    p_thr: f32,
+    /// GSD's squared embedding-distance threshold, absolute (overrides --d-quantile).
+    #[arg(long)]
+    d_thr: Option<f32>,
+    /// GSD's distance threshold as a quantile of the model's pair distances (1 = off).
+    #[arg(long, default_value_t = 0.1)]
+    d_quantile: f32,
     /// Reproduce the official code's residual quirks instead of the principled rule.
     #[arg(long)]
     official_compat: bool,
@@ -53,6 +75,9 @@ pub struct Args {
     /// Top-p filter (1 = off).
     #[arg(long, default_value_t = 1.0)]
     top_p: f32,
+    /// fixed | entropy (entropy-aware: --temperature is T0).
+    #[arg(long, default_value = "fixed")]
+    temperature_rule: String,
     /// Order of top-k and top-p: top-k-then-top-p (LlamaGen) | top-p-then-top-k (LANTERN's speculative path).
     #[arg(long, default_value = "top-k-then-top-p")]
     order: String,
@@ -78,8 +103,19 @@ pub fn run(a: Args) -> Result<(), Box<dyn std::error::Error>> {
     if !(0.0..=1.0).contains(&a.delta) {
         return Err(format!("--delta {} is outside [0, 1]", a.delta).into());
     }
-    if a.lambda < 1.0 || a.k == 0 || a.window == 0 {
+    let window = a
+        .window
+        .unwrap_or(if a.strategy == "zipar" { 8 } else { 16 });
+    if a.lambda < 1.0 || a.k == 0 || window == 0 {
         return Err("--lambda must be ≥ 1, --k and --window ≥ 1".into());
+    }
+    if !(0.0..=1.0).contains(&a.d_quantile)
+        || a.p_thr.is_nan()
+        || a.p_thr <= 0.0
+        || a.p_thr > 1.0
+        || a.d_thr.is_some_and(|d| d.is_nan() || d <= 0.0)
+    {
+        return Err("--d-quantile must be in [0, 1], --p-thr in (0, 1], --d-thr > 0".into());
     }
     let strategy = Strategy::from_kind(
         &a.strategy,
@@ -88,7 +124,17 @@ pub fn run(a: Args) -> Result<(), Box<dyn std::error::Error>> {
             k: a.k,
             delta: a.delta,
             lambda: a.lambda,
-            window: a.window,
+            window,
+            init: JacobiInit::parse(&a.init).map_err(|e| format!("--init: {e}"))?,
+            coupling: Coupling::parse(&a.coupling).map_err(|e| format!("--coupling: {e}"))?,
+            grouping: Grouping {
+                half_window: a.group,
+                p_thr: a.p_thr,
+                d_thr: a.d_thr.map_or(
+                    DistanceThreshold::Quantile(a.d_quantile),
+                    DistanceThreshold::Absolute,
+                ),
+            },
             official_compat: a.official_compat,
             bounded: match a.relax.as_str() {
                 "lantern" => false,
@@ -105,6 +151,8 @@ pub fn run(a: Args) -> Result<(), Box<dyn std::error::Error>> {
         cfg_scale: a.cfg,
         cfg_interval: None,
         warp_order: WarpOrder::parse(&a.order).map_err(|e| format!("--order: {e}"))?,
+        temperature_rule: TemperatureRule::parse(&a.temperature_rule)
+            .map_err(|e| format!("--temperature-rule: {e}"))?,
     };
     let needs_drafter = matches!(strategy, Strategy::Speculative(_));
     let bundle = a.model.load(a.model.paths()?, needs_drafter, a.seed)?;
@@ -123,6 +171,26 @@ pub fn run(a: Args) -> Result<(), Box<dyn std::error::Error>> {
             Some(table)
         }
     };
+    let embeddings = if strategy.needs_embeddings() {
+        let (rows, vocab, dim) = bundle.token_embeddings()?;
+        Some(TokenEmbeddings::new(rows, vocab, dim))
+    } else {
+        None
+    };
+    if let (Strategy::Jacobi(j), Some(e)) = (&strategy, &embeddings) {
+        if let lantern_decoding::strategy::JacobiMethod::Gsd(g) = &j.method {
+            eprintln!(
+                "GSD distance threshold: {:?} → squared distance < {:.4} on the target's {}-wide token embeddings",
+                g.d_thr,
+                g.d_thr(Some(e))?,
+                e.dim()
+            );
+        }
+    }
+    let tables = Tables {
+        neighbours: neighbours.as_ref(),
+        embeddings: embeddings.as_ref(),
+    };
     let mut models = models_for(&bundle, &strategy);
     std::fs::create_dir_all(&a.out)?;
 
@@ -132,7 +200,7 @@ pub fn run(a: Args) -> Result<(), Box<dyn std::error::Error>> {
         models.as_mut(),
         &strategy,
         &sampling,
-        neighbours.as_ref(),
+        &tables,
         &first,
         &image_rng(u64::MAX, 0),
     )?;
@@ -154,7 +222,7 @@ pub fn run(a: Args) -> Result<(), Box<dyn std::error::Error>> {
                 models.as_mut(),
                 &strategy,
                 &sampling,
-                neighbours.as_ref(),
+                &tables,
                 &cond,
                 &image_rng(seed, class as u64),
             )?;

@@ -1,7 +1,8 @@
 //! Decoding for visual AR models: sampling warpers and CFG, latent-neighbour tables, acceptance
 //! rules over probability rows (exact speculative sampling, greedy, LANTERN's δ relaxation,
 //! LANTERN++'s λ bound), draft trees (chain, static choice lists, EAGLE-2 dynamic), and the
-//! strategies that drive a target and a drafter (AR, SD, LANTERN, LANTERN++, SJD).
+//! strategies that drive a target and a drafter (AR, SD, LANTERN, LANTERN++) or no drafter at all
+//! (the SJD family: SJD, SCD, GSD).
 //!
 //! Acceptance and tree logic never touch burn tensors: they take `&[f32]` rows and return
 //! decisions, so they are exact, cheap and testable without a model. [`engine`] adapts the burn
@@ -9,6 +10,7 @@
 
 pub mod accept;
 pub mod cost;
+pub mod embeddings;
 pub mod engine;
 pub mod model;
 pub mod neighbours;

@@ -248,6 +248,21 @@ pub trait Models {
     fn draft_expand(&mut self, inputs: &[DraftInput]) -> Result<Logits, ModelCallError>;
     /// Drafter: forgets the elements drafted this round.
     fn draft_discard(&mut self);
+    /// Target: feeds `tokens` at explicit image positions in one forward (ZipAR's parallel rows).
+    /// Each sees the condition, the committed tokens whose image position is below its own, and
+    /// the fed tokens likewise (itself included, placeholders excluded); then the tokens with
+    /// `keep[i]` are committed and the rest (placeholders) dropped. Returns one row per token.
+    fn place(
+        &mut self,
+        tokens: &[u32],
+        positions: &[usize],
+        keep: &[bool],
+    ) -> Result<Logits, ModelCallError> {
+        let _ = (tokens, positions, keep);
+        Err(ModelCallError(
+            "these models cannot feed tokens at explicit image positions (ZipAR)".into(),
+        ))
+    }
     /// Milliseconds spent in model forwards (target and drafter, later logit fetches included)
     /// since the models were made; strategies difference it per round. 0 when not measured.
     fn forward_ms(&self) -> f64 {

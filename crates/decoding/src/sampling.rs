@@ -33,6 +33,44 @@ impl WarpOrder {
     }
 }
 
+/// How the sampling temperature is chosen per token.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TemperatureRule {
+    /// The configured temperature for every token.
+    #[default]
+    Fixed,
+    /// Entropy-aware (ARsample, NeurIPS 2025): after CFG and top-k/top-p at temperature 1, the
+    /// entropy H (nats) of the filtered distribution sets `T = T0 · (2.5·e^(−H/3) + 0.6)`, with
+    /// `T0` the configured temperature; flat tokens get a lower temperature, peaked ones a
+    /// higher one. It changes the target, not the acceptance: every strategy verifies against it.
+    Entropy,
+}
+
+impl TemperatureRule {
+    /// Parses `fixed` or `entropy`.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        match s {
+            "fixed" => Ok(Self::Fixed),
+            "entropy" => Ok(Self::Entropy),
+            other => Err(format!(
+                "temperature rule '{other}' is not known; allowed: fixed (default), entropy"
+            )),
+        }
+    }
+
+    /// The name as written in configs and records.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Fixed => "fixed",
+            Self::Entropy => "entropy",
+        }
+    }
+
+    fn is_fixed(&self) -> bool {
+        *self == Self::Fixed
+    }
+}
+
 /// Sampling settings of one run.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Sampling {
@@ -49,6 +87,10 @@ pub struct Sampling {
     pub cfg_interval: Option<usize>,
     /// Order of top-k and top-p.
     pub warp_order: WarpOrder,
+    /// Fixed temperature, or entropy-aware with `temperature` as T0 (absent from run identities
+    /// when fixed, so earlier run ids stay).
+    #[serde(default, skip_serializing_if = "TemperatureRule::is_fixed")]
+    pub temperature_rule: TemperatureRule,
 }
 
 impl Sampling {
@@ -91,10 +133,24 @@ impl Sampling {
             l[best] = 1.0;
             return;
         }
+        if self.temperature_rule == TemperatureRule::Entropy {
+            self.filter(l);
+            let t = entropy_temperature(l, self.temperature);
+            let inv_t = 1.0 / t.max(1e-5);
+            l.iter_mut().for_each(|x| *x *= inv_t);
+            lantern_models::cpu::simd::softmax_in_place(l);
+            return;
+        }
         let inv_t = 1.0 / self.temperature.max(1e-5);
         if inv_t != 1.0 {
             l.iter_mut().for_each(|x| *x *= inv_t);
         }
+        self.filter(l);
+        lantern_models::cpu::simd::softmax_in_place(l);
+    }
+
+    /// Top-k and top-p in `warp_order`, on logits.
+    fn filter(&self, l: &mut [f32]) {
         match self.warp_order {
             WarpOrder::TopKThenTopP => {
                 top_k_filter(l, self.top_k);
@@ -105,7 +161,6 @@ impl Sampling {
                 top_k_filter(l, self.top_k);
             }
         }
-        lantern_models::cpu::simd::softmax_in_place(l);
     }
 
     /// The next-token distribution at image token `token_index` from raw logit rows: CFG, then
@@ -120,6 +175,24 @@ impl Sampling {
         }
         l
     }
+}
+
+/// The entropy-aware temperature for filtered logits `l`: `t0 · (2.5·e^(−H/3) + 0.6)`, H the
+/// entropy in nats of `softmax(l)` (ARsample's constants).
+pub fn entropy_temperature(l: &[f32], t0: f32) -> f32 {
+    let max = l.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let (mut z, mut s) = (0.0f64, 0.0f64);
+    for &x in l {
+        if x.is_finite() {
+            let d = (x - max) as f64;
+            let e = d.exp();
+            z += e;
+            s += e * d;
+        }
+    }
+    // H = log Z − E[l − max].
+    let h = z.ln() - s / z;
+    t0 * (2.5 * (-h / 3.0).exp() + 0.6) as f32
 }
 
 /// Sets logits below the k-th largest to −inf (ties at the k-th value are kept).
@@ -189,6 +262,7 @@ mod tests {
             cfg_scale: 2.0,
             cfg_interval: None,
             warp_order: order,
+            temperature_rule: TemperatureRule::Fixed,
         }
     }
 

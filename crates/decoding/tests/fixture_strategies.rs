@@ -1,6 +1,6 @@
 //! Strategies on the tiny fixture model through both engines (burn and the host engine): greedy
-//! speculative decoding and SJD give exactly the greedy AR tokens; exact SD and AR sample the
-//! same distribution.
+//! speculative decoding, SJD and SCD give exactly the greedy AR tokens; exact SD and AR sample
+//! the same distribution; ZipAR follows its schedule with causal upper rows.
 //!
 //! An untrained drafter is rarely accepted, which would leave KV compaction untested, so the
 //! drafter here is *exact*: its logits for a draft path are the target's own full-forward logits
@@ -13,6 +13,7 @@ use std::path::PathBuf;
 
 use common::{chi_square, chi_square_critical};
 use lantern_decoding::accept::{Relax, Residuals};
+use lantern_decoding::embeddings::Tables;
 use lantern_decoding::engine::{BurnModels, HostModels};
 use lantern_decoding::model::{
     DraftInput, DraftParent, ImageCondition, Logits, ModelCallError, Models,
@@ -20,7 +21,8 @@ use lantern_decoding::model::{
 use lantern_decoding::rng::Rng;
 use lantern_decoding::sampling::{Sampling, WarpOrder};
 use lantern_decoding::strategy::{
-    generate, image_rng, JacobiInit, Speculative, Strategy, TreeShape,
+    generate, image_rng, zipar_forwards, Coupling, Jacobi, JacobiInit, JacobiMethod, Speculative,
+    Strategy, TreeShape,
 };
 use lantern_decoding::tree::DraftTree;
 use lantern_models::burn::prelude::*;
@@ -178,6 +180,7 @@ fn sampling(temperature: f32, top_k: usize) -> Sampling {
         cfg_scale: 4.0,
         cfg_interval: None,
         warp_order: WarpOrder::TopKThenTopP,
+        temperature_rule: Default::default(),
     }
 }
 
@@ -202,7 +205,7 @@ fn greedy_speculative_and_sjd_equal_greedy_ar() {
             ar_models.as_mut(),
             &Strategy::Ar,
             &s,
-            None,
+            &Tables::NONE,
             &cond,
             &Rng::new(0),
         )
@@ -217,7 +220,7 @@ fn greedy_speculative_and_sjd_equal_greedy_ar() {
             spec(TreeShape::chain(4)),
         ] {
             let mut m = ExactDraft::new(&gpt, engine, n);
-            let g = generate(&mut m, &strategy, &s, None, &cond, &Rng::new(0)).unwrap();
+            let g = generate(&mut m, &strategy, &s, &Tables::NONE, &cond, &Rng::new(0)).unwrap();
             assert_eq!(g.tokens, ar.tokens, "class {class}: {strategy:?}");
             assert!(
                 g.tau() > 2.0,
@@ -226,12 +229,19 @@ fn greedy_speculative_and_sjd_equal_greedy_ar() {
             );
         }
         let mut m = target(&gpt, engine, 32);
-        let sjd = Strategy::Sjd {
-            window: 4,
-            init: JacobiInit::RepeatHorizon,
-        };
-        let g = generate(m.as_mut(), &sjd, &s, None, &cond, &Rng::new(0)).unwrap();
-        assert_eq!(g.tokens, ar.tokens, "class {class}: SJD");
+        for (init, method) in [
+            (JacobiInit::Horizontal, JacobiMethod::Sjd),
+            (JacobiInit::Vertical, JacobiMethod::Scd(Coupling::Maximal)),
+            (JacobiInit::Random, JacobiMethod::Scd(Coupling::Gumbel)),
+        ] {
+            let st = Strategy::Jacobi(Jacobi {
+                window: 4,
+                init,
+                method,
+            });
+            let g = generate(m.as_mut(), &st, &s, &Tables::NONE, &cond, &Rng::new(0)).unwrap();
+            assert_eq!(g.tokens, ar.tokens, "class {class}: {st:?}");
+        }
     }
 }
 
@@ -247,7 +257,7 @@ fn exact_drafts_are_accepted_in_sampling_mode() {
         &mut m,
         &spec(TreeShape::chain(3)),
         &sampling(1.0, 0),
-        None,
+        &Tables::NONE,
         &ImageCondition::Class(3),
         &Rng::new(4),
     )
@@ -294,12 +304,20 @@ fn exact_sd_and_ar_sample_the_same_distribution() {
             &mut ar_models,
             &Strategy::Ar,
             &s,
-            None,
+            &Tables::NONE,
             &cond,
             &image_rng(seed, 1),
         )
         .unwrap();
-        let b = generate(&mut sd_models, &sd, &s, None, &cond, &image_rng(seed, 2)).unwrap();
+        let b = generate(
+            &mut sd_models,
+            &sd,
+            &s,
+            &Tables::NONE,
+            &cond,
+            &image_rng(seed, 2),
+        )
+        .unwrap();
         *ar_counts.entry(code(&a.tokens)).or_default() += 1;
         *sd_counts.entry(code(&b.tokens)).or_default() += 1;
     }
@@ -330,4 +348,128 @@ fn exact_sd_and_ar_sample_the_same_distribution() {
         "homogeneity chi-square {:.1} (dof {d})",
         s1 + s2
     );
+}
+
+/// ZipAR on both engines: the forward count follows the official schedule's formula for every
+/// window; greedy rows 0 and 1 equal greedy AR's (row 1 is decoded while lower rows exist, so an
+/// upper row that could see the rows below it would change); both engines give the same tokens.
+#[test]
+fn zipar_follows_the_schedule_and_keeps_upper_rows_causal() {
+    let gpt = load();
+    let host = HostGpt::from_burn(&gpt, WeightDtype::F32);
+    let n = gpt.config().block_size;
+    let grid = (n as f64).sqrt().round() as usize;
+    assert!(
+        grid >= 3,
+        "the fixture's grid is too small for parallel rows"
+    );
+    let s = sampling(0.0, 0);
+    for class in [3, 5] {
+        let cond = ImageCondition::Class(class);
+        let mut ar_models = target(&gpt, None, 1);
+        let ar = generate(
+            ar_models.as_mut(),
+            &Strategy::Ar,
+            &s,
+            &Tables::NONE,
+            &cond,
+            &Rng::new(0),
+        )
+        .unwrap();
+        for window in 1..grid {
+            let st = Strategy::ZipAr { window };
+            let mut on_burn = target(&gpt, None, st.max_tree());
+            let mut on_host = target(&gpt, Some(&host), st.max_tree());
+            let a = generate(
+                on_burn.as_mut(),
+                &st,
+                &s,
+                &Tables::NONE,
+                &cond,
+                &Rng::new(0),
+            )
+            .unwrap();
+            let b = generate(
+                on_host.as_mut(),
+                &st,
+                &s,
+                &Tables::NONE,
+                &cond,
+                &Rng::new(0),
+            )
+            .unwrap();
+            assert_eq!(a.tokens.len(), n);
+            assert_eq!(
+                a.target_forwards(),
+                zipar_forwards(grid, window),
+                "w = {window}"
+            );
+            assert_eq!(
+                a.tokens[..2 * grid],
+                ar.tokens[..2 * grid],
+                "class {class}, w = {window}: rows 0 and 1 must be AR's"
+            );
+            assert_eq!(
+                a.tokens, b.tokens,
+                "class {class}, w = {window}: engines differ"
+            );
+        }
+        let bad = Strategy::ZipAr { window: grid };
+        let mut m = target(&gpt, None, bad.max_tree());
+        let e = generate(m.as_mut(), &bad, &s, &Tables::NONE, &cond, &Rng::new(0)).unwrap_err();
+        assert!(e.to_string().contains("ZipAR window"), "{e}");
+    }
+}
+
+/// `Models::place` (ZipAR's forward) on both engines: a token placed at position i sees exactly
+/// the tokens below i. Its logits equal the ordinary verify path's for the same prefix, are
+/// unchanged by a committed token placed further down the raster, and do change when a token is
+/// placed just above it (the control: the comparison can see one key).
+#[test]
+fn placed_tokens_see_exactly_the_positions_below_them() {
+    let gpt = load();
+    let host = HostGpt::from_burn(&gpt, WeightDtype::F32);
+    let cond = ImageCondition::Class(3);
+    let prefix = [11u32, 7, 9];
+    for engine in [None, Some(&host)] {
+        // extra: tokens placed (and kept) before the probe; probe: token 5 at position 3.
+        let run = |extra: &[(u32, usize)], via_verify: bool| -> Vec<f32> {
+            let mut m = target(&gpt, engine, 8);
+            m.begin(&cond, true).unwrap();
+            for &t in &prefix {
+                m.verify(&DraftTree::root(t)).unwrap();
+                m.accept(&[0]);
+            }
+            for &(t, p) in extra {
+                m.place(&[t], &[p], &[true]).unwrap();
+            }
+            let logits = if via_verify {
+                m.verify(&DraftTree::root(5)).unwrap()
+            } else {
+                m.place(&[5], &[3], &[true]).unwrap()
+            };
+            let (c, u) = logits.row(0);
+            c.iter().chain(u.unwrap()).copied().collect()
+        };
+        let max_diff = |a: &[f32], b: &[f32]| {
+            a.iter()
+                .zip(b)
+                .map(|(x, y)| (x - y).abs())
+                .fold(0.0f32, f32::max)
+        };
+        let base = run(&[], false);
+        assert!(max_diff(&base, &run(&[], true)) < 1e-5, "place ≠ verify");
+        let below = run(&[(42, 9), (43, 14)], false);
+        assert!(
+            max_diff(&base, &below) < 1e-5,
+            "a token further down was seen"
+        );
+        // Control: token 42 at position 2 replaces nothing (position 2 holds 9 already), so
+        // the probe sees one more key there.
+        let above = run(&[(42, 2)], false);
+        assert!(
+            max_diff(&base, &above) > 1e-3,
+            "the comparison cannot see one key"
+        );
+    }
 }

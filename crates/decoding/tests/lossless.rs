@@ -1,5 +1,6 @@
 //! Losslessness of whole strategies on an analytic target and drafter: exact speculative decoding
-//! on chain, static and dynamic trees, and SJD, reproduce the target's joint distribution over
+//! on chain, static and dynamic trees, SJD (every initialisation) and SCD (both couplings)
+//! reproduce the target's joint distribution over
 //! whole sequences (chi-square, fixed seeds); LANTERN with δ = 0 makes the same decisions as exact
 //! SD; a large δ is detectably lossy (the test has power); greedy strategies equal greedy AR.
 //!
@@ -10,16 +11,23 @@
 //! probability ½) any change of the joint whose chi-square distance Σ Δ²/p exceeds 1.4e-3 — a TVD
 //! of 0.002 moved between two outcomes, or 0.02 spread in proportion over all of them. A bug
 //! that hands depth 2 its parent's q, or an SJD draft the q of the row before, moves far more.
+//! SCD's coupled drafts are also tested on N = 8 binary tokens with a 3-token window, where a draft
+//! can be carried (and re-coupled) through several rounds before it is tested; GSD's grouping is
+//! detectably lossy there.
 
 mod common;
 
 use common::*;
 use lantern_decoding::accept::{Relax, Residuals};
+use lantern_decoding::embeddings::Tables;
 use lantern_decoding::model::{ImageCondition, Models};
 use lantern_decoding::neighbours::NeighbourTable;
 use lantern_decoding::rng::Rng;
 use lantern_decoding::sampling::{Sampling, WarpOrder};
-use lantern_decoding::strategy::{generate, JacobiInit, Speculative, Strategy, TreeShape};
+use lantern_decoding::strategy::{
+    generate, Coupling, DistanceThreshold, Grouping, Jacobi, JacobiInit, JacobiMethod, Speculative,
+    Strategy, TreeShape,
+};
 
 const V: usize = 3;
 const N: usize = 5;
@@ -33,6 +41,7 @@ fn sampling(top_k: usize) -> Sampling {
         cfg_scale: 2.0,
         cfg_interval: None,
         warp_order: WarpOrder::TopKThenTopP,
+        temperature_rule: Default::default(),
     }
 }
 
@@ -49,18 +58,37 @@ fn spec(tree: TreeShape, relax: Relax) -> Strategy {
     })
 }
 
+fn jacobi(window: usize, init: JacobiInit, method: JacobiMethod) -> Strategy {
+    Strategy::Jacobi(Jacobi {
+        window,
+        init,
+        method,
+    })
+}
+
+const INITS: [JacobiInit; 3] = [
+    JacobiInit::Horizontal,
+    JacobiInit::Vertical,
+    JacobiInit::Random,
+];
+
 /// The exact joint distribution of all V^N sequences.
 fn joint(s: &Sampling) -> Vec<f64> {
-    let mut model = Analytic::new(V, N, false);
+    joint_of(V, N, s)
+}
+
+/// The exact joint distribution of all v^n sequences.
+fn joint_of(v: usize, n: usize, s: &Sampling) -> Vec<f64> {
+    let mut model = Analytic::new(v, n, false);
     model
         .begin(&ImageCondition::Class(1), s.uses_cfg())
         .unwrap();
-    let mut out = vec![0.0; V.pow(N as u32)];
+    let mut out = vec![0.0; v.pow(n as u32)];
     for (code, p) in out.iter_mut().enumerate() {
-        let seq: Vec<u32> = (0..N)
-            .map(|i| ((code / V.pow(i as u32)) % V) as u32)
+        let seq: Vec<u32> = (0..n)
+            .map(|i| ((code / v.pow(i as u32)) % v) as u32)
             .collect();
-        *p = (0..N)
+        *p = (0..n)
             .map(|t| model.target_probs(&seq[..t], s)[seq[t] as usize] as f64)
             .product();
     }
@@ -73,24 +101,38 @@ fn counts(
     table: Option<&NeighbourTable>,
     seed: u64,
 ) -> Vec<u64> {
-    let mut model = Analytic::new(V, N, true);
-    let mut c = vec![0u64; V.pow(N as u32)];
+    counts_of(V, N, V, strategy, s, table, seed)
+}
+
+/// Sequence counts of `TRIALS` generations of v^n sequences on a `grid`-wide raster.
+fn counts_of(
+    v: usize,
+    n: usize,
+    grid: usize,
+    strategy: &Strategy,
+    s: &Sampling,
+    table: Option<&NeighbourTable>,
+    seed: u64,
+) -> Vec<u64> {
+    let mut model = Analytic::new(v, n, true);
+    model.grid = grid;
+    let mut c = vec![0u64; v.pow(n as u32)];
     for trial in 0..TRIALS {
         let g = generate(
             &mut model,
             strategy,
             s,
-            table,
+            &Tables::neighbours(table),
             &ImageCondition::Class(1),
             &Rng::new(seed).fork(trial),
         )
         .unwrap();
-        assert_eq!(g.tokens.len(), N);
+        assert_eq!(g.tokens.len(), n);
         let code: usize = g
             .tokens
             .iter()
             .enumerate()
-            .map(|(i, &t)| t as usize * V.pow(i as u32))
+            .map(|(i, &t)| t as usize * v.pow(i as u32))
             .sum();
         c[code] += 1;
     }
@@ -151,14 +193,78 @@ fn exact_sd_is_lossless_on_deep_chain_static_and_dynamic_trees() {
 }
 
 #[test]
-fn sjd_is_lossless() {
-    for init in [JacobiInit::RepeatHorizon, JacobiInit::Random] {
+fn sjd_is_lossless_with_every_initialisation() {
+    // counts() runs on a V-wide raster: vertical copies reach back a whole row.
+    for init in INITS {
         assert_follows_target(
             &format!("sjd {init:?}"),
-            &Strategy::Sjd { window: 3, init },
+            &jacobi(3, init, JacobiMethod::Sjd),
             &sampling(0),
         );
     }
+}
+
+#[test]
+fn scd_is_lossless_with_both_couplings() {
+    for coupling in [Coupling::Maximal, Coupling::Gumbel] {
+        for init in INITS {
+            assert_follows_target(
+                &format!("scd {coupling:?} {init:?}"),
+                &jacobi(3, init, JacobiMethod::Scd(coupling)),
+                &sampling(0),
+            );
+        }
+    }
+}
+
+/// 8 binary tokens on a 4-wide raster, window 3: up to seven rounds, drafts carried through
+/// several of them.
+fn assert_long_jacobi(name: &str, strategy: &Strategy, lossless: bool) {
+    let (v, n) = (2, 8);
+    let s = sampling(0);
+    let (stat, dof) = chi_square(
+        &counts_of(v, n, 4, strategy, &s, None, 11),
+        &joint_of(v, n, &s),
+    );
+    let crit = chi_square_critical(dof);
+    if lossless {
+        assert!(
+            stat < crit,
+            "{name}: chi-square {stat:.1} ≥ {crit:.1} (dof {dof})"
+        );
+    } else {
+        assert!(
+            stat > crit,
+            "{name} should be detectably lossy (chi-square {stat:.1})"
+        );
+    }
+}
+
+#[test]
+fn coupled_drafts_carried_through_several_rounds_stay_lossless() {
+    for coupling in [Coupling::Maximal, Coupling::Gumbel] {
+        assert_long_jacobi(
+            &format!("scd {coupling:?}"),
+            &jacobi(3, JacobiInit::Random, JacobiMethod::Scd(coupling)),
+            true,
+        );
+    }
+    assert_long_jacobi(
+        "sjd",
+        &jacobi(3, JacobiInit::Vertical, JacobiMethod::Sjd),
+        true,
+    );
+    // GSD with a group of every rank neighbour is lossy, and the test sees it.
+    let grouping = Grouping {
+        half_window: 1,
+        p_thr: 1.0,
+        d_thr: DistanceThreshold::Quantile(1.0),
+    };
+    assert_long_jacobi(
+        "gsd",
+        &jacobi(3, JacobiInit::Random, JacobiMethod::Gsd(grouping)),
+        false,
+    );
 }
 
 #[test]
@@ -193,13 +299,20 @@ fn lantern_with_zero_delta_makes_exact_sd_decisions() {
                 &mut a,
                 &exact,
                 &s,
-                Some(&t),
+                &Tables::neighbours(Some(&t)),
                 &ImageCondition::Class(0),
                 &rng,
             )
             .unwrap();
-            let gb =
-                generate(&mut b, &zero, &s, Some(&t), &ImageCondition::Class(0), &rng).unwrap();
+            let gb = generate(
+                &mut b,
+                &zero,
+                &s,
+                &Tables::neighbours(Some(&t)),
+                &ImageCondition::Class(0),
+                &rng,
+            )
+            .unwrap();
             assert_eq!(ga.tokens, gb.tokens, "trial {trial}");
             assert_eq!(
                 ga.accepted_per_step(),
@@ -245,17 +358,37 @@ fn greedy_strategies_equal_greedy_ar() {
             TreeShape::static_preset("mc_sim_7b_63").unwrap(),
             Relax::Exact,
         ),
-        Strategy::Sjd {
-            window: 3,
-            init: JacobiInit::RepeatHorizon,
-        },
+        jacobi(3, JacobiInit::Horizontal, JacobiMethod::Sjd),
+        jacobi(
+            3,
+            JacobiInit::Vertical,
+            JacobiMethod::Scd(Coupling::Maximal),
+        ),
+        jacobi(3, JacobiInit::Random, JacobiMethod::Scd(Coupling::Gumbel)),
     ];
     for class in 0..5 {
         let cond = ImageCondition::Class(class);
         let mut m = Analytic::new(V, 6, true);
-        let ar = generate(&mut m, &Strategy::Ar, &s, None, &cond, &Rng::new(1)).unwrap();
+        let ar = generate(
+            &mut m,
+            &Strategy::Ar,
+            &s,
+            &Tables::NONE,
+            &cond,
+            &Rng::new(1),
+        )
+        .unwrap();
+        let t = table();
         for st in &strategies {
-            let g = generate(&mut m, st, &s, Some(&table()), &cond, &Rng::new(1)).unwrap();
+            let g = generate(
+                &mut m,
+                st,
+                &s,
+                &Tables::neighbours(Some(&t)),
+                &cond,
+                &Rng::new(1),
+            )
+            .unwrap();
             assert_eq!(g.tokens, ar.tokens, "{st:?}");
         }
     }

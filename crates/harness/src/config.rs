@@ -108,6 +108,9 @@ pub struct SamplingSection {
     /// (LANTERN's speculative path); matters only when both filters are on.
     #[serde(default)]
     pub order: Option<String>,
+    /// `fixed` (default) and/or `entropy`: entropy-aware temperature with `temperature` as T0.
+    #[serde(default)]
+    pub temperature_rule: Option<OneOrMany<String>>,
 }
 
 fn one_f64() -> OneOrMany<f64> {
@@ -129,6 +132,7 @@ impl Default for SamplingSection {
             cfg: cfg_default(),
             cfg_interval: None,
             order: None,
+            temperature_rule: None,
         }
     }
 }
@@ -152,7 +156,7 @@ pub struct DataSection {
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StrategySection {
-    /// `ar`, `sd`, `lantern`, `lantern++` or `sjd`.
+    /// `ar`, `sd`, `lantern`, `lantern++`, `sjd`, `scd`, `gsd` or `zipar`.
     pub kind: String,
     /// Tree shape(s) (speculative kinds).
     pub tree: Option<OneOrMany<String>>,
@@ -162,8 +166,20 @@ pub struct StrategySection {
     pub delta: Option<OneOrMany<f64>>,
     /// Ratio bound(s) λ ≥ 1 (lantern++).
     pub lambda: Option<OneOrMany<f64>>,
-    /// Window(s) (sjd), ≥ 1.
+    /// Window(s) (sjd, scd, gsd: drafts per round; zipar: columns before the next row opens), ≥ 1.
     pub window: Option<OneOrMany<i64>>,
+    /// Jacobi initialisation(s) (sjd, scd, gsd): `horizontal` (default), `vertical`, `random`.
+    pub init: Option<OneOrMany<String>>,
+    /// SCD's coupling(s): `maximal` (default), `gumbel`.
+    pub coupling: Option<OneOrMany<String>>,
+    /// GSD's rank half-window G ≥ 0 (default 7).
+    pub group: Option<i64>,
+    /// GSD's probability-gap threshold in (0, 1] (default 0.15).
+    pub p_thr: Option<f64>,
+    /// GSD's absolute squared embedding-distance threshold > 0 (overrides `d_quantile`).
+    pub d_thr: Option<f64>,
+    /// GSD's distance threshold(s) as quantiles of pair distances in [0, 1] (default 0.1; 1 = off).
+    pub d_quantile: Option<OneOrMany<f64>>,
     /// Use the official code's residual quirks (speculative kinds).
     pub official_compat: Option<bool>,
     /// LANTERN's acceptance rule: `lantern` (the paper's, default) or `bounded` (emitted TVD ≤ δ).
@@ -337,7 +353,10 @@ fn kind_keys(kind: &str) -> Option<&'static [&'static str]> {
         "sd" => &["tree", "official_compat"],
         "lantern" => &["tree", "k", "delta", "official_compat", "relax"],
         "lantern++" => &["tree", "k", "lambda", "official_compat"],
-        "sjd" => &["window"],
+        "sjd" => &["window", "init"],
+        "scd" => &["window", "init", "coupling"],
+        "gsd" => &["window", "init", "group", "p_thr", "d_thr", "d_quantile"],
+        "zipar" => &["window"],
         _ => return None,
     })
 }
@@ -411,6 +430,16 @@ impl SweepConfig {
         if let Some(o) = &self.sampling.order {
             if let Err(allowed) = lantern_decoding::sampling::WarpOrder::parse(o) {
                 return Err(self.invalid("sampling.order", format!("{o:?}"), &allowed));
+            }
+        }
+        for r in self
+            .sampling
+            .temperature_rule
+            .iter()
+            .flat_map(|v| v.values())
+        {
+            if let Err(allowed) = lantern_decoding::sampling::TemperatureRule::parse(&r) {
+                return Err(self.invalid("sampling.temperature_rule", format!("{r:?}"), &allowed));
             }
         }
         for t in s.temperature.values() {
@@ -673,7 +702,7 @@ impl SweepConfig {
             self.invalid(
                 key("kind"),
                 format!("{:?}", st.kind),
-                "ar, sd, lantern, lantern++ or sjd",
+                "ar, sd, lantern, lantern++, sjd, scd, gsd or zipar",
             )
         })?;
         let present = [
@@ -684,6 +713,12 @@ impl SweepConfig {
             ("window", st.window.is_some()),
             ("official_compat", st.official_compat.is_some()),
             ("relax", st.relax.is_some()),
+            ("init", st.init.is_some()),
+            ("coupling", st.coupling.is_some()),
+            ("group", st.group.is_some()),
+            ("p_thr", st.p_thr.is_some()),
+            ("d_thr", st.d_thr.is_some()),
+            ("d_quantile", st.d_quantile.is_some()),
         ];
         for (k, set) in present {
             if set && !allowed.contains(&k) {
@@ -720,6 +755,45 @@ impl SweepConfig {
         for w in st.window.iter().flat_map(|v| v.values()) {
             if w < 1 {
                 return Err(self.invalid(key("window"), w, "an integer ≥ 1"));
+            }
+        }
+        for i in st.init.iter().flat_map(|v| v.values()) {
+            lantern_decoding::strategy::JacobiInit::parse(&i)
+                .map_err(|e| self.invalid(key("init"), format!("{i:?}"), &e))?;
+        }
+        for c in st.coupling.iter().flat_map(|v| v.values()) {
+            lantern_decoding::strategy::Coupling::parse(&c)
+                .map_err(|e| self.invalid(key("coupling"), format!("{c:?}"), &e))?;
+        }
+        if let Some(g) = st.group {
+            if g < 0 {
+                return Err(self.invalid(key("group"), g, "an integer ≥ 0"));
+            }
+        }
+        if let Some(p) = st.p_thr {
+            if !(p > 0.0 && p <= 1.0) {
+                return Err(self.invalid(key("p_thr"), p, "a number in (0, 1]"));
+            }
+        }
+        if let Some(d) = st.d_thr {
+            if d.is_nan() || d <= 0.0 {
+                return Err(self.invalid(key("d_thr"), d, "a number > 0 (or +inf: no filter)"));
+            }
+            if st.d_quantile.is_some() {
+                return Err(self.invalid(
+                    key("d_thr"),
+                    d,
+                    "either d_thr (absolute) or d_quantile (calibrated), not both",
+                ));
+            }
+        }
+        for q in st.d_quantile.iter().flat_map(|v| v.values()) {
+            if !(0.0..=1.0).contains(&q) {
+                return Err(self.invalid(
+                    key("d_quantile"),
+                    q,
+                    "a number in [0, 1] (1 = no filter)",
+                ));
             }
         }
         match st.relax.as_deref() {

@@ -2,15 +2,17 @@
 
 use serde::{Deserialize, Serialize};
 
-use lantern_decoding::sampling::{Sampling, WarpOrder};
-use lantern_decoding::strategy::{Strategy, StrategyParams};
+use lantern_decoding::sampling::{Sampling, TemperatureRule, WarpOrder};
+use lantern_decoding::strategy::{
+    Coupling, DistanceThreshold, Grouping, JacobiInit, Strategy, StrategyParams,
+};
 
 use crate::config::SweepConfig;
 
 /// One configuration of the grid: a strategy with its parameters and the sampling settings.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RunSpec {
-    /// Strategy kind (`ar`, `sd`, `lantern`, `lantern++`, `sjd`).
+    /// Strategy kind (`ar`, `sd`, `lantern`, `lantern++`, `sjd`, `scd`, `gsd`, `zipar`).
     pub kind: String,
     /// Tree as written in the config (`None` for kinds without a tree).
     pub tree: Option<String>,
@@ -28,6 +30,25 @@ pub struct RunSpec {
     /// earlier run ids stay).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub relax: Option<String>,
+    /// Jacobi initialisation as configured (`None` = horizontal; absent from the identity then,
+    /// so earlier SJD run ids stay).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init: Option<String>,
+    /// SCD's coupling (`maximal`, `gumbel`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub coupling: Option<String>,
+    /// GSD's rank half-window G.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<usize>,
+    /// GSD's probability-gap threshold.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p_thr: Option<f32>,
+    /// GSD's absolute squared-distance threshold.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub d_thr: Option<f32>,
+    /// GSD's distance threshold as a quantile of pair distances (when `d_thr` is absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub d_quantile: Option<f32>,
     /// Sampling settings.
     pub sampling: Sampling,
     /// Added because the sweep had no AR baseline.
@@ -44,10 +65,45 @@ impl RunSpec {
             delta: self.delta.unwrap_or(0.0),
             lambda: self.lambda.unwrap_or(1.0),
             window: self.window.unwrap_or(16),
+            init: JacobiInit::parse(self.init.as_deref().unwrap_or("horizontal"))?,
+            coupling: Coupling::parse(self.coupling.as_deref().unwrap_or("maximal"))?,
+            grouping: self.grouping(),
             official_compat: self.official_compat.unwrap_or(false),
             bounded: self.relax.as_deref() == Some("bounded"),
         };
         Strategy::from_kind(&self.kind, &params)
+    }
+
+    /// GSD's group rule with its defaults filled in.
+    fn grouping(&self) -> Grouping {
+        let d = Grouping::DEFAULT;
+        Grouping {
+            half_window: self.group.unwrap_or(d.half_window),
+            p_thr: self.p_thr.unwrap_or(d.p_thr),
+            d_thr: match (self.d_thr, self.d_quantile) {
+                (Some(a), _) => DistanceThreshold::Absolute(a),
+                (None, Some(q)) => DistanceThreshold::Quantile(q),
+                (None, None) => d.d_thr,
+            },
+        }
+    }
+
+    /// The Jacobi initialisation run (Jacobi kinds only).
+    pub fn init_name(&self) -> Option<String> {
+        matches!(self.kind.as_str(), "sjd" | "scd" | "gsd")
+            .then(|| self.init.clone().unwrap_or_else(|| "horizontal".into()))
+    }
+
+    /// GSD's group rule as a short string, e.g. `G=7 p<0.15 d<q0.01` (GSD only).
+    pub fn grouping_label(&self) -> Option<String> {
+        (self.kind == "gsd").then(|| {
+            let g = self.grouping();
+            let d = match g.d_thr {
+                DistanceThreshold::Absolute(a) => format!("d<{a}"),
+                DistanceThreshold::Quantile(q) => format!("d<q{q}"),
+            };
+            format!("G={} p<{} {d}", g.half_window, g.p_thr)
+        })
     }
 
     /// A short human label: `lantern k=10 δ=0.1 (dynamic)`.
@@ -68,8 +124,20 @@ impl RunSpec {
         if let Some(w) = self.window {
             s += &format!(" L={w}");
         }
+        if let Some(c) = &self.coupling {
+            s += &format!(" {c}");
+        }
+        if let Some(i) = &self.init {
+            s += &format!(" init={i}");
+        }
+        if let Some(g) = self.grouping_label() {
+            s += &format!(" {g}");
+        }
         if let Some(t) = &self.tree {
             s += &format!(" ({t})");
+        }
+        if self.sampling.temperature_rule == TemperatureRule::Entropy {
+            s += " entropy-T";
         }
         s
     }
@@ -100,20 +168,32 @@ fn cartesian<T: Clone>(acc: Vec<Vec<T>>, values: &[T]) -> Vec<Vec<T>> {
 fn samplings(cfg: &SweepConfig) -> Vec<Sampling> {
     let s = &cfg.sampling;
     let mut out = Vec::new();
-    for t in s.temperature.values() {
-        for k in s.top_k.values() {
-            for p in s.top_p.values() {
-                for c in s.cfg.values() {
-                    out.push(Sampling {
-                        temperature: t as f32,
-                        top_k: k as usize,
-                        top_p: p as f32,
-                        cfg_scale: c as f32,
-                        cfg_interval: s.cfg_interval.filter(|&i| i >= 0).map(|i| i as usize),
-                        warp_order: s.order.as_deref().map_or(WarpOrder::TopKThenTopP, |o| {
-                            WarpOrder::parse(o).expect("validated")
-                        }),
-                    });
+    let rules: Vec<TemperatureRule> =
+        s.temperature_rule
+            .as_ref()
+            .map_or(vec![TemperatureRule::Fixed], |v| {
+                v.values()
+                    .iter()
+                    .map(|r| TemperatureRule::parse(r).expect("validated"))
+                    .collect()
+            });
+    for rule in rules {
+        for t in s.temperature.values() {
+            for k in s.top_k.values() {
+                for p in s.top_p.values() {
+                    for c in s.cfg.values() {
+                        out.push(Sampling {
+                            temperature: t as f32,
+                            top_k: k as usize,
+                            top_p: p as f32,
+                            cfg_scale: c as f32,
+                            cfg_interval: s.cfg_interval.filter(|&i| i >= 0).map(|i| i as usize),
+                            warp_order: s.order.as_deref().map_or(WarpOrder::TopKThenTopP, |o| {
+                                WarpOrder::parse(o).expect("validated")
+                            }),
+                            temperature_rule: rule,
+                        });
+                    }
                 }
             }
         }
@@ -137,6 +217,12 @@ pub fn expand(cfg: &SweepConfig) -> Vec<RunSpec> {
                 window: None,
                 official_compat: None,
                 relax: None,
+                init: None,
+                coupling: None,
+                group: None,
+                p_thr: None,
+                d_thr: None,
+                d_quantile: None,
                 sampling: sampling.clone(),
                 auto_added: true,
             });
@@ -158,12 +244,25 @@ pub fn expand(cfg: &SweepConfig) -> Vec<RunSpec> {
                 .window
                 .as_ref()
                 .map(|v| v.values().into_iter().map(|x| x as f64).collect()));
-            let nums = [ks, deltas, lambdas, windows]
+            let d_quantiles = opt(st.d_quantile.as_ref().map(|v| v.values()));
+            let nums = [ks, deltas, lambdas, windows, d_quantiles]
                 .iter()
                 .fold(vec![vec![]], |acc, v| cartesian(acc, v));
+            let strings = |v: &Option<crate::config::OneOrMany<String>>| {
+                v.as_ref()
+                    .map_or(vec![None], |v| v.values().into_iter().map(Some).collect())
+            };
+            let (inits, couplings) = (strings(&st.init), strings(&st.coupling));
+            let jacobi = matches!(st.kind.as_str(), "sjd" | "scd" | "gsd");
             let speculative = matches!(st.kind.as_str(), "sd" | "lantern" | "lantern++");
             for tree in &trees {
-                for n in &nums {
+                let combos = nums.iter().flat_map(|n| {
+                    let couplings = &couplings;
+                    inits
+                        .iter()
+                        .flat_map(move |i| couplings.iter().map(move |c| (n, i.clone(), c.clone())))
+                });
+                for (n, init, coupling) in combos {
                     specs.push(RunSpec {
                         kind: st.kind.clone(),
                         tree: tree
@@ -180,9 +279,16 @@ pub fn expand(cfg: &SweepConfig) -> Vec<RunSpec> {
                             .or((st.kind == "lantern++").then_some(2.0)),
                         window: n[3]
                             .map(|x| x as usize)
-                            .or((st.kind == "sjd").then_some(16)),
+                            .or(jacobi.then_some(16))
+                            .or((st.kind == "zipar").then_some(8)),
                         official_compat: speculative.then_some(st.official_compat.unwrap_or(false)),
                         relax: st.relax.clone().filter(|r| r == "bounded"),
+                        init,
+                        coupling: coupling.or((st.kind == "scd").then(|| "maximal".into())),
+                        group: st.group.map(|g| g as usize),
+                        p_thr: st.p_thr.map(|p| p as f32),
+                        d_thr: st.d_thr.map(|d| d as f32),
+                        d_quantile: n[4].map(|q| q as f32),
                         sampling: sampling.clone(),
                         auto_added: false,
                     });

@@ -227,6 +227,19 @@ fn rule_suffix(s: &Summary) -> String {
     }
 }
 
+/// A configuration's curve name apart from what the curve traces: the strategy with its
+/// coupling, initialisation and group rule, and the temperature rule when entropy-aware.
+fn variant(s: &Summary) -> String {
+    let mut name = s.strategy.clone();
+    for v in [&s.coupling, &s.init, &s.grouping].into_iter().flatten() {
+        name += &format!(" {v}");
+    }
+    if s.temperature_rule == "entropy" {
+        name += " entropy-T";
+    }
+    name
+}
+
 /// Fraction of images in which the token at each grid cell was an accepted draft.
 pub fn acceptance_map(records: &[&Record]) -> Vec<f64> {
     let n = records.iter().map(|r| r.tokens.len()).max().unwrap_or(0);
@@ -344,7 +357,7 @@ pub fn write_all(dir: &Path, summaries: &[Summary], records: &[Record]) -> std::
     for s in summaries.iter().filter(|s| s.strategy != "ar") {
         if let Some(sp) = s.speedup {
             by_method
-                .entry(s.strategy.clone())
+                .entry(variant(s))
                 .or_default()
                 .push((s.tau.mean, sp));
         }
@@ -446,7 +459,7 @@ pub fn write_all(dir: &Path, summaries: &[Summary], records: &[Record]) -> std::
                         rule_suffix(s),
                         s.tree.as_deref().unwrap_or("")
                     ),
-                    None => s.strategy.clone(),
+                    None => variant(s),
                 };
                 speed_quality
                     .entry(curve.clone())
@@ -526,8 +539,8 @@ pub fn write_all(dir: &Path, summaries: &[Summary], records: &[Record]) -> std::
             },
         )?;
     }
-    // Where drafts are accepted, per speculative strategy kind.
-    for kind in ["sd", "lantern", "lantern++", "sjd"] {
+    // Where drafts are accepted, per speculative strategy kind (not ZipAR: it verifies nothing).
+    for kind in ["sd", "lantern", "lantern++", "sjd", "scd", "gsd"] {
         let rs: Vec<&Record> = records.iter().filter(|r| r.strategy == kind).collect();
         if rs.is_empty() {
             continue;

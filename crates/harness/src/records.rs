@@ -32,6 +32,15 @@ pub struct Record {
     /// LANTERN's rule when not the paper's (`bounded`).
     #[serde(default)]
     pub relax: Option<String>,
+    /// How fresh Jacobi positions start (sjd, scd, gsd).
+    #[serde(default)]
+    pub init: Option<String>,
+    /// SCD's coupling.
+    #[serde(default)]
+    pub coupling: Option<String>,
+    /// GSD's group rule, e.g. `G=7 p<0.15 d<q0.01` (`d<q…`: a quantile of pair distances).
+    #[serde(default)]
+    pub grouping: Option<String>,
     /// AR baseline added because the sweep had none.
     pub auto_added: bool,
     /// Sampling temperature.
@@ -45,6 +54,9 @@ pub struct Record {
     /// Order of top-k and top-p.
     #[serde(default)]
     pub warp_order: String,
+    /// `fixed` or `entropy` (entropy-aware temperature, `temperature` = T0).
+    #[serde(default)]
+    pub temperature_rule: String,
     /// Class label (c2i).
     pub class: Option<u32>,
     /// Prompt index (t2i).
@@ -210,12 +222,16 @@ pub fn to_frame(records: &[Record]) -> PolarsResult<DataFrame> {
             c!("window", |r| r.window),
             c!("official_compat", |r| r.official_compat),
             c!("relax", |r| r.relax.clone()),
+            c!("init", |r| r.init.clone()),
+            c!("coupling", |r| r.coupling.clone()),
+            c!("grouping", |r| r.grouping.clone()),
             c!("auto_added", |r| r.auto_added),
             c!("temperature", |r| r.temperature),
             c!("top_k", |r| r.top_k),
             c!("top_p", |r| r.top_p),
             c!("cfg", |r| r.cfg),
             c!("warp_order", |r| r.warp_order.clone()),
+            c!("temperature_rule", |r| r.temperature_rule.clone()),
             c!("class", |r| r.class),
             c!("prompt", |r| r.prompt),
             c!("seed", |r| r.seed),

@@ -140,9 +140,15 @@ pub fn tables_md(summaries: &[Summary], records: &[Record], quality: Option<&Qua
              `lantern++` say nothing about trained drafters; they exercise the machinery.\n"
         );
     }
-    let mut samplings: Vec<(f32, u32, f32, f32)> = Vec::new();
+    let mut samplings: Vec<(f32, u32, f32, f32, &str)> = Vec::new();
     for x in summaries {
-        let key = (x.temperature, x.top_k, x.top_p, x.cfg);
+        let key = (
+            x.temperature,
+            x.top_k,
+            x.top_p,
+            x.cfg,
+            x.temperature_rule.as_str(),
+        );
         if !samplings.contains(&key) {
             samplings.push(key);
         }
@@ -156,11 +162,20 @@ pub fn tables_md(summaries: &[Summary], records: &[Record], quality: Option<&Qua
     };
     let with_pred = summaries.iter().any(|x| x.predicted_speedup.is_some());
     let with_tvd = summaries.iter().any(|x| x.tvd_emitted.is_some());
-    for (t, k, p, c) in samplings {
-        let _ = writeln!(s, "## temperature {t}, top-k {k}, top-p {p}, CFG {c}\n");
+    let with_forwards = summaries
+        .iter()
+        .any(|x| matches!(x.strategy.as_str(), "sjd" | "scd" | "gsd" | "zipar"));
+    for (t, k, p, c, rule) in samplings {
+        let temp = if rule == "entropy" {
+            format!("entropy-aware temperature (T0 = {t})")
+        } else {
+            format!("temperature {t}")
+        };
+        let _ = writeln!(s, "## {temp}, top-k {k}, top-p {p}, CFG {c}\n");
         let _ = writeln!(
             s,
-            "| method | tree | k | δ / λ | images | τ (95% CI) | latency ms (95% CI) | host % | speedup |{}{} FD (95% CI) | precision | recall | class score |{}{} tokens = AR | PSNR vs AR (dB) |",
+            "| method | tree | k | δ / λ | images | τ (95% CI) |{} latency ms (95% CI) | host % | speedup |{}{} FD (95% CI) | precision | recall | class score |{}{} tokens = AR | PSNR vs AR (dB) |",
+            if with_forwards { " forwards / image |" } else { "" },
             if with_pred { " predicted τ, speedup |" } else { "" },
             if with_tvd { " emitted TVD (95% CI) |" } else { "" },
             if with_clip { " CLIP score (95% CI) |" } else { "" },
@@ -168,21 +183,37 @@ pub fn tables_md(summaries: &[Summary], records: &[Record], quality: Option<&Qua
         );
         let _ = writeln!(
             s,
-            "|---|---|---|---|---|---|---|---|---|{}{}---|---|---|---|{}{}---|---|",
+            "|---|---|---|---|---|---|---|---|---|{}{}{}---|---|---|---|{}{}---|---|",
+            if with_forwards { "---|" } else { "" },
             if with_pred { "---|" } else { "" },
             if with_tvd { "---|" } else { "" },
             if with_clip { "---|" } else { "" },
             if with_hps { "---|" } else { "" }
         );
-        for x in summaries
-            .iter()
-            .filter(|x| (x.temperature, x.top_k, x.top_p, x.cfg) == (t, k, p, c))
-        {
+        for x in summaries.iter().filter(|x| {
+            (
+                x.temperature,
+                x.top_k,
+                x.top_p,
+                x.cfg,
+                x.temperature_rule.as_str(),
+            ) == (t, k, p, c, rule)
+        }) {
             let method = match (x.auto_added, x.relax.as_deref(), x.official_compat) {
                 (true, _, _) => format!("{} (added baseline)", x.strategy),
                 (_, Some(r), _) => format!("{} ({r})", x.strategy),
                 (_, None, Some(true)) => format!("{} (official)", x.strategy),
-                _ => x.strategy.clone(),
+                _ => {
+                    let extra: Vec<&str> = [&x.coupling, &x.init, &x.grouping]
+                        .into_iter()
+                        .filter_map(|v| v.as_deref())
+                        .collect();
+                    if extra.is_empty() {
+                        x.strategy.clone()
+                    } else {
+                        format!("{} ({})", x.strategy, extra.join(", "))
+                    }
+                }
             };
             let relax = match (x.delta, x.lambda, x.window) {
                 (Some(d), _, _) => format!("δ={d}"),
@@ -202,12 +233,17 @@ pub fn tables_md(summaries: &[Summary], records: &[Record], quality: Option<&Qua
             };
             let _ = writeln!(
                 s,
-                "| {method} | {} | {} | {relax} | {} | {:.3} ± {:.3} | {:.1} ± {:.1} | {:.0} | {} |{predicted}{tvd} {} | {} | {} | {} |{}{} {} | {} |",
+                "| {method} | {} | {} | {relax} | {} | {:.3} ± {:.3} |{} {:.1} ± {:.1} | {:.0} | {} |{predicted}{tvd} {} | {} | {} | {} |{}{} {} | {} |",
                 opt(x.tree.as_deref()),
                 opt(x.k),
                 x.images,
                 x.tau.mean,
                 x.tau.ci95,
+                if with_forwards {
+                    format!(" {:.1} |", x.forwards)
+                } else {
+                    String::new()
+                },
                 x.latency_ms.mean,
                 x.latency_ms.ci95,
                 100.0 * x.host_share,
@@ -235,6 +271,15 @@ pub fn tables_md(summaries: &[Summary], records: &[Record], quality: Option<&Qua
          forwards (sampling, trees, acceptance, copies). Speedup: AR latency / latency over the same \
          images and sampling settings."
     );
+    if with_forwards {
+        let _ = writeln!(
+            s,
+            "\nForwards / image: target forwards per image, prefill included (AR: one per token). For \
+             ZipAR, τ is tokens per forward (no drafts are verified). Training-free rows: sjd, scd \
+             (coupling), gsd (group rule: rank half-window G, probability gap, squared embedding \
+             distance below a quantile q of the model's pair distances) with their initialisation."
+        );
+    }
     if with_tvd {
         let _ = writeln!(
             s,
@@ -243,8 +288,11 @@ pub fn tables_md(summaries: &[Summary], records: &[Record], quality: Option<&Qua
              draw, every acceptance test and the residual sample) and the target distribution there; \
              mean over rounds per image, then mean ± 95% CI over images. 0 for exact speculative \
              sampling; LANTERN's δ bounds one candidate's relaxed target, not this; the bounded rule \
-             keeps it ≤ δ. Not computed (—) for several sampled siblings at the root (exponential), \
-             greedy rounds and strategies without drafts; not included in any timing."
+             keeps it ≤ δ. For GSD: at the first window position, over its draft (fixed, or drawn \
+             from the recorded proposal), the group test and the residual. Not computed (—) for \
+             several sampled siblings at the root (exponential), greedy rounds, lossless Jacobi \
+             rules and ZipAR (whose lower-row tokens have no single target to compare with); not \
+             included in any timing."
         );
     }
     if with_pred {

@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressStyle};
 use lantern_decoding::cost::{measure_step_costs, Prediction};
+use lantern_decoding::embeddings::{Tables, TokenEmbeddings};
 use lantern_decoding::engine::{engine_of, models_for, models_sized};
 use lantern_decoding::model::ImageCondition;
 use lantern_decoding::neighbours::NeighbourTable;
@@ -420,6 +421,17 @@ pub fn run_sweep(cfg: &SweepConfig, opts: &SweepOptions) -> Result<SweepOutcome,
         (None, None)
     };
 
+    let embeddings = if strategies.iter().any(Strategy::needs_embeddings) {
+        let (rows, vocab, dim) = bundle.token_embeddings()?;
+        Some(TokenEmbeddings::new(rows, vocab, dim))
+    } else {
+        None
+    };
+    let tables = Tables {
+        neighbours: neighbours.as_ref(),
+        embeddings: embeddings.as_ref(),
+    };
+
     let cfg_rows = specs.iter().any(|s| s.sampling.uses_cfg());
     let has_drafter = bundle.drafter.is_some()
         && strategies
@@ -567,7 +579,7 @@ pub fn run_sweep(cfg: &SweepConfig, opts: &SweepOptions) -> Result<SweepOutcome,
                 models.as_mut(),
                 &strategy,
                 &spec.sampling,
-                neighbours.as_ref(),
+                &tables,
                 &conds[0].cond,
                 &image_rng(u64::MAX - 2, w as u64),
             )?;
@@ -601,7 +613,7 @@ pub fn run_sweep(cfg: &SweepConfig, opts: &SweepOptions) -> Result<SweepOutcome,
                     a.models.as_mut(),
                     strategy,
                     &spec.sampling,
-                    neighbours.as_ref(),
+                    &tables,
                     cond,
                     &image_rng(seed, cid),
                 )?;
@@ -631,12 +643,16 @@ pub fn run_sweep(cfg: &SweepConfig, opts: &SweepOptions) -> Result<SweepOutcome,
                     window: spec.window.map(|w| w as u32),
                     official_compat: spec.official_compat,
                     relax: spec.relax.clone(),
+                    init: spec.init_name(),
+                    coupling: spec.coupling.clone(),
+                    grouping: spec.grouping_label(),
                     auto_added: spec.auto_added,
                     temperature: spec.sampling.temperature,
                     top_k: spec.sampling.top_k as u32,
                     top_p: spec.sampling.top_p,
                     cfg: spec.sampling.cfg_scale,
                     warp_order: spec.sampling.warp_order.name().into(),
+                    temperature_rule: spec.sampling.temperature_rule.name().into(),
                     class: *class,
                     prompt: *prompt,
                     seed,

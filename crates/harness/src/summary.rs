@@ -73,6 +73,14 @@ pub struct Summary {
     pub official_compat: Option<bool>,
     /// SJD window.
     pub window: Option<u32>,
+    /// Jacobi initialisation (sjd, scd, gsd).
+    pub init: Option<String>,
+    /// SCD's coupling.
+    pub coupling: Option<String>,
+    /// GSD's group rule.
+    pub grouping: Option<String>,
+    /// `fixed`, or `entropy` (entropy-aware temperature).
+    pub temperature_rule: String,
     /// AR baseline added automatically.
     pub auto_added: bool,
     /// Temperature.
@@ -87,6 +95,8 @@ pub struct Summary {
     pub images: usize,
     /// Mean accepted length.
     pub tau: Estimate,
+    /// Mean target forwards per image (prefill included).
+    pub forwards: f64,
     /// Latency per image (ms).
     pub latency_ms: Estimate,
     /// Mean drafting ms per image.
@@ -138,7 +148,7 @@ pub struct Summary {
 }
 
 /// Sampling settings (as bits) and target model: which rows an AR baseline can stand for.
-type SamplingKey = (u32, u32, u32, u32, String);
+type SamplingKey = (u32, u32, u32, u32, String, String);
 
 /// One image under one sampling setting.
 type ImageKey = (SamplingKey, Option<u32>, Option<u32>, u64);
@@ -151,6 +161,11 @@ fn sampling_key(r: &Record) -> SamplingKey {
         r.top_p.to_bits(),
         r.cfg.to_bits(),
         r.gpt_model.clone(),
+        // Records written before the rule existed used the fixed temperature.
+        match r.temperature_rule.as_str() {
+            "" => "fixed".into(),
+            rule => rule.into(),
+        },
     )
 }
 
@@ -199,6 +214,14 @@ pub fn summarise(
                 relax: r0.relax.clone(),
                 official_compat: r0.official_compat,
                 window: r0.window,
+                init: r0.init.clone(),
+                coupling: r0.coupling.clone(),
+                grouping: r0.grouping.clone(),
+                temperature_rule: if r0.temperature_rule.is_empty() {
+                    "fixed".into()
+                } else {
+                    r0.temperature_rule.clone()
+                },
                 auto_added: r0.auto_added,
                 temperature: r0.temperature,
                 top_k: r0.top_k,
@@ -206,6 +229,7 @@ pub fn summarise(
                 cfg: r0.cfg,
                 images: rs.len(),
                 tau: Estimate::of(&col(|r| r.tau)),
+                forwards: Estimate::of(&col(|r| r.steps as f64 + 1.0)).mean,
                 latency_ms: Estimate::of(&col(|r| r.latency_ms)),
                 draft_ms: Estimate::of(&col(|r| r.draft_ms)).mean,
                 verify_ms: Estimate::of(&col(|r| r.verify_ms)).mean,
@@ -269,6 +293,10 @@ pub fn to_frame(s: &[Summary]) -> PolarsResult<DataFrame> {
             c!("relax", |r| r.relax.clone()),
             c!("official_compat", |r| r.official_compat),
             c!("window", |r| r.window),
+            c!("init", |r| r.init.clone()),
+            c!("coupling", |r| r.coupling.clone()),
+            c!("grouping", |r| r.grouping.clone()),
+            c!("temperature_rule", |r| r.temperature_rule.clone()),
             c!("auto_added", |r| r.auto_added),
             c!("temperature", |r| r.temperature),
             c!("top_k", |r| r.top_k),
@@ -277,6 +305,7 @@ pub fn to_frame(s: &[Summary]) -> PolarsResult<DataFrame> {
             c!("images", |r| r.images as u32),
             c!("tau_mean", |r| r.tau.mean),
             c!("tau_ci95", |r| r.tau.ci95),
+            c!("forwards", |r| r.forwards),
             c!("latency_ms_mean", |r| r.latency_ms.mean),
             c!("latency_ms_ci95", |r| r.latency_ms.ci95),
             c!("draft_ms_mean", |r| r.draft_ms),

@@ -119,6 +119,75 @@ fn bad_inputs_name_file_key_value_and_allowed() {
             &["runtime.engine", "gpu", "auto, host, burn"],
         ),
         (
+            variant("k = [10, 20]\ndelta = 0.1", "coupling = \"maximal\""),
+            &["strategy[0].coupling", "does not apply to kind 'lantern'"],
+        ),
+        (
+            variant(
+                "kind = \"lantern\"\nk = [10, 20]\ndelta = 0.1",
+                "kind = \"sjd\"\ninit = \"diagonal\"",
+            ),
+            &[
+                "strategy[0].init",
+                "diagonal",
+                "horizontal, vertical, random",
+            ],
+        ),
+        (
+            variant(
+                "kind = \"lantern\"\nk = [10, 20]\ndelta = 0.1",
+                "kind = \"sjd\"\ncoupling = \"gumbel\"",
+            ),
+            &[
+                "strategy[0].coupling",
+                "does not apply to kind 'sjd'",
+                "window, init",
+            ],
+        ),
+        (
+            variant(
+                "kind = \"lantern\"\nk = [10, 20]\ndelta = 0.1",
+                "kind = \"scd\"\ncoupling = \"soft\"",
+            ),
+            &["strategy[0].coupling", "soft", "maximal, gumbel"],
+        ),
+        (
+            variant(
+                "kind = \"lantern\"\nk = [10, 20]\ndelta = 0.1",
+                "kind = \"gsd\"\nd_quantile = 1.5",
+            ),
+            &["strategy[0].d_quantile", "1.5", "[0, 1]"],
+        ),
+        (
+            variant(
+                "kind = \"lantern\"\nk = [10, 20]\ndelta = 0.1",
+                "kind = \"gsd\"\nd_thr = 0.5\nd_quantile = 0.1",
+            ),
+            &["strategy[0].d_thr", "not both"],
+        ),
+        (
+            variant(
+                "kind = \"lantern\"\nk = [10, 20]\ndelta = 0.1",
+                "kind = \"gsd\"\np_thr = 0.0",
+            ),
+            &["strategy[0].p_thr", "(0, 1]"],
+        ),
+        (
+            variant(
+                "kind = \"lantern\"\nk = [10, 20]\ndelta = 0.1",
+                "kind = \"zipar\"\nwindow = 0",
+            ),
+            &["strategy[0].window", "≥ 1"],
+        ),
+        (
+            variant("cfg = 3.0", "cfg = 3.0\ntemperature_rule = \"hot\""),
+            &[
+                "sampling.temperature_rule",
+                "hot",
+                "fixed (default), entropy",
+            ],
+        ),
+        (
             format!("{GOOD}[runtime]\npilot_images = 0\n"),
             &["runtime.pilot_images", "≥ 1"],
         ),
@@ -279,6 +348,11 @@ fn smoke_sweep_writes_documented_parquet_and_reports() {
         "backend",
         "device",
         "threads",
+        "init",
+        "coupling",
+        "grouping",
+        "temperature_rule",
+        "tvd_emitted",
     ] {
         assert!(runs.column(col).is_ok(), "runs.parquet lacks {col}");
     }
@@ -322,4 +396,58 @@ fn changed_configs_get_new_run_ids() {
     assert_eq!(ia[0], ib[0], "the AR baseline is unchanged");
     assert_ne!(ia[1], ib[1]);
     assert_eq!(ids(&a), ia, "run ids are stable");
+}
+
+#[test]
+fn training_free_grids_expand_with_their_defaults() {
+    let cfg = parse(
+        r#"
+name = "t"
+[model]
+preset = "fixture"
+[sampling]
+temperature_rule = ["fixed", "entropy"]
+[data]
+classes = [3]
+seeds = 1
+[[strategy]]
+kind = "sjd"
+init = ["vertical", "random"]
+[[strategy]]
+kind = "scd"
+window = [4, 8]
+coupling = ["maximal", "gumbel"]
+[[strategy]]
+kind = "gsd"
+d_quantile = [0.1, 1.0]
+[[strategy]]
+kind = "zipar"
+"#,
+    )
+    .unwrap();
+    let specs = expand(&cfg);
+    // Per temperature rule: an added AR, 2 SJD, 4 SCD, 2 GSD and 1 ZipAR configuration.
+    assert_eq!(specs.len(), 2 * 10);
+    let labels: Vec<String> = specs.iter().map(|s| s.label()).collect();
+    assert!(
+        labels.contains(&"sjd L=16 init=random".to_string()),
+        "{labels:?}"
+    );
+    assert!(labels.contains(&"scd L=8 gumbel".to_string()), "{labels:?}");
+    assert!(
+        labels.contains(&"zipar L=8 entropy-T".to_string()),
+        "{labels:?}"
+    );
+    let gsd = specs.iter().find(|s| s.kind == "gsd").unwrap();
+    assert_eq!(gsd.init_name().as_deref(), Some("horizontal"));
+    assert_eq!(gsd.grouping_label().as_deref(), Some("G=7 p<0.15 d<q0.1"));
+    for s in &specs {
+        s.strategy().unwrap();
+    }
+    let ids: std::collections::HashSet<String> = specs.iter().map(|s| s.run_id("m")).collect();
+    assert_eq!(
+        ids.len(),
+        specs.len(),
+        "every configuration has its own run id"
+    );
 }

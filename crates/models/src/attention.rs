@@ -15,12 +15,15 @@ use crate::rope::{apply_rotary, Rope2d};
 /// Which of the pending and new tokens each new token may attend to.
 ///
 /// Row `i` is new token `i`; columns are the `pending` tokens of this round followed by the
-/// `n` new tokens. Committed slots are always visible (apart from caption padding).
+/// `n` new tokens. Committed slots are visible (apart from caption padding) unless hidden with
+/// [`Visibility::hide_committed`] (ZipAR: an upper row must not see the rows below it).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Visibility {
     rows: usize,
     cols: usize,
     visible: Vec<bool>,
+    /// `(committed slots, rows × slots bits)`: committed slots hidden from each new token.
+    committed_hidden: Option<(usize, Vec<bool>)>,
 }
 
 impl Visibility {
@@ -75,7 +78,25 @@ impl Visibility {
             rows,
             cols,
             visible: vec![false; rows * cols],
+            committed_hidden: None,
         }
+    }
+
+    /// Hides committed slots (absolute cache slots, conditioning included) from new tokens:
+    /// `hide(row, slot)` for every row and every slot below `committed`.
+    pub fn hide_committed(&mut self, committed: usize, hide: impl Fn(usize, usize) -> bool) {
+        let bits: Vec<bool> = (0..self.rows)
+            .flat_map(|r| (0..committed).map(move |s| (r, s)))
+            .map(|(r, s)| hide(r, s))
+            .collect();
+        self.committed_hidden = bits.iter().any(|&b| b).then_some((committed, bits));
+    }
+
+    /// Whether committed slot `slot` is hidden from new token `row`.
+    pub fn committed_hidden(&self, row: usize, slot: usize) -> bool {
+        self.committed_hidden
+            .as_ref()
+            .is_some_and(|(n, bits)| slot < *n && bits[row * n + slot])
     }
 
     /// Lets new token `row` see column `col`.
@@ -98,9 +119,9 @@ impl Visibility {
         self.cols
     }
 
-    /// Whether every entry is visible (then no mask is needed).
+    /// Whether every entry is visible and no committed slot is hidden (then no mask is needed).
     pub fn all_visible(&self) -> bool {
-        self.visible.iter().all(|&v| v)
+        self.committed_hidden.is_none() && self.visible.iter().all(|&v| v)
     }
 }
 
@@ -135,7 +156,7 @@ pub fn build_mask(
             let base = (b * n + i) * total;
             for j in 0..prefix {
                 let pad = valid.is_some_and(|v| j < v.len() && !v[j]);
-                hidden[base + j] = pad && j != q_slot;
+                hidden[base + j] = (pad && j != q_slot) || vis.committed_hidden(i, j);
             }
             for c in 0..vis.cols() {
                 let slot = prefix + c;

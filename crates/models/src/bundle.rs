@@ -223,6 +223,16 @@ impl ModelBundle {
         })
     }
 
+    /// The target's input token embeddings (GSD's distance space), row-major, with `(vocab, dim)`.
+    pub fn token_embeddings(&self) -> Result<(Vec<f32>, usize, usize), ModelError> {
+        let table = self.gpt.token_embeddings().weight.val();
+        let [vocab, dim] = table.dims();
+        let values = table.into_data().try_into_vec_as::<f32>().map_err(|e| {
+            ModelError::Input(format!("cannot read the target's token embeddings: {e:?}"))
+        })?;
+        Ok((values, vocab, dim))
+    }
+
     /// The latent space LANTERN's neighbour table is built from: the VQ codebook (raw rows), or,
     /// when no tokenizer is loaded, the GPT's token-embedding table. Returns the row-major values,
     /// `(vocab, dim)` and the source's name (recorded with every result).

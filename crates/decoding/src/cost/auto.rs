@@ -5,6 +5,7 @@
 use lantern_models::ModelBundle;
 
 use super::model::{static_pilot_tree, Pilot};
+use crate::embeddings::Tables;
 use crate::engine::models_for;
 use crate::model::ImageCondition;
 use crate::neighbours::NeighbourTable;
@@ -28,6 +29,7 @@ pub fn run_pilot(
         ..Pilot::default()
     };
     let mut rounds = Vec::new();
+    let tables = Tables::neighbours(neighbours);
     for shape in [static_pilot_tree(), full] {
         let strategy = Strategy::Speculative(Speculative {
             tree: shape.clone(),
@@ -39,7 +41,7 @@ pub fn run_pilot(
             models.as_mut(),
             &strategy,
             sampling,
-            neighbours,
+            &tables,
             cond(0),
             &image_rng(u64::MAX - 3, 0),
         )?;
@@ -48,7 +50,7 @@ pub fn run_pilot(
                 models.as_mut(),
                 &strategy,
                 sampling,
-                neighbours,
+                &tables,
                 cond(i),
                 &image_rng(u64::MAX - 4, i as u64),
             )?;

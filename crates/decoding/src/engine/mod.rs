@@ -92,6 +92,9 @@ struct Fed {
 
 struct ImageState<F> {
     committed: usize,
+    /// Image position of each committed image slot, in cache order (sequential except after
+    /// [`Models::place`]).
+    slot_positions: Vec<usize>,
     last_tree: Option<(Vec<u32>, F)>,
     drafter_len: usize,
     pending: Pending<F>,
@@ -210,6 +213,7 @@ impl<E: Engine> Models for EngineModels<E> {
         let len = self.engine.len(&features);
         self.state = Some(ImageState {
             committed: 0,
+            slot_positions: Vec::new(),
             last_tree: None,
             drafter_len: 0,
             pending: Pending {
@@ -240,6 +244,8 @@ impl<E: Engine> Models for EngineModels<E> {
         let (tokens, hidden) = s.last_tree.take().expect("verify() before accept()");
         self.engine.target_commit(path);
         tick(&self.clock, t);
+        s.slot_positions
+            .extend(s.committed..s.committed + path.len());
         s.committed += path.len();
         if has_drafter {
             let p = &mut s.pending;
@@ -255,6 +261,48 @@ impl<E: Engine> Models for EngineModels<E> {
 
     fn committed(&self) -> usize {
         self.state.as_ref().map_or(0, |s| s.committed)
+    }
+
+    fn place(
+        &mut self,
+        tokens: &[u32],
+        positions: &[usize],
+        keep: &[bool],
+    ) -> Result<Logits, ModelCallError> {
+        let n = tokens.len();
+        assert!(
+            positions.len() == n && keep.len() == n,
+            "one position and keep flag per token"
+        );
+        let t = self.engine.cls_token_num();
+        let s = self.state.as_ref().expect("begin() must be called first");
+        if s.last_tree.is_some() {
+            return Err(err("place() after an uncommitted verify()"));
+        }
+        let mut vis = Visibility::hidden(n, n);
+        for i in 0..n {
+            vis.set(i, i);
+            for j in 0..n {
+                if keep[j] && positions[j] < positions[i] {
+                    vis.set(i, j);
+                }
+            }
+        }
+        let slot_positions = &s.slot_positions;
+        vis.hide_committed(t + slot_positions.len(), |i, slot| {
+            slot >= t && slot_positions[slot - t] >= positions[i]
+        });
+        let abs: Vec<usize> = positions.iter().map(|p| t + p).collect();
+        let (_, logits) = self.timed(|e| e.target_extend(tokens, &abs, &vis));
+        let logits = logits.timed(&self.clock);
+        // Every row is read; fetch them before the cache moves on.
+        logits.prefetch(&(0..n).collect::<Vec<_>>());
+        let kept: Vec<usize> = (0..n).filter(|&i| keep[i]).collect();
+        self.timed(|e| e.target_commit(&kept));
+        let s = self.state();
+        s.slot_positions.extend(kept.iter().map(|&i| positions[i]));
+        s.committed += kept.len();
+        Ok(logits)
     }
 
     fn draft_root(&mut self, root: u32) -> Result<Logits, ModelCallError> {

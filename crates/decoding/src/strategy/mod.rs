@@ -6,19 +6,27 @@
 
 mod ar;
 mod drafting;
+mod gsd;
+mod jacobi;
+mod scd;
 mod sjd;
 mod speculative;
+mod zipar;
 
 use serde::{Deserialize, Serialize};
 
 use crate::accept::{Relax, Residuals};
+use crate::embeddings::Tables;
 use crate::model::{ImageCondition, ModelCallError, Models};
-use crate::neighbours::NeighbourTable;
 use crate::rng::Rng;
 use crate::sampling::Sampling;
 
 pub use drafting::TreeShape;
+pub use gsd::{DistanceThreshold, Grouping};
+pub use jacobi::{Jacobi, JacobiMethod};
+pub use scd::Coupling;
 pub use sjd::JacobiInit;
+pub use zipar::zipar_forwards;
 
 /// Everything that can stop a generation.
 #[derive(Debug, thiserror::Error)]
@@ -55,17 +63,18 @@ pub enum Strategy {
     Ar,
     /// Drafter + tree verification (`sd`, `lantern`, `lantern++`).
     Speculative(Speculative),
-    /// Speculative Jacobi decoding: training-free, no drafter.
-    Sjd {
-        /// Draft window (16 in the paper).
+    /// The SJD family (`sjd`, `scd`, `gsd`): training-free, no drafter.
+    Jacobi(Jacobi),
+    /// ZipAR: parallel rows, each opening `window` tokens behind the row above; no verification.
+    ZipAr {
+        /// Columns row r must hold before row r + 1 opens (1 ≤ window < grid; 8 officially).
         window: usize,
-        /// How fresh window positions are initialised.
-        init: JacobiInit,
     },
 }
 
 impl Strategy {
-    /// Builds a strategy from its kind (`ar`, `sd`, `lantern`, `lantern++`, `sjd`) and parameters;
+    /// Builds a strategy from its kind (`ar`, `sd`, `lantern`, `lantern++`, `sjd`, `scd`, `gsd`,
+    /// `zipar`) and parameters;
     /// `tree` defaults to the dynamic tree for `sd`/`lantern` and `naive_extend_57` for `lantern++`.
     pub fn from_kind(kind: &str, params: &StrategyParams) -> Result<Self, String> {
         let residuals = if params.official_compat {
@@ -104,13 +113,21 @@ impl Strategy {
                 },
                 residuals,
             }),
-            "sjd" => Self::Sjd {
+            "sjd" | "scd" | "gsd" => Self::Jacobi(Jacobi {
                 window: params.window,
-                init: JacobiInit::RepeatHorizon,
+                init: params.init,
+                method: match kind {
+                    "sjd" => JacobiMethod::Sjd,
+                    "scd" => JacobiMethod::Scd(params.coupling),
+                    _ => JacobiMethod::Gsd(params.grouping),
+                },
+            }),
+            "zipar" => Self::ZipAr {
+                window: params.window,
             },
             other => {
                 return Err(format!(
-                    "unknown strategy '{other}'; allowed: ar, sd, lantern, lantern++, sjd"
+                    "unknown strategy '{other}'; allowed: ar, sd, lantern, lantern++, sjd, scd, gsd, zipar"
                 ))
             }
         })
@@ -129,12 +146,25 @@ impl Strategy {
         }
     }
 
+    /// Whether the strategy reads the target's token embeddings (GSD with a distance filter).
+    pub fn needs_embeddings(&self) -> bool {
+        match self {
+            Self::Jacobi(Jacobi {
+                method: JacobiMethod::Gsd(g),
+                ..
+            }) => g.d_thr(None).is_err(),
+            _ => false,
+        }
+    }
+
     /// Draft nodes one verification may hold (root included).
     pub fn max_tree(&self) -> usize {
         match self {
             Self::Ar => 1,
             Self::Speculative(s) => s.tree.budget() + 1,
-            Self::Sjd { window, .. } => window + 1,
+            Self::Jacobi(j) => j.window + 1,
+            // Open rows plus a flush: at most grid / window + 2; room for grids up to 128 wide.
+            Self::ZipAr { .. } => 130,
         }
     }
 
@@ -158,8 +188,14 @@ pub struct StrategyParams {
     pub delta: f32,
     /// LANTERN++'s ratio bound λ.
     pub lambda: f32,
-    /// SJD window.
+    /// Jacobi window (SJD, SCD, GSD) or ZipAR window.
     pub window: usize,
+    /// How fresh Jacobi positions are initialised.
+    pub init: JacobiInit,
+    /// SCD's coupling.
+    pub coupling: Coupling,
+    /// GSD's group rule.
+    pub grouping: Grouping,
     /// Use the official code's residual quirks.
     pub official_compat: bool,
     /// LANTERN with the bounded rule (emitted TVD ≤ δ) instead of the paper's.
@@ -174,6 +210,9 @@ impl Default for StrategyParams {
             delta: 0.1,
             lambda: 2.0,
             window: 16,
+            init: JacobiInit::Horizontal,
+            coupling: Coupling::Maximal,
+            grouping: Grouping::DEFAULT,
             official_compat: false,
             bounded: false,
         }
@@ -284,24 +323,23 @@ impl Generation {
     }
 }
 
-/// Generates one image with `strategy`. `rng` should be the image's own stream (same seed →
-/// same tokens, bit for bit, on the same backend).
+/// Generates one image with `strategy`, reading the side tables it needs from `tables`. `rng`
+/// should be the image's own stream (same seed → same tokens, bit for bit, on the same backend).
 pub fn generate(
     models: &mut dyn Models,
     strategy: &Strategy,
     sampling: &Sampling,
-    neighbours: Option<&NeighbourTable>,
+    tables: &Tables,
     cond: &ImageCondition,
     rng: &Rng,
 ) -> Result<Generation, DecodeError> {
     match strategy {
         Strategy::Ar => ar::generate(models, sampling, cond, rng),
         Strategy::Speculative(spec) => {
-            speculative::generate(models, spec, sampling, neighbours, cond, rng)
+            speculative::generate(models, spec, sampling, tables.neighbours, cond, rng)
         }
-        Strategy::Sjd { window, init } => {
-            sjd::generate(models, *window, *init, sampling, cond, rng)
-        }
+        Strategy::Jacobi(spec) => jacobi::generate(models, spec, sampling, tables, cond, rng),
+        Strategy::ZipAr { window } => zipar::generate(models, *window, sampling, cond, rng),
     }
 }
 

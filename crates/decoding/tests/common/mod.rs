@@ -21,6 +21,8 @@ pub struct Analytic {
     pub vocab: usize,
     pub n: usize,
     pub drafter: bool,
+    /// Raster width (default: the whole sequence is one row).
+    pub grid: usize,
     committed: Vec<u32>,
     last_tree: Option<DraftTree>,
     root: Option<u32>,
@@ -35,6 +37,7 @@ impl Analytic {
             vocab,
             n,
             drafter,
+            grid: n,
             committed: Vec::new(),
             last_tree: None,
             root: None,
@@ -77,7 +80,7 @@ impl Models for Analytic {
         self.n
     }
     fn grid(&self) -> usize {
-        self.n
+        self.grid
     }
     fn has_drafter(&self) -> bool {
         self.drafter

@@ -93,7 +93,11 @@ impl<'a> Plan<'a> {
             .map(|(r, i)| {
                 (0..slot0 + n)
                     .map(|s| {
-                        let open = s < committed || vis.get(i, s - committed);
+                        let open = if s < committed {
+                            !vis.committed_hidden(i, s)
+                        } else {
+                            vis.get(i, s - committed)
+                        };
                         if open && !(padded(r, s) && s != slot0 + i) {
                             1.0
                         } else {
