@@ -29,6 +29,19 @@ lint:
 check-wgpu:
     cargo check --release --workspace --features lantern-cli/wgpu
 
+# The GPU path through wgpu, run on the Vulkan device present (in CI lavapipe, Mesa's Vulkan on
+# the CPU: `apt-get install mesa-vulkan-drivers libvulkan1`): the fixture tests on that device
+# (logits, greedy generations, VQ, tree verification, every strategy kind, timing) and the smoke
+# sweep, whose records must name the backend and adapter. A correctness run, not GPU speed.
+# It leaves a wgpu build of `lantern` in target/release (`just build` restores the CPU one).
+test-wgpu:
+    LANTERN_TEST_BACKEND=wgpu cargo test --release --workspace --features lantern-cli/wgpu --test fixture_gpt --test fixture_vq --test tree_verify --test fixture_strategies
+    cargo build --release --workspace --features lantern-cli/wgpu
+    rm -rf target/wgpu-smoke
+    {{lantern}} sweep configs/smoke.toml --backend wgpu --results target/wgpu-smoke
+    grep -q '"backend":"wgpu"' target/wgpu-smoke/smoke/journal.jsonl
+    grep -o '"device":"wgpu: [^"]*"' target/wgpu-smoke/smoke/journal.jsonl | sort -u
+
 # The engine benchmark (`lantern bench`): AR step, tree verifies and drafter passes on every engine
 # and weight storage, against the AR step and the machine's floor; `--models custom --gpt … --gpt-config …`
 # for any checkpoint.

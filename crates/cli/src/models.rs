@@ -18,7 +18,8 @@ pub struct ModelArgs {
     /// Folder of the fixtures (default: $LANTERN_FIXTURES or ../shared/fixtures/llamagen-tiny).
     #[arg(long)]
     pub fixtures: Option<PathBuf>,
-    /// Target checkpoint (with --models custom).
+    /// Target checkpoint (with --models custom), or `random`: random weights of --gpt-config
+    /// (for step timings only).
     #[arg(long)]
     pub gpt: Option<PathBuf>,
     /// Target config: a preset (GPT-B, …) or a JSON file.

@@ -3,8 +3,9 @@
 use std::io::IsTerminal;
 use std::path::PathBuf;
 
+use lantern_harness::config::SweepConfig;
 use lantern_harness::report::write_report;
-use lantern_harness::runner::{run_sweep_file, SweepOptions};
+use lantern_harness::runner::{run_sweep, SweepOptions};
 
 /// Arguments of `lantern sweep`.
 #[derive(clap::Args)]
@@ -14,6 +15,9 @@ pub struct SweepArgs {
     /// Where results go (results/<name>/).
     #[arg(long, default_value = "results")]
     results: PathBuf,
+    /// Run on this backend instead of the file's `[runtime] backend` (auto, cpu, wgpu, cuda).
+    #[arg(long)]
+    backend: Option<String>,
 }
 
 /// Arguments of `lantern report`.
@@ -29,7 +33,11 @@ pub fn sweep(a: SweepArgs) -> Result<(), Box<dyn std::error::Error>> {
         results_root: a.results,
         progress: std::io::stderr().is_terminal(),
     };
-    let out = run_sweep_file(&a.config, &opts)?;
+    let mut cfg = SweepConfig::load(&a.config)?;
+    if let Some(b) = &a.backend {
+        cfg = cfg.with_backend(b)?;
+    }
+    let out = run_sweep(&cfg, &opts)?;
     println!(
         "{}: {} images generated, {} already recorded; see {}/tables.md",
         out.dir.display(),

@@ -381,6 +381,13 @@ impl SweepConfig {
         Self::parse(&text, path)
     }
 
+    /// The same sweep on another backend (`--backend`), validated like the file's own key.
+    pub fn with_backend(mut self, backend: &str) -> Result<Self, ConfigError> {
+        self.runtime.backend = backend.to_string();
+        self.validate()?;
+        Ok(self)
+    }
+
     /// Parses and validates TOML text that came from `file`.
     pub fn parse(text: &str, file: &Path) -> Result<Self, ConfigError> {
         let mut cfg: Self = toml::from_str(text).map_err(|e| ConfigError::Parse {

@@ -195,21 +195,9 @@ pub fn git_commit() -> String {
     }
 }
 
-/// A description of the device: the CPU model for the CPU backend.
+/// A description of the device (see [`lantern_models::backend::device_description`]).
 pub fn device_description(backend: &str) -> String {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split(':').nth(1))
-                .map(|m| m.trim().to_string())
-        })
-        .unwrap_or_else(|| std::env::consts::ARCH.to_string());
-    match backend {
-        "auto" | "cpu" | "flex" => format!("cpu: {cpu}"),
-        other => other.to_string(),
-    }
+    lantern_models::backend::device_description(backend)
 }
 
 /// One condition of the sweep: what to generate and how records name it.

@@ -82,6 +82,59 @@ pub fn select_device(name: &str) -> Result<Device, ModelError> {
     }
 }
 
+/// The adapter wgpu picks by default, with its backend and driver, e.g. `llvmpipe (LLVM 15.0.6,
+/// 256 bits), Vulkan, driver llvmpipe Mesa 22.3.6`; `None` when no adapter is found.
+#[cfg(feature = "wgpu")]
+pub fn wgpu_adapter() -> Option<String> {
+    let instance = wgpu::Instance::default();
+    let adapter = futures_lite::future::block_on(
+        instance.request_adapter(&wgpu::RequestAdapterOptions::default()),
+    )
+    .ok()?;
+    let info = adapter.get_info();
+    Some(format!(
+        "{}, {:?}, driver {} {}",
+        info.name, info.backend, info.driver, info.driver_info
+    ))
+}
+
+/// What a backend runs on, for records: the CPU model for the CPU backend, the adapter and
+/// driver for wgpu, the backend's name otherwise.
+pub fn device_description(backend: &str) -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|m| m.trim().to_string())
+        })
+        .unwrap_or_else(|| std::env::consts::ARCH.to_string());
+    let first = available_backends().first().copied().unwrap_or("cpu");
+    match backend {
+        "auto" if first != "cpu" => device_description(first),
+        "auto" | "cpu" | "flex" => format!("cpu: {cpu}"),
+        #[cfg(feature = "wgpu")]
+        "wgpu" => format!(
+            "wgpu: {}",
+            wgpu_adapter().unwrap_or_else(|| "no adapter found".into())
+        ),
+        other => other.to_string(),
+    }
+}
+
+/// The device the fixture tests run on: `LANTERN_TEST_BACKEND` (`cpu` when unset; `wgpu` in a
+/// build with the `wgpu` feature, e.g. on lavapipe). Panics with the allowed names otherwise.
+pub fn test_device() -> Device {
+    let name = std::env::var("LANTERN_TEST_BACKEND").unwrap_or_else(|_| "cpu".into());
+    select_device(&name).unwrap_or_else(|e| panic!("LANTERN_TEST_BACKEND: {e}"))
+}
+
+/// The backend name the fixture tests run on (`LANTERN_TEST_BACKEND`, `cpu` when unset).
+pub fn test_backend() -> String {
+    std::env::var("LANTERN_TEST_BACKEND").unwrap_or_else(|_| "cpu".into())
+}
+
 /// Threads the CPU backend uses (rayon's pool; set `RAYON_NUM_THREADS` to change it).
 pub fn cpu_threads() -> usize {
     std::env::var("RAYON_NUM_THREADS")

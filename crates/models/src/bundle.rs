@@ -172,7 +172,13 @@ impl ModelBundle {
             )));
         }
         let cfg = gpt_config(&paths.gpt_config)?;
-        let gpt = Gpt::load(&cfg, &paths.gpt, device)?;
+        let gpt = if paths.gpt == Path::new("random") {
+            // Random weights of the configured size: for step timings (`lantern bench`) only.
+            device.seed(seed);
+            Gpt::new(&cfg, device)?
+        } else {
+            Gpt::load(&cfg, &paths.gpt, device)?
+        };
         let vq = match (&paths.vq, &paths.vq_config) {
             (Some(p), c) => Some(VqModel::load(
                 &vq_config(c.as_deref().unwrap_or("VQ-16"))?,

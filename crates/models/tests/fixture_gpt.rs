@@ -17,13 +17,16 @@ fn load(kind: &str, ext: &str) -> Gpt {
     Gpt::load(
         &cfg,
         &fixture(&format!("gpt_{kind}.{ext}")),
-        &Device::default(),
+        &lantern_models::backend::test_device(),
     )
     .unwrap()
 }
 
 fn tokens_tensor(values: Vec<i64>, shape: [usize; 2]) -> Tensor<2, Int> {
-    Tensor::from_data(TensorData::new(values, shape), &Device::default())
+    Tensor::from_data(
+        TensorData::new(values, shape),
+        &lantern_models::backend::test_device(),
+    )
 }
 
 /// Greedy CFG generation through prefill + one-token KV-cache steps, as `generate()` does.
@@ -109,7 +112,7 @@ fn t2i_full_forward_logits_match_reference() {
         let gpt = load("t2i", ext);
         let caption = Tensor::<3>::from_data(
             TensorData::new(f32s(&r, "caption"), [cshape[0], cshape[1], cshape[2]]),
-            &Device::default(),
+            &lantern_models::backend::test_device(),
         );
         let cond = Condition::Captions {
             embeddings: caption,
@@ -145,7 +148,7 @@ fn t2i_greedy_cfg3_generation_matches_reference() {
         let gpt = load("t2i", ext);
         let caption = Tensor::<3>::from_data(
             TensorData::new(f32s(&r, "caption"), [cshape[0], cshape[1], cshape[2]]),
-            &Device::default(),
+            &lantern_models::backend::test_device(),
         );
         let cond = Condition::Captions {
             embeddings: caption,
@@ -158,7 +161,7 @@ fn t2i_greedy_cfg3_generation_matches_reference() {
 
 #[test]
 fn repeated_tokens_builds_cfg_rows() {
-    let t = repeated_tokens(&[7, 9], 2, &Device::default());
+    let t = repeated_tokens(&[7, 9], 2, &lantern_models::backend::test_device());
     let v: Vec<i64> = t.into_data().try_into_vec_as().unwrap();
     assert_eq!(v, vec![7, 9, 7, 9]);
 }

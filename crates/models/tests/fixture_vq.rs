@@ -10,7 +10,12 @@ use lantern_models::{VqConfig, VqModel};
 
 fn load(ext: &str) -> VqModel {
     let cfg = VqConfig::from_json_file(&fixture("vq.json")).unwrap();
-    VqModel::load(&cfg, &fixture(&format!("vq.{ext}")), &Device::default()).unwrap()
+    VqModel::load(
+        &cfg,
+        &fixture(&format!("vq.{ext}")),
+        &lantern_models::backend::test_device(),
+    )
+    .unwrap()
 }
 
 #[test]
@@ -19,7 +24,7 @@ fn encode_gives_reference_codes_and_decode_matches() {
     let s = shape(&r, "image");
     let image = Tensor::<4>::from_data(
         TensorData::new(f32s(&r, "image"), [s[0], s[1], s[2], s[3]]),
-        &Device::default(),
+        &lantern_models::backend::test_device(),
     );
     for ext in ["pt", "safetensors"] {
         let vq = load(ext);
@@ -31,7 +36,7 @@ fn encode_gives_reference_codes_and_decode_matches() {
 
         let want_codes = Tensor::<2, Int>::from_data(
             TensorData::new(i64s(&r, "codes"), [s[0], grid * grid]),
-            &Device::default(),
+            &lantern_models::backend::test_device(),
         );
         let decoded = vq.decode_code(want_codes, grid);
         assert_eq!(decoded.dims().to_vec(), shape(&r, "decoded"));

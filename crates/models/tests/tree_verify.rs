@@ -11,7 +11,12 @@ use lantern_models::{Condition, Gpt, GptConfig, KvCache, Visibility};
 
 fn load_c2i() -> Gpt {
     let cfg = GptConfig::from_json_file(&fixture("gpt_c2i.json")).unwrap();
-    Gpt::load(&cfg, &fixture("gpt_c2i.safetensors"), &Device::default()).unwrap()
+    Gpt::load(
+        &cfg,
+        &fixture("gpt_c2i.safetensors"),
+        &lantern_models::backend::test_device(),
+    )
+    .unwrap()
 }
 
 fn host(t: Tensor<3>) -> Vec<f32> {
