@@ -63,6 +63,8 @@ struct Report {
     model: String,
     threads: usize,
     cpu: String,
+    /// The device the burn engine ran on (the CPU, or a GPU adapter and driver).
+    device: String,
     isa: String,
     rows: Vec<Row>,
 }
@@ -212,6 +214,7 @@ pub fn run(a: Args) -> Result<(), Box<dyn std::error::Error>> {
         model: paths.gpt.display().to_string(),
         threads: cpu_threads(),
         cpu: lantern_harness::runner::device_description("cpu"),
+        device: lantern_harness::runner::device_description(&a.model.backend),
         isa: lantern_models::cpu::isa::isa().name().into(),
         rows,
     };
