@@ -269,7 +269,7 @@ fn draw_heatmap<DB: DrawingBackend>(
     root.fill(&WHITE).map_err(io)?;
     let grid = (map.len() as f64).sqrt().round() as usize;
     let mut chart = ChartBuilder::on(root)
-        .caption(title, ("sans-serif", 18))
+        .caption(title, ("sans-serif", 15))
         .margin(12)
         .x_label_area_size(30)
         .y_label_area_size(30)
@@ -280,6 +280,7 @@ fn draw_heatmap<DB: DrawingBackend>(
         .disable_mesh()
         .x_desc("column")
         .y_desc("row (top = 0)")
+        .y_label_formatter(&|y| format!("{}", grid - y))
         .label_style(("sans-serif", 12))
         .draw()
         .map_err(io)?;
@@ -547,7 +548,7 @@ pub fn write_all(dir: &Path, summaries: &[Summary], records: &[Record]) -> std::
         }
         let map = acceptance_map(&rs);
         let title = format!(
-            "{kind}: share of images where a cell was an accepted draft (dark 0%, yellow 100%)"
+            "{kind}: share of images where a cell was an accepted draft (dark 0, yellow 1)"
         );
         let stem = format!("acceptance_{}", crate::images::slug(kind));
         draw_heatmap(
