@@ -42,6 +42,14 @@ test-wgpu:
     grep -q '"backend":"wgpu"' target/wgpu-smoke/smoke/journal.jsonl
     grep -o '"device":"wgpu: [^"]*"' target/wgpu-smoke/smoke/journal.jsonl | sort -u
 
+# LibTorch (burn's `tch` backend) on the CPU, built offline against the PyTorch wheel's libtorch
+# 2.9.0: the fixture tests with LANTERN_TEST_BACKEND=tch-cpu. Not in CI (the wheel and its CUDA
+# dependencies are ~3 GB); run it before a release. Once:
+#   python3 -m venv .venv-torch && .venv-torch/bin/pip install torch==2.9.0
+test-tch VENV=(justfile_directory() / ".venv-torch"):
+    export LD_LIBRARY_PATH="$({{VENV}}/bin/python -c 'import pathlib, torch; print(pathlib.Path(torch.__file__).parent / "lib")')${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"; \
+    VIRTUAL_ENV={{VENV}} PATH={{VENV}}/bin:$PATH LIBTORCH_USE_PYTORCH=1 LANTERN_TEST_BACKEND=tch-cpu cargo test --release --workspace --features lantern-cli/tch --test fixture_gpt --test fixture_vq --test tree_verify --test fixture_strategies
+
 # The engine benchmark (`lantern bench`): AR step, tree verifies and drafter passes on every engine
 # and weight storage, against the AR step and the machine's floor; `--models custom --gpt … --gpt-config …`
 # for any checkpoint.

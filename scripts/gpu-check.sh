@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The GPU check, in one go on a machine with a GPU (run from the repository root):
-#   1. builds the GPU feature that builds here (wgpu: offline; `FEATURE=cuda` where burn's CUDA
-#      backend can download its LLVM bundle);
+#   1. builds the GPU feature that builds here (wgpu: offline; `FEATURE=tch BACKEND=tch-cuda`:
+#      offline from the PyTorch wheel, run inside a venv with torch 2.9.0 and LIBTORCH_USE_PYTORCH=1;
+#      `FEATURE=cuda` where burn's CUDA backend can download its LLVM bundle);
 #   2. runs the fixture tests on the GPU (logits against the official references, greedy
 #      generations, VQ, tree verification, every strategy kind, honest timing);
 #   3. times the engine on random GPT-B weights (AR step, verifies of 2–64 tokens) with burn on the GPU;

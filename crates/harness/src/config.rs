@@ -542,12 +542,12 @@ impl SweepConfig {
         for (i, st) in self.strategy.iter().enumerate() {
             self.validate_strategy(i, st)?;
         }
-        let backends = ["auto", "cpu", "flex", "wgpu", "cuda"];
+        let backends = ["auto", "cpu", "flex", "wgpu", "cuda", "tch-cpu", "tch-cuda"];
         if !backends.contains(&self.runtime.backend.as_str()) {
             return Err(self.invalid(
                 "runtime.backend",
                 &self.runtime.backend,
-                "auto, cpu, wgpu or cuda",
+                "auto, cpu, wgpu, cuda, tch-cpu or tch-cuda",
             ));
         }
         if self.runtime.pilot_images == 0 {

@@ -1,4 +1,5 @@
-//! Backend selection: the CPU default (`flex`) and the optional GPU features (`wgpu`, `cuda`).
+//! Backend selection: the CPU default (`flex`) and the optional features (`wgpu`, `cuda`, and
+//! `tch`: LibTorch on the CPU or CUDA).
 
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -52,6 +53,10 @@ pub fn available_backends() -> Vec<&'static str> {
     if cfg!(feature = "flex") {
         out.push("cpu");
     }
+    // LibTorch only when named: `auto` keeps the native backends.
+    if cfg!(feature = "tch") {
+        out.extend(["tch-cpu", "tch-cuda"]);
+    }
     out
 }
 
@@ -62,7 +67,7 @@ pub fn select_device(name: &str) -> Result<Device, ModelError> {
         ModelError::Config {
         source_name: "backend".into(),
         message: format!(
-            "backend '{name}' is not available in this build; allowed: auto, {} (GPU backends need `--features wgpu` or `--features cuda`)",
+            "backend '{name}' is not available in this build; allowed: auto, {} (GPU backends need `--features wgpu`, `cuda` or `tch`)",
             available_backends().join(", ")
         ),
     }
@@ -78,6 +83,13 @@ pub fn select_device(name: &str) -> Result<Device, ModelError> {
         "wgpu" => Ok(Device::wgpu(burn::tensor::DeviceKind::DefaultDevice)),
         #[cfg(feature = "cuda")]
         "cuda" => Ok(Device::cuda(0)),
+        // burn 0.22 marks burn-tch deprecated; it is still the only CUDA route that builds offline.
+        #[cfg(feature = "tch")]
+        #[allow(deprecated)]
+        "tch-cpu" => Ok(Device::libtorch()),
+        #[cfg(feature = "tch")]
+        #[allow(deprecated)]
+        "tch-cuda" => Ok(Device::libtorch_cuda(0)),
         _ => Err(unavailable()),
     }
 }
@@ -114,6 +126,7 @@ pub fn device_description(backend: &str) -> String {
     match backend {
         "auto" if first != "cpu" => device_description(first),
         "auto" | "cpu" | "flex" => format!("cpu: {cpu}"),
+        "tch-cpu" => format!("libtorch cpu: {cpu}"),
         #[cfg(feature = "wgpu")]
         "wgpu" => format!(
             "wgpu: {}",
