@@ -113,12 +113,16 @@ pub(super) fn generate(
         let f0 = models.forward_ms();
         let len = spec.window.min(n - tokens.len() - 1);
         drafts.truncate(len);
-        while drafts.len() < len {
-            let index = committed + 1 + drafts.len();
+        if drafts.len() < len {
+            // Tokens known so far (committed, then this window's drafts), grown as drafts are made.
             let mut known = tokens.clone();
             known.extend(drafts.iter().map(|d| d.token));
-            let token = init_token(spec.init, index, &known, grid, vocab, &mut streams.draft);
-            drafts.push(Draft { token, q: None });
+            while drafts.len() < len {
+                let index = committed + 1 + drafts.len();
+                let token = init_token(spec.init, index, &known, grid, vocab, &mut streams.draft);
+                known.push(token);
+                drafts.push(Draft { token, q: None });
+            }
         }
         let mut tree = DraftTree::root(tokens[committed]);
         for (j, d) in drafts.iter().enumerate() {
