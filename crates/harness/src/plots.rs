@@ -218,12 +218,18 @@ fn save_lines(dir: &Path, stem: &str, chart: &Lines) -> std::io::Result<()> {
     draw_lines(&area, chart)
 }
 
-/// A LANTERN configuration's rule for curve names: empty for the paper's principled rule.
+/// A LANTERN configuration's rule for curve names (empty for the paper's principled rule), and
+/// the temperature rule when entropy-aware.
 fn rule_suffix(s: &Summary) -> String {
-    match (s.relax.as_deref(), s.official_compat) {
+    let rule = match (s.relax.as_deref(), s.official_compat) {
         (Some(r), _) => format!(" {r}"),
         (None, Some(true)) => " official".into(),
         _ => String::new(),
+    };
+    if s.temperature_rule == "entropy" {
+        rule + " entropy-T"
+    } else {
+        rule
     }
 }
 
