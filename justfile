@@ -3,7 +3,9 @@
 
 set shell := ["bash", "-euo", "pipefail", "-c"]
 
-lantern := "target/release/lantern"
+# The build folder cargo uses (CARGO_TARGET_DIR, a config's build.target-dir, or target/).
+target_dir := `cargo metadata --format-version 1 --no-deps 2>/dev/null | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p'`
+lantern := quote(target_dir / "release" / "lantern")
 
 # List the recipes.
 default:
@@ -37,10 +39,10 @@ check-wgpu:
 test-wgpu:
     LANTERN_TEST_BACKEND=wgpu cargo test --release --workspace --features lantern-cli/wgpu --test fixture_gpt --test fixture_vq --test tree_verify --test fixture_strategies
     cargo build --release --workspace --features lantern-cli/wgpu
-    rm -rf target/wgpu-smoke
-    {{lantern}} sweep configs/smoke.toml --backend wgpu --results target/wgpu-smoke
-    grep -q '"backend":"wgpu"' target/wgpu-smoke/smoke/journal.jsonl
-    grep -o '"device":"wgpu: [^"]*"' target/wgpu-smoke/smoke/journal.jsonl | sort -u
+    rm -rf {{target_dir}}/wgpu-smoke
+    {{lantern}} sweep configs/smoke.toml --backend wgpu --results {{target_dir}}/wgpu-smoke
+    grep -q '"backend":"wgpu"' {{target_dir}}/wgpu-smoke/smoke/journal.jsonl
+    grep -o '"device":"wgpu: [^"]*"' {{target_dir}}/wgpu-smoke/smoke/journal.jsonl | sort -u
 
 # LibTorch (burn's `tch` backend) on the CPU, built offline against the PyTorch wheel's libtorch
 # 2.9.0: the fixture tests with LANTERN_TEST_BACKEND=tch-cpu. Not in CI (the wheel and its CUDA
@@ -64,9 +66,10 @@ bench *ARGS:
 generate *ARGS: build
     {{lantern}} generate {{ARGS}}
 
-# Run a sweep config end to end (records, tables, plots under results/<name>/).
-sweep CONFIG: build
-    {{lantern}} sweep {{CONFIG}}
+# Run a sweep config end to end (records, tables, plots under results/<name>/); ARGS: --set
+# key=value overrides, --shard I/N, --backend, --device, --results.
+sweep CONFIG *ARGS: build
+    {{lantern}} sweep {{CONFIG}} {{ARGS}}
 
 # Rebuild runs/summary Parquet, tables.md, plots and sample grids of a results folder from its journal.
 report DIR: build

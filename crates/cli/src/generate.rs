@@ -8,10 +8,8 @@ use lantern_decoding::engine::models_for;
 use lantern_decoding::model::ImageCondition;
 use lantern_decoding::neighbours::NeighbourTable;
 use lantern_decoding::sampling::{Sampling, TemperatureRule, WarpOrder};
-use lantern_decoding::strategy::{
-    generate, image_rng, Coupling, DistanceThreshold, Generation, Grouping, JacobiInit, Strategy,
-    StrategyParams,
-};
+use lantern_decoding::spec::{SpecError, StrategySpec};
+use lantern_decoding::strategy::{generate, image_rng, Generation, Strategy};
 use lantern_models::backend::cpu_threads;
 
 use crate::models::ModelArgs;
@@ -27,45 +25,46 @@ pub struct Args {
     /// ar | sd | lantern | lantern++ | sjd | scd | gsd | zipar.
     #[arg(long, default_value = "ar")]
     strategy: String,
-    /// dynamic | dynamic:TOP_K:DEPTH:TOTAL | chain:DEPTH | a static preset (naive_extend_57, …).
+    /// dynamic | dynamic:TOP_K:DEPTH:TOTAL | chain:DEPTH | a static preset (naive_extend_57, …);
+    /// default: dynamic (sd, lantern), naive_extend_57 (lantern++).
     #[arg(long)]
     tree: Option<String>,
-    /// Latent neighbours per drafted token (LANTERN, LANTERN++).
-    #[arg(long, default_value_t = 1000)]
-    k: usize,
-    /// LANTERN's TVD budget δ in [0, 1].
-    #[arg(long, default_value_t = 0.1)]
-    delta: f32,
-    /// LANTERN++'s ratio bound λ ≥ 1.
-    #[arg(long, default_value_t = 2.0)]
-    lambda: f32,
+    /// Latent neighbours per drafted token (lantern, lantern++; default 1000).
+    #[arg(long)]
+    k: Option<usize>,
+    /// LANTERN's TVD budget δ in [0, 1] (default 0.1).
+    #[arg(long)]
+    delta: Option<f64>,
+    /// LANTERN++'s ratio bound λ ≥ 1 (default 2).
+    #[arg(long)]
+    lambda: Option<f64>,
     /// Jacobi window (sjd, scd, gsd; default 16) or ZipAR window (zipar; default 8).
     #[arg(long)]
     window: Option<usize>,
-    /// How fresh Jacobi positions start (sjd, scd, gsd): horizontal | vertical | random.
-    #[arg(long, default_value = "horizontal")]
-    init: String,
-    /// SCD's coupling: maximal | gumbel.
-    #[arg(long, default_value = "maximal")]
-    coupling: String,
-    /// GSD's rank half-window G.
-    #[arg(long, default_value_t = 7)]
-    group: usize,
-    /// GSD's probability-gap threshold.
-    #[arg(long, default_value_t = 0.15)]
-    p_thr: f32,
-    /// GSD's squared embedding-distance threshold, absolute (overrides --d-quantile).
+    /// How fresh Jacobi positions start (sjd, scd, gsd): horizontal (default) | vertical | random.
     #[arg(long)]
-    d_thr: Option<f32>,
-    /// GSD's distance threshold as a quantile of the model's pair distances (1 = off).
-    #[arg(long, default_value_t = 0.1)]
-    d_quantile: f32,
+    init: Option<String>,
+    /// SCD's coupling: maximal (default) | gumbel.
+    #[arg(long)]
+    coupling: Option<String>,
+    /// GSD's rank half-window G (default 7).
+    #[arg(long)]
+    group: Option<usize>,
+    /// GSD's probability-gap threshold (default 0.15).
+    #[arg(long)]
+    p_thr: Option<f64>,
+    /// GSD's squared embedding-distance threshold, absolute (instead of --d-quantile).
+    #[arg(long)]
+    d_thr: Option<f64>,
+    /// GSD's distance threshold as a quantile of the model's pair distances (default 0.1; 1 = off).
+    #[arg(long)]
+    d_quantile: Option<f64>,
     /// Reproduce the official code's residual quirks instead of the principled rule.
     #[arg(long)]
     official_compat: bool,
-    /// LANTERN's acceptance rule: lantern (the paper's) | bounded (emitted TVD ≤ δ).
-    #[arg(long, default_value = "lantern")]
-    relax: String,
+    /// LANTERN's acceptance rule: lantern (the paper's, default) | bounded (emitted TVD ≤ δ).
+    #[arg(long)]
+    relax: Option<String>,
     /// Sampling temperature (0 = greedy).
     #[arg(long, default_value_t = 1.0)]
     temperature: f32,
@@ -98,52 +97,51 @@ pub struct Args {
     out: PathBuf,
 }
 
+impl Args {
+    /// The strategy flags given, read by the same spec as a sweep's `[[strategy]]` table.
+    fn spec(&self) -> Result<StrategySpec, SpecError> {
+        let mut table = serde_json::Map::new();
+        table.insert("kind".into(), self.strategy.clone().into());
+        let mut put = |key: &str, v: Option<serde_json::Value>| {
+            if let Some(v) = v {
+                table.insert(key.into(), v);
+            }
+        };
+        put("tree", self.tree.clone().map(Into::into));
+        put("k", self.k.map(Into::into));
+        put("delta", self.delta.map(Into::into));
+        put("lambda", self.lambda.map(Into::into));
+        put("window", self.window.map(Into::into));
+        put("init", self.init.clone().map(Into::into));
+        put("coupling", self.coupling.clone().map(Into::into));
+        put("group", self.group.map(Into::into));
+        put("p_thr", self.p_thr.map(Into::into));
+        put("d_thr", self.d_thr.map(Into::into));
+        put("d_quantile", self.d_quantile.map(Into::into));
+        put(
+            "official_compat",
+            self.official_compat.then_some(true.into()),
+        );
+        put("relax", self.relax.clone().map(Into::into));
+        StrategySpec::parse(serde_json::Value::Object(table.clone())).map_err(|mut e| {
+            if let Some(v) = table.get(&e.key) {
+                e.value = v.to_string();
+            }
+            e
+        })
+    }
+}
+
 /// Runs the generation and prints one line per image plus the means.
 pub fn run(a: Args) -> Result<(), Box<dyn std::error::Error>> {
-    if !(0.0..=1.0).contains(&a.delta) {
-        return Err(format!("--delta {} is outside [0, 1]", a.delta).into());
-    }
-    let window = a
-        .window
-        .unwrap_or(if a.strategy == "zipar" { 8 } else { 16 });
-    if a.lambda < 1.0 || a.k == 0 || window == 0 {
-        return Err("--lambda must be ≥ 1, --k and --window ≥ 1".into());
-    }
-    if !(0.0..=1.0).contains(&a.d_quantile)
-        || a.p_thr.is_nan()
-        || a.p_thr <= 0.0
-        || a.p_thr > 1.0
-        || a.d_thr.is_some_and(|d| d.is_nan() || d <= 0.0)
-    {
-        return Err("--d-quantile must be in [0, 1], --p-thr in (0, 1], --d-thr > 0".into());
-    }
-    let strategy = Strategy::from_kind(
-        &a.strategy,
-        &StrategyParams {
-            tree: a.tree.clone(),
-            k: a.k,
-            delta: a.delta,
-            lambda: a.lambda,
-            window,
-            init: JacobiInit::parse(&a.init).map_err(|e| format!("--init: {e}"))?,
-            coupling: Coupling::parse(&a.coupling).map_err(|e| format!("--coupling: {e}"))?,
-            grouping: Grouping {
-                half_window: a.group,
-                p_thr: a.p_thr,
-                d_thr: a.d_thr.map_or(
-                    DistanceThreshold::Quantile(a.d_quantile),
-                    DistanceThreshold::Absolute,
-                ),
-            },
-            official_compat: a.official_compat,
-            bounded: match a.relax.as_str() {
-                "lantern" => false,
-                "bounded" if !a.official_compat => true,
-                "bounded" => return Err("--relax bounded takes no --official-compat".into()),
-                other => return Err(format!("--relax {other}: allowed: lantern, bounded").into()),
-            },
-        },
-    )?;
+    let spec = a.spec().map_err(|e| {
+        let flag = match e.key.as_str() {
+            "kind" => "strategy".into(),
+            key => key.replace('_', "-"),
+        };
+        format!("--{flag} {}: {}", e.value, e.allowed)
+    })?;
+    let strategy = spec.strategy()?;
     let sampling = Sampling {
         temperature: a.temperature,
         top_k: a.top_k,

@@ -9,9 +9,9 @@ use std::path::{Path, PathBuf};
 use lantern_harness::extractors::{
     load_clip, load_hps, load_pretrained, ExtractorSpec, PRETRAINED,
 };
-use lantern_harness::summary::Estimate;
 use lantern_metrics::bootstrap::{frechet_with_ci95, RESAMPLES};
 use lantern_metrics::clip::{ClipScorer, PROMPT_PREFIX};
+use lantern_metrics::stats::Estimate;
 use lantern_metrics::{
     inception_score, precision_recall, ClassProbs, FeatureExtractor, FeatureSet,
 };

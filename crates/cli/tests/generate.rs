@@ -39,9 +39,12 @@ fn generate_writes_tokens_and_png_for_every_strategy() {
                 strategy,
                 "--class",
                 "3",
-                "--k",
-                "10",
             ])
+            .args(if strategy.starts_with("lantern") {
+                &["--k", "10"][..]
+            } else {
+                &[]
+            })
             .arg("--gpt")
             .arg(fixtures.join("gpt_c2i.safetensors"))
             .arg("--gpt-config")
@@ -67,5 +70,35 @@ fn generate_writes_tokens_and_png_for_every_strategy() {
         assert!(record["tau"].as_f64().unwrap() >= 1.0);
         let png = std::fs::read(out.join("class3_seed0.png")).unwrap();
         assert_eq!(&png[1..4], b"PNG", "{strategy}");
+    }
+}
+
+#[test]
+fn generate_flags_are_read_by_the_sweep_spec() {
+    for (args, needles) in [
+        (
+            &["--strategy", "lantern", "--delta", "1.5"][..],
+            &["--delta 1.5", "a number in [0, 1]"][..],
+        ),
+        (
+            &["--strategy", "ar", "--delta", "0.1"],
+            &["--delta", "does not apply to kind 'ar'"],
+        ),
+        (
+            &["--strategy", "sjd", "--init", "diagonal"],
+            &["--init", "horizontal, vertical, random"],
+        ),
+        (&["--strategy", "medusa"], &["--strategy", "lantern++"]),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_lantern"))
+            .arg("generate")
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        for n in needles {
+            assert!(err.contains(n), "{args:?}: {err:?} lacks {n:?}");
+        }
     }
 }

@@ -10,11 +10,13 @@
 
 pub mod accept;
 pub mod cost;
+pub mod counted;
 pub mod embeddings;
 pub mod engine;
 pub mod model;
 pub mod neighbours;
 pub mod rng;
 pub mod sampling;
+pub mod spec;
 pub mod strategy;
 pub mod tree;

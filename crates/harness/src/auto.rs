@@ -9,7 +9,10 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
-use lantern_decoding::cost::{choose, predict, run_pilot, Pilot, Prediction, StepCosts};
+use lantern_decoding::cost::{
+    choose, measure_step_costs, predict, run_pilot, Pilot, Prediction, StepCosts,
+};
+use lantern_decoding::engine::models_sized;
 use lantern_decoding::model::ImageCondition;
 use lantern_decoding::neighbours::NeighbourTable;
 use lantern_decoding::sampling::Sampling;
@@ -57,7 +60,7 @@ impl<'a> AutoTrees<'a> {
     ) -> Self {
         let wanted = specs
             .iter()
-            .filter(|(spec, _)| spec.tree.as_deref() == Some("auto"))
+            .filter(|(spec, _)| spec.strategy.tree.as_deref() == Some("auto"))
             .filter_map(|(spec, s)| match s {
                 Strategy::Speculative(sp) => Some(group(sp, &spec.sampling)),
                 _ => None,
@@ -136,6 +139,34 @@ impl<'a> AutoTrees<'a> {
             .pilot(spec, sampling)?
             .and_then(|p| predict(&spec.tree, p, costs)))
     }
+}
+
+/// Measures a sweep's step costs through `Models`: verifies of 1–128 tokens (up to half the
+/// context) and drafter expansions of 1–32 elements, 5 repeats each, on `cond`.
+pub fn measure_costs(
+    bundle: &ModelBundle,
+    cond: &ImageCondition,
+    cfg_rows: bool,
+    has_drafter: bool,
+) -> Result<StepCosts, DecodeError> {
+    let n = bundle.gpt.config().block_size;
+    let sizes: Vec<usize> = [1, 2, 4, 8, 16, 32, 64, 128]
+        .into_iter()
+        .filter(|&t| t <= n / 2)
+        .collect();
+    let expands: Vec<usize> = [1, 2, 4, 8, 16, 32]
+        .into_iter()
+        .filter(|&r| r <= n / 2)
+        .collect();
+    let mut models = models_sized(bundle, has_drafter, 129, 64);
+    Ok(measure_step_costs(
+        models.as_mut(),
+        cond,
+        cfg_rows,
+        &sizes,
+        &expands,
+        5,
+    )?)
 }
 
 /// Reads a JSON map file (empty when absent).

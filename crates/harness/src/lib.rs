@@ -2,6 +2,7 @@
 //! → summaries, paper-style tables and plots.
 
 pub mod auto;
+pub mod columns;
 pub mod config;
 pub mod extractors;
 pub mod images;
@@ -12,4 +13,6 @@ pub mod quality;
 pub mod records;
 pub mod report;
 pub mod runner;
+pub mod shard;
 pub mod summary;
+pub mod system;

@@ -221,12 +221,12 @@ fn save_lines(dir: &Path, stem: &str, chart: &Lines) -> std::io::Result<()> {
 /// A LANTERN configuration's rule for curve names (empty for the paper's principled rule), and
 /// the temperature rule when entropy-aware.
 fn rule_suffix(s: &Summary) -> String {
-    let rule = match (s.relax.as_deref(), s.official_compat) {
+    let rule = match (s.config.relax.as_deref(), s.config.official_compat) {
         (Some(r), _) => format!(" {r}"),
         (None, Some(true)) => " official".into(),
         _ => String::new(),
     };
-    if s.temperature_rule == "entropy" {
+    if s.config.temperature_rule == "entropy" {
         rule + " entropy-T"
     } else {
         rule
@@ -236,11 +236,14 @@ fn rule_suffix(s: &Summary) -> String {
 /// A configuration's curve name apart from what the curve traces: the strategy with its
 /// coupling, initialisation and group rule, and the temperature rule when entropy-aware.
 fn variant(s: &Summary) -> String {
-    let mut name = s.strategy.clone();
-    for v in [&s.coupling, &s.init, &s.grouping].into_iter().flatten() {
+    let mut name = s.config.strategy.clone();
+    for v in [&s.config.coupling, &s.config.init, &s.config.grouping]
+        .into_iter()
+        .flatten()
+    {
         name += &format!(" {v}");
     }
-    if s.temperature_rule == "entropy" {
+    if s.config.temperature_rule == "entropy" {
         name += " entropy-T";
     }
     name
@@ -267,6 +270,14 @@ pub fn acceptance_map(records: &[&Record]) -> Vec<f64> {
         .collect()
 }
 
+/// The heatmap colour of a share in [0, 1] (dark purple → yellow).
+fn heat(v: f64) -> RGBColor {
+    let shade = |a: f64, b: f64| (a + (b - a) * v.clamp(0.0, 1.0)) as u8;
+    RGBColor(shade(68.0, 253.0), shade(1.0, 231.0), shade(84.0, 37.0))
+}
+
+/// A grid heatmap with row 0 at the top, rows and columns labelled at their centres, and a
+/// colour bar.
 fn draw_heatmap<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     title: &str,
@@ -274,30 +285,139 @@ fn draw_heatmap<DB: DrawingBackend>(
 ) -> std::io::Result<()> {
     root.fill(&WHITE).map_err(io)?;
     let grid = (map.len() as f64).sqrt().round() as usize;
-    let mut chart = ChartBuilder::on(root)
-        .caption(title, ("sans-serif", 15))
+    let (w, _) = root.dim_in_pixel();
+    let (main, side) = root.split_horizontally(w.saturating_sub(90));
+    let g = grid as f64;
+    let mut chart = ChartBuilder::on(&main)
+        .caption(title, ("sans-serif", 14))
         .margin(12)
-        .x_label_area_size(30)
-        .y_label_area_size(30)
-        .build_cartesian_2d(0..grid, 0..grid)
+        .x_label_area_size(36)
+        .y_label_area_size(40)
+        .build_cartesian_2d(0.0..g, 0.0..g)
         .map_err(io)?;
     chart
         .configure_mesh()
         .disable_mesh()
+        .x_labels(0)
+        .y_labels(0)
         .x_desc("column")
-        .y_desc("row (top = 0)")
-        .y_label_formatter(&|y| format!("{}", grid - y))
+        .y_desc("row")
         .label_style(("sans-serif", 12))
         .draw()
         .map_err(io)?;
     chart
         .draw_series(map.iter().enumerate().map(|(i, &v)| {
-            let (r, c) = (i / grid, i % grid);
-            let shade = |a: f64, b: f64| (a + (b - a) * v.clamp(0.0, 1.0)) as u8;
-            let color = RGBColor(shade(68.0, 253.0), shade(1.0, 231.0), shade(84.0, 37.0));
-            Rectangle::new([(c, grid - 1 - r), (c + 1, grid - r)], color.filled())
+            let (r, c) = ((i / grid) as f64, (i % grid) as f64);
+            Rectangle::new([(c, g - 1.0 - r), (c + 1.0, g - r)], heat(v).filled())
         }))
         .map_err(io)?;
+    // Tick labels at cell centres: row r is drawn r cells below the top.
+    let step = (grid / 8).max(1);
+    let style = ("sans-serif", 12).into_font().color(&BLACK);
+    let last = (!(grid - 1).is_multiple_of(step)).then_some(grid - 1);
+    for i in (0..grid).step_by(step).chain(last) {
+        let (x, y) = chart.backend_coord(&(0.0, g - i as f64 - 0.5));
+        main.draw(&Text::new(format!("{i}"), (x - 22, y - 6), style.clone()))
+            .map_err(io)?;
+        let (x, y) = chart.backend_coord(&(i as f64 + 0.5, 0.0));
+        main.draw(&Text::new(format!("{i}"), (x - 4, y + 4), style.clone()))
+            .map_err(io)?;
+    }
+    // Colour bar.
+    let mut bar = ChartBuilder::on(&side)
+        .margin_top(40)
+        .margin_bottom(48)
+        .margin_right(8)
+        .y_label_area_size(36)
+        .build_cartesian_2d(0.0..1.0, 0.0..1.0)
+        .map_err(io)?;
+    bar.configure_mesh()
+        .disable_mesh()
+        .disable_x_axis()
+        .y_labels(6)
+        .y_label_formatter(&|v| format!("{v:.1}"))
+        .label_style(("sans-serif", 12))
+        .draw()
+        .map_err(io)?;
+    bar.draw_series((0..100).map(|i| {
+        let (lo, hi) = (i as f64 / 100.0, (i + 1) as f64 / 100.0);
+        Rectangle::new([(0.0, lo), (1.0, hi)], heat((lo + hi) / 2.0).filled())
+    }))
+    .map_err(io)?;
+    root.present().map_err(io)
+}
+
+/// Per configuration, the share of rounds that emitted each number of tokens (accepted drafts +
+/// the bonus): `(label, shares[len - 1])`.
+pub fn accepted_lengths(
+    summaries: &[Summary],
+    records: &[Record],
+    kind: &str,
+) -> Vec<(String, Vec<f64>)> {
+    summaries
+        .iter()
+        .filter(|s| s.config.strategy == kind)
+        .filter_map(|s| {
+            let mut counts: Vec<f64> = Vec::new();
+            for r in records.iter().filter(|r| r.run_id == s.run_id) {
+                for &a in &r.accepted_per_step {
+                    let len = a as usize + 1;
+                    if counts.len() < len {
+                        counts.resize(len, 0.0);
+                    }
+                    counts[len - 1] += 1.0;
+                }
+            }
+            let total: f64 = counts.iter().sum();
+            (total > 0.0).then(|| (s.label.clone(), counts.iter().map(|c| c / total).collect()))
+        })
+        .collect()
+}
+
+/// Small multiples: one histogram of accepted lengths per configuration.
+fn draw_histograms<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    title: &str,
+    panels: &[(String, Vec<f64>)],
+    cols: usize,
+) -> std::io::Result<()> {
+    root.fill(&WHITE).map_err(io)?;
+    let root = root.titled(title, ("sans-serif", 16)).map_err(io)?;
+    let rows = panels.len().div_ceil(cols);
+    let max_len = panels.iter().map(|p| p.1.len()).max().unwrap_or(1);
+    let y_max = panels
+        .iter()
+        .flat_map(|p| p.1.iter().copied())
+        .fold(0.0f64, f64::max)
+        .max(0.05)
+        * 1.1;
+    for ((label, shares), area) in panels.iter().zip(root.split_evenly((rows, cols))) {
+        let mut chart = ChartBuilder::on(&area)
+            .caption(label, ("sans-serif", 12))
+            .margin(6)
+            .x_label_area_size(28)
+            .y_label_area_size(36)
+            .build_cartesian_2d(0.5..max_len as f64 + 0.5, 0.0..y_max)
+            .map_err(io)?;
+        chart
+            .configure_mesh()
+            .disable_x_mesh()
+            .x_labels(max_len.min(10))
+            .x_label_formatter(&|x| format!("{}", x.round() as i64))
+            .y_labels(4)
+            .y_label_formatter(&|y| format!("{y:.2}"))
+            .x_desc("tokens per target forward")
+            .label_style(("sans-serif", 10))
+            .axis_desc_style(("sans-serif", 10))
+            .draw()
+            .map_err(io)?;
+        chart
+            .draw_series(shares.iter().enumerate().map(|(i, &v)| {
+                let x = (i + 1) as f64;
+                Rectangle::new([(x - 0.4, 0.0), (x + 0.4, v)], PALETTE[0].filled())
+            }))
+            .map_err(io)?;
+    }
     root.present().map_err(io)
 }
 
@@ -306,16 +426,16 @@ pub fn write_all(dir: &Path, summaries: &[Summary], records: &[Record]) -> std::
     register_font();
     let lantern: Vec<&Summary> = summaries
         .iter()
-        .filter(|s| s.strategy == "lantern")
+        .filter(|s| s.config.strategy == "lantern")
         .collect();
     // τ vs δ, one line per k (and rule).
     let mut by_k: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
     let mut by_delta: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
     for s in &lantern {
-        if let (Some(k), Some(d)) = (s.k, s.delta) {
+        if let (Some(k), Some(d)) = (s.config.k, s.config.delta) {
             by_k.entry(format!("k={k}{}", rule_suffix(s)))
                 .or_default()
-                .push((d as f64, s.tau.mean));
+                .push((d, s.tau.mean));
             by_delta
                 .entry(format!("{d}"))
                 .or_default()
@@ -361,7 +481,7 @@ pub fn write_all(dir: &Path, summaries: &[Summary], records: &[Record]) -> std::
     )?;
     // Speedup vs τ per method (the speed axis of the speed–quality plot).
     let mut by_method: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
-    for s in summaries.iter().filter(|s| s.strategy != "ar") {
+    for s in summaries.iter().filter(|s| s.config.strategy != "ar") {
         if let Some(sp) = s.speedup {
             by_method
                 .entry(variant(s))
@@ -387,12 +507,12 @@ pub fn write_all(dir: &Path, summaries: &[Summary], records: &[Record]) -> std::
     // What δ really costs: the exact emitted TVD against δ, per rule and k, beside the line y = δ.
     let mut tvd_curves: BTreeMap<String, Vec<(f64, f64, f64)>> = BTreeMap::new();
     for s in &lantern {
-        if let (Some(k), Some(d), Some(t)) = (s.k, s.delta, s.tvd_emitted) {
-            let tree = s.tree.as_deref().unwrap_or("");
+        if let (Some(k), Some(d), Some(t)) = (s.config.k, s.config.delta, s.tvd_emitted) {
+            let tree = s.config.tree.as_deref().unwrap_or("");
             tvd_curves
                 .entry(format!("k={k}{} {tree}", rule_suffix(s)))
                 .or_default()
-                .push((d as f64, t.mean, t.ci95));
+                .push((d, t.mean, t.ci95));
         }
     }
     if !tvd_curves.is_empty() {
@@ -427,10 +547,10 @@ pub fn write_all(dir: &Path, summaries: &[Summary], records: &[Record]) -> std::
     for s in summaries {
         if let (Some(p), Some(m)) = (s.predicted_speedup, s.speedup) {
             predicted
-                .entry(s.strategy.clone())
+                .entry(s.config.strategy.clone())
                 .or_default()
                 .push((p, m));
-            let tree = s.tree.as_deref().unwrap_or("");
+            let tree = s.config.tree.as_deref().unwrap_or("");
             predicted_labels.push((p, m, format!(" {tree}")));
         }
     }
@@ -456,15 +576,15 @@ pub fn write_all(dir: &Path, summaries: &[Summary], records: &[Record]) -> std::
         let mut speed_quality: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
         let mut fd_bars: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
         let mut labels = Vec::new();
-        for s in summaries.iter().filter(|s| s.strategy != "ar") {
+        for s in summaries.iter().filter(|s| s.config.strategy != "ar") {
             if let (Some(fd), Some(sp)) = (s.fd, s.speedup) {
                 // One curve per method and k (and tree), traced along δ or λ.
-                let curve = match s.k {
+                let curve = match s.config.k {
                     Some(k) => format!(
                         "{} k={k}{} {}",
-                        s.strategy,
+                        s.config.strategy,
                         rule_suffix(s),
-                        s.tree.as_deref().unwrap_or("")
+                        s.config.tree.as_deref().unwrap_or("")
                     ),
                     None => variant(s),
                 };
@@ -476,16 +596,16 @@ pub fn write_all(dir: &Path, summaries: &[Summary], records: &[Record]) -> std::
                     .entry(curve)
                     .or_default()
                     .push((s.fd_ci95.unwrap_or(0.0), 0.0));
-                let text = match (s.k, s.delta, s.lambda, s.window) {
+                let text = match (s.config.k, s.config.delta, s.config.lambda, s.config.window) {
                     (Some(_), Some(d), _, _) => format!(" δ={d}"),
                     (Some(_), _, Some(l), _) => format!(" λ={l}"),
                     (_, _, _, Some(w)) => format!(" L={w}"),
-                    _ => format!(" {}", s.tree.as_deref().unwrap_or("")),
+                    _ => format!(" {}", s.config.tree.as_deref().unwrap_or("")),
                 };
                 labels.push((fd, sp, text));
             }
         }
-        if let Some(ar) = summaries.iter().find(|s| s.strategy == "ar") {
+        if let Some(ar) = summaries.iter().find(|s| s.config.strategy == "ar") {
             if let Some(fd) = ar.fd {
                 speed_quality.insert("ar".into(), vec![(fd, 1.0)]);
                 fd_bars.insert("ar".into(), vec![(ar.fd_ci95.unwrap_or(0.0), 0.0)]);
@@ -512,12 +632,12 @@ pub fn write_all(dir: &Path, summaries: &[Summary], records: &[Record]) -> std::
         )?;
         let mut fd_by_k: BTreeMap<String, Vec<(f64, f64, f64)>> = BTreeMap::new();
         for s in &lantern {
-            if let (Some(k), Some(d), Some(fd)) = (s.k, s.delta, s.fd) {
+            if let (Some(k), Some(d), Some(fd)) = (s.config.k, s.config.delta, s.fd) {
                 let ci = s.fd_ci95.unwrap_or(0.0);
                 fd_by_k
                     .entry(format!("k={k}{}", rule_suffix(s)))
                     .or_default()
-                    .push((d as f64, fd, ci));
+                    .push((d, fd, ci));
             }
         }
         for v in fd_by_k.values_mut() {
@@ -548,23 +668,50 @@ pub fn write_all(dir: &Path, summaries: &[Summary], records: &[Record]) -> std::
     }
     // Where drafts are accepted, per speculative strategy kind (not ZipAR: it verifies nothing).
     for kind in ["sd", "lantern", "lantern++", "sjd", "scd", "gsd"] {
-        let rs: Vec<&Record> = records.iter().filter(|r| r.strategy == kind).collect();
+        let rs: Vec<&Record> = records
+            .iter()
+            .filter(|r| r.config.strategy == kind)
+            .collect();
         if rs.is_empty() {
             continue;
         }
         let map = acceptance_map(&rs);
-        let title = format!(
-            "{kind}: share of images where a cell was an accepted draft (dark 0, yellow 1)"
-        );
-        let stem = format!("acceptance_{}", crate::images::slug(kind));
+        let title = format!("{kind}: share of images where a cell was an accepted draft");
+        let stem = format!("acceptance_{}", kind.replace("++", "_pp"));
         draw_heatmap(
-            &BitMapBackend::new(&dir.join(format!("{stem}.png")), (560, 560)).into_drawing_area(),
+            &BitMapBackend::new(&dir.join(format!("{stem}.png")), (640, 560)).into_drawing_area(),
             &title,
             &map,
         )?;
         let svg = dir.join(format!("{stem}.svg"));
-        let area = SVGBackend::new(&svg, (560, 560)).into_drawing_area();
+        let area = SVGBackend::new(&svg, (640, 560)).into_drawing_area();
         draw_heatmap(&area, &title, &map)?;
+
+        // How many tokens each round emitted, per configuration.
+        let panels = accepted_lengths(summaries, records, kind);
+        if panels.is_empty() {
+            continue;
+        }
+        let cols = panels.len().clamp(1, 4);
+        let size = (
+            300 * cols as u32,
+            40 + 210 * panels.len().div_ceil(cols) as u32,
+        );
+        let title = format!("{kind}: tokens per target forward (share of rounds)");
+        let stem = format!("accepted_length_{}", kind.replace("++", "_pp"));
+        draw_histograms(
+            &BitMapBackend::new(&dir.join(format!("{stem}.png")), size).into_drawing_area(),
+            &title,
+            &panels,
+            cols,
+        )?;
+        let svg = dir.join(format!("{stem}.svg"));
+        draw_histograms(
+            &SVGBackend::new(&svg, size).into_drawing_area(),
+            &title,
+            &panels,
+            cols,
+        )?;
     }
     Ok(())
 }

@@ -19,8 +19,8 @@ use lantern_models::VqModel;
 use serde::{Deserialize, Serialize};
 
 use crate::records::Record;
-use crate::summary::Estimate;
 use lantern_metrics::clip::ClipScorer;
+use lantern_metrics::stats::Estimate;
 
 /// Images decoded per batch.
 const BATCH: usize = 16;
@@ -128,10 +128,43 @@ pub struct ImageScore {
 }
 
 impl Quality {
-    /// Reads `dir/quality.json` if present.
+    /// Reads `dir/quality.json` and the shards' `quality.shard-I-of-N.json`, merged (each shard
+    /// scored its own configurations); `None` when there are none.
     pub fn load(dir: &Path) -> Option<Self> {
-        let text = std::fs::read_to_string(dir.join("quality.json")).ok()?;
-        serde_json::from_str(&text).ok()
+        let mut files: Vec<_> = std::fs::read_dir(dir)
+            .ok()?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with("quality") && n.ends_with(".json"))
+            })
+            .collect();
+        files.sort();
+        let mut merged: Option<Self> = None;
+        for f in files {
+            let Some(q) = std::fs::read_to_string(&f)
+                .ok()
+                .and_then(|t| serde_json::from_str::<Self>(&t).ok())
+            else {
+                continue;
+            };
+            match &mut merged {
+                None => merged = Some(q),
+                Some(m) => {
+                    let known: std::collections::HashSet<String> =
+                        m.runs.iter().map(|r| r.run_id.clone()).collect();
+                    let fresh = |id: &String| !known.contains(id);
+                    m.images
+                        .extend(q.images.into_iter().filter(|x| fresh(&x.run_id)));
+                    m.image_scores
+                        .extend(q.image_scores.into_iter().filter(|x| fresh(&x.run_id)));
+                    m.runs
+                        .extend(q.runs.into_iter().filter(|x| fresh(&x.run_id)));
+                }
+            }
+        }
+        merged
     }
 
     /// Quality of `run_id`.
@@ -249,15 +282,15 @@ fn decode_all(
 }
 
 /// The AR image a record is compared with: same target, sampling, condition and seed.
-type Twin = (String, u32, u32, u32, u32, Option<u32>, Option<u32>, u64);
+type Twin = (String, u64, u32, u64, u64, Option<u32>, Option<u32>, u64);
 
 fn twin(r: &Record) -> Twin {
     (
         r.gpt_model.clone(),
-        r.temperature.to_bits(),
-        r.top_k,
-        r.top_p.to_bits(),
-        r.cfg.to_bits(),
+        r.config.temperature.to_bits(),
+        r.config.top_k,
+        r.config.top_p.to_bits(),
+        r.config.cfg.to_bits(),
         r.class,
         r.prompt,
         r.seed,
@@ -341,7 +374,7 @@ pub fn compute(
         );
     }
     let mut ar: HashMap<Twin, (&Record, &[u8])> = HashMap::new();
-    for rs in groups.values().filter(|rs| rs[0].strategy == "ar") {
+    for rs in groups.values().filter(|rs| rs[0].config.strategy == "ar") {
         let pixels = &decoded[&rs[0].run_id].pixels;
         for (r, p) in rs.iter().zip(pixels) {
             ar.insert(twin(r), (r, p.as_slice()));
@@ -388,7 +421,7 @@ pub fn compute(
         };
         let (fd, pr) = set_metrics(features, &ref_features, k)?;
         let mut drifts = Vec::new();
-        if rs[0].strategy != "ar" {
+        if rs[0].config.strategy != "ar" {
             for (r, p) in rs.iter().zip(pixels) {
                 if let Some((a, ap)) = ar.get(&twin(r)) {
                     let d = ImageDrift {
@@ -438,9 +471,9 @@ pub fn compute(
     })
 }
 
-/// Writes `dir/quality.json`.
-pub fn save(dir: &Path, q: &Quality) -> std::io::Result<()> {
-    let tmp = dir.join("quality.json.tmp");
+/// Writes `dir/name` (`quality.json`, or a shard's `quality.shard-I-of-N.json`).
+pub fn save(dir: &Path, name: &str, q: &Quality) -> std::io::Result<()> {
+    let tmp = dir.join(format!("{name}.tmp"));
     std::fs::write(&tmp, serde_json::to_string_pretty(q).expect("json"))?;
-    std::fs::rename(tmp, dir.join("quality.json"))
+    std::fs::rename(tmp, dir.join(name))
 }

@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use crate::columns::Config;
+
 /// One generated image.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Record {
@@ -15,48 +17,9 @@ pub struct Record {
     pub run_id: String,
     /// Human label of the configuration.
     pub label: String,
-    /// Strategy kind.
-    pub strategy: String,
-    /// Tree shape as configured (`auto` records the budget it chose, e.g. `auto→dynamic@16`).
-    pub tree: Option<String>,
-    /// Neighbours per token.
-    pub k: Option<u32>,
-    /// LANTERN's δ.
-    pub delta: Option<f32>,
-    /// LANTERN++'s λ.
-    pub lambda: Option<f32>,
-    /// SJD window.
-    pub window: Option<u32>,
-    /// Official residual quirks used (speculative kinds).
-    pub official_compat: Option<bool>,
-    /// LANTERN's rule when not the paper's (`bounded`).
-    #[serde(default)]
-    pub relax: Option<String>,
-    /// How fresh Jacobi positions start (sjd, scd, gsd).
-    #[serde(default)]
-    pub init: Option<String>,
-    /// SCD's coupling.
-    #[serde(default)]
-    pub coupling: Option<String>,
-    /// GSD's group rule, e.g. `G=7 p<0.15 d<q0.01` (`d<q…`: a quantile of pair distances).
-    #[serde(default)]
-    pub grouping: Option<String>,
-    /// AR baseline added because the sweep had none.
-    pub auto_added: bool,
-    /// Sampling temperature.
-    pub temperature: f32,
-    /// Top-k filter.
-    pub top_k: u32,
-    /// Top-p filter.
-    pub top_p: f32,
-    /// CFG scale.
-    pub cfg: f32,
-    /// Order of top-k and top-p.
-    #[serde(default)]
-    pub warp_order: String,
-    /// `fixed` or `entropy` (entropy-aware temperature, `temperature` = T0).
-    #[serde(default)]
-    pub temperature_rule: String,
+    /// What the run was configured to do (the configuration columns).
+    #[serde(flatten)]
+    pub config: Config,
     /// Class label (c2i).
     pub class: Option<u32>,
     /// Prompt index (t2i).
@@ -69,8 +32,14 @@ pub struct Record {
     pub steps: u32,
     /// Mean accepted length per target forward (bonus included).
     pub tau: f64,
-    /// Milliseconds, prefill through the last token.
+    /// Milliseconds, prefill through the last token: the mean of `latencies_ms`.
     pub latency_ms: f64,
+    /// The latency of every timed generation of this image (`[timing] repeats`; same tokens).
+    #[serde(default)]
+    pub latencies_ms: Vec<f64>,
+    /// Warm-up images each configuration ran before its timed images.
+    #[serde(default)]
+    pub warmup: Option<u32>,
     /// Milliseconds drafting.
     pub draft_ms: f64,
     /// Milliseconds verifying (target forwards after the prefill, and acceptance).
@@ -89,6 +58,16 @@ pub struct Record {
     pub vq_decode_ms: Option<f64>,
     /// Accepted draft tokens per step.
     pub accepted_per_step: Vec<u32>,
+    /// Target forwards, prefill included (NFE), as counted at the model seam.
+    #[serde(default)]
+    pub target_forwards: Option<u32>,
+    /// Drafter forwards (root catch-ups and expansions), as counted at the model seam.
+    #[serde(default)]
+    pub drafter_forwards: Option<u32>,
+    /// Peak resident memory of the process while this image was generated, MiB (Linux: the
+    /// high-water mark is reset before each image).
+    #[serde(default)]
+    pub peak_rss_mb: Option<f64>,
     /// Where the LANTERN neighbour table came from (`vq_codebook`, `gpt_tok_embeddings`).
     pub neighbour_source: Option<String>,
     /// Target model name (file or preset).
@@ -109,6 +88,15 @@ pub struct Record {
     pub device: String,
     /// CPU threads.
     pub threads: u32,
+    /// Host name of the machine.
+    #[serde(default)]
+    pub host: String,
+    /// CPU model.
+    #[serde(default)]
+    pub cpu: String,
+    /// burn version the binary was built with.
+    #[serde(default)]
+    pub burn: String,
     /// Git commit of the code that produced the row (`+dirty` when uncommitted changes existed).
     pub git_commit: String,
 }
@@ -191,6 +179,82 @@ impl Journal {
     }
 }
 
+/// Every journal of a results folder: `journal.jsonl` and the shard journals
+/// (`journal.shard-I-of-N.jsonl`), in name order.
+pub fn journal_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("journal") && n.ends_with(".jsonl") && p.is_file())
+        })
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+/// What merging journals found.
+#[derive(Debug, Default)]
+pub struct Merged {
+    /// One record per image, first seen first.
+    pub records: Vec<Record>,
+    /// Images recorded twice with the same tokens (dropped).
+    pub duplicates: usize,
+    /// Images recorded twice with different tokens: `run_id class/prompt seed: file, file`.
+    pub conflicts: Vec<String>,
+}
+
+/// Reads every journal of `dir` and merges them: an image (run id, condition, seed) recorded in
+/// several journals is kept once; if its copies disagree on tokens the first is kept and the
+/// conflict reported.
+pub fn merge_journals(dir: &Path) -> std::io::Result<Merged> {
+    let mut merged = Merged::default();
+    let mut seen: std::collections::HashMap<_, (usize, PathBuf)> = Default::default();
+    for file in journal_files(dir)? {
+        for r in read_journal(&file)? {
+            match seen.get(&r.key()) {
+                Some((i, first)) => {
+                    if merged.records[*i].tokens == r.tokens {
+                        merged.duplicates += 1;
+                    } else {
+                        let cond = r.class.or(r.prompt).unwrap_or(0);
+                        merged.conflicts.push(format!(
+                            "{} condition {cond} seed {}: {} and {} hold different tokens",
+                            r.run_id,
+                            r.seed,
+                            first.display(),
+                            file.display()
+                        ));
+                    }
+                }
+                None => {
+                    seen.insert(r.key(), (merged.records.len(), file.clone()));
+                    merged.records.push(r);
+                }
+            }
+        }
+    }
+    Ok(merged)
+}
+
+/// The records of one journal file, read-only (a torn last line is skipped).
+pub fn read_journal(path: &Path) -> std::io::Result<Vec<Record>> {
+    let text = std::fs::read_to_string(path)?;
+    text.split_inclusive('\n')
+        .filter(|l| l.ends_with('\n'))
+        .enumerate()
+        .map(|(i, l)| {
+            serde_json::from_str(l).map_err(|e| {
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!("{}: line {}: {e}", path.display(), i + 1),
+                )
+            })
+        })
+        .collect()
+}
+
 /// Keys of the records already done.
 pub fn done_keys(records: &[Record]) -> HashSet<(String, Option<u32>, Option<u32>, u64)> {
     records.iter().map(Record::key).collect()
@@ -201,66 +265,70 @@ fn list_u32(name: &str, rows: impl Iterator<Item = Vec<u32>>) -> Column {
     Series::new(name.into(), inner).into()
 }
 
-/// The records as a DataFrame (one row per image; nulls where a column does not apply).
-pub fn to_frame(records: &[Record]) -> PolarsResult<DataFrame> {
+/// The records as a DataFrame (one row per image; nulls where a column does not apply), with
+/// `equals_ar` (greedy rows: tokens identical to AR's at the same condition; see
+/// [`crate::summary::equals_ar`]).
+pub fn to_frame(records: &[Record], equals_ar: &[Option<bool>]) -> PolarsResult<DataFrame> {
     let col = |name: &str| PlSmallStr::from(name);
     macro_rules! c {
         ($name:expr, $f:expr) => {
             Column::new(col($name), records.iter().map($f).collect::<Vec<_>>())
         };
     }
-    DataFrame::new(
-        records.len(),
-        vec![
-            c!("run_id", |r| r.run_id.clone()),
-            c!("label", |r| r.label.clone()),
-            c!("strategy", |r| r.strategy.clone()),
-            c!("tree", |r| r.tree.clone()),
-            c!("k", |r| r.k),
-            c!("delta", |r| r.delta),
-            c!("lambda", |r| r.lambda),
-            c!("window", |r| r.window),
-            c!("official_compat", |r| r.official_compat),
-            c!("relax", |r| r.relax.clone()),
-            c!("init", |r| r.init.clone()),
-            c!("coupling", |r| r.coupling.clone()),
-            c!("grouping", |r| r.grouping.clone()),
-            c!("auto_added", |r| r.auto_added),
-            c!("temperature", |r| r.temperature),
-            c!("top_k", |r| r.top_k),
-            c!("top_p", |r| r.top_p),
-            c!("cfg", |r| r.cfg),
-            c!("warp_order", |r| r.warp_order.clone()),
-            c!("temperature_rule", |r| r.temperature_rule.clone()),
-            c!("class", |r| r.class),
-            c!("prompt", |r| r.prompt),
-            c!("seed", |r| r.seed),
-            list_u32("tokens", records.iter().map(|r| r.tokens.clone())),
-            c!("steps", |r| r.steps),
-            c!("tau", |r| r.tau),
-            c!("latency_ms", |r| r.latency_ms),
-            c!("draft_ms", |r| r.draft_ms),
-            c!("verify_ms", |r| r.verify_ms),
-            c!("forward_ms", |r| r.forward_ms),
-            c!("prefill_ms", |r| r.prefill_ms),
-            c!("tvd_emitted", |r| r.tvd_emitted),
-            c!("vq_decode_ms", |r| r.vq_decode_ms),
-            list_u32(
-                "accepted_per_step",
-                records.iter().map(|r| r.accepted_per_step.clone()),
-            ),
-            c!("neighbour_source", |r| r.neighbour_source.clone()),
-            c!("gpt_model", |r| r.gpt_model.clone()),
-            c!("drafter_model", |r| r.drafter_model.clone()),
-            c!("vq_model", |r| r.vq_model.clone()),
-            c!("backend", |r| r.backend.clone()),
-            c!("engine", |r| r.engine.clone()),
-            c!("dtype", |r| r.dtype.clone()),
-            c!("device", |r| r.device.clone()),
-            c!("threads", |r| r.threads),
-            c!("git_commit", |r| r.git_commit.clone()),
-        ],
-    )
+    let mut columns = vec![
+        c!("run_id", |r| r.run_id.clone()),
+        c!("label", |r| r.label.clone()),
+    ];
+    columns.extend(Config::columns(records.iter().map(|r| &r.config)));
+    columns.extend([
+        c!("class", |r| r.class),
+        c!("prompt", |r| r.prompt),
+        c!("seed", |r| r.seed),
+        list_u32("tokens", records.iter().map(|r| r.tokens.clone())),
+        Column::new(col("equals_ar"), equals_ar.to_vec()),
+        c!("steps", |r| r.steps),
+        c!("target_forwards", |r| r
+            .target_forwards
+            .unwrap_or(r.steps + 1)),
+        c!("drafter_forwards", |r| r.drafter_forwards),
+        c!("tau", |r| r.tau),
+        c!("latency_ms", |r| r.latency_ms),
+        list_f64(
+            "latencies_ms",
+            records.iter().map(|r| r.latencies_ms.clone()),
+        ),
+        c!("warmup", |r| r.warmup),
+        c!("draft_ms", |r| r.draft_ms),
+        c!("verify_ms", |r| r.verify_ms),
+        c!("forward_ms", |r| r.forward_ms),
+        c!("prefill_ms", |r| r.prefill_ms),
+        c!("tvd_emitted", |r| r.tvd_emitted),
+        c!("vq_decode_ms", |r| r.vq_decode_ms),
+        list_u32(
+            "accepted_per_step",
+            records.iter().map(|r| r.accepted_per_step.clone()),
+        ),
+        c!("peak_rss_mb", |r| r.peak_rss_mb),
+        c!("neighbour_source", |r| r.neighbour_source.clone()),
+        c!("gpt_model", |r| r.gpt_model.clone()),
+        c!("drafter_model", |r| r.drafter_model.clone()),
+        c!("vq_model", |r| r.vq_model.clone()),
+        c!("backend", |r| r.backend.clone()),
+        c!("engine", |r| r.engine.clone()),
+        c!("dtype", |r| r.dtype.clone()),
+        c!("device", |r| r.device.clone()),
+        c!("threads", |r| r.threads),
+        c!("host", |r| r.host.clone()),
+        c!("cpu", |r| r.cpu.clone()),
+        c!("burn", |r| r.burn.clone()),
+        c!("git_commit", |r| r.git_commit.clone()),
+    ]);
+    DataFrame::new(records.len(), columns)
+}
+
+fn list_f64(name: &str, rows: impl Iterator<Item = Vec<f64>>) -> Column {
+    let inner: Vec<Series> = rows.map(|v| Series::new("".into(), v)).collect();
+    Series::new(name.into(), inner).into()
 }
 
 /// Writes a DataFrame as zstd Parquet, atomically (temp file + rename).

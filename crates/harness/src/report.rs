@@ -1,44 +1,114 @@
 //! `lantern report results/<name>`: rebuilds `runs.parquet`, `summary.parquet`, `tables.md` and
 //! the plots from the journal (the journal is the source of truth).
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
 
 use crate::plots;
 use crate::quality::Quality;
-use crate::records::{self, Journal, Record};
+use crate::records::{self, Record};
 use crate::summary::{self, Summary};
 
-/// Writes every report file of a results folder; returns the summaries.
+/// Writes every report file of a results folder from all its journals (an unsharded run's and
+/// every shard's, merged: see [`records::merge_journals`]); returns the summaries.
 pub fn write_report(dir: &Path) -> std::io::Result<Vec<Summary>> {
-    let journal = dir.join("journal.jsonl");
-    if !journal.is_file() {
+    let journals = records::journal_files(dir).unwrap_or_default();
+    if journals.is_empty() {
         return Err(std::io::Error::new(
             std::io::ErrorKind::NotFound,
             format!(
-                "{}: no journal.jsonl here (is this a results/<name> folder?)",
+                "{}: no journal.jsonl or journal.shard-*.jsonl here (is this a results/<name> folder?)",
                 dir.display()
             ),
         ));
     }
-    let (_, records) = Journal::open(&journal)?;
+    let merged = records::merge_journals(dir)?;
+    for c in &merged.conflicts {
+        eprintln!("{}: conflicting records: {c}", dir.display());
+    }
+    let records = merged.records;
     let quality = Quality::load(dir);
-    let mut runs = records::to_frame(&records).map_err(std::io::Error::other)?;
+    let same = summary::equals_ar(&records);
+    let mut runs = records::to_frame(&records, &same).map_err(std::io::Error::other)?;
     if let Some(q) = &quality {
         add_drift_columns(&mut runs, &records, q).map_err(std::io::Error::other)?;
         add_score_columns(&mut runs, &records, q).map_err(std::io::Error::other)?;
     }
     records::write_parquet(&mut runs, &dir.join("runs.parquet"))?;
-    let predictions = crate::auto::read_map(&dir.join("predictions.json"));
+    let mut predictions = BTreeMap::new();
+    for f in std::fs::read_dir(dir)?.filter_map(|e| e.ok().map(|e| e.path())) {
+        let name = f.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if name.starts_with("predictions") && name.ends_with(".json") {
+            predictions.extend(crate::auto::read_map(&f));
+        }
+    }
     let summaries = summary::summarise(&records, quality.as_ref(), &predictions);
     let mut sum = summary::to_frame(&summaries).map_err(std::io::Error::other)?;
     records::write_parquet(&mut sum, &dir.join("summary.parquet"))?;
+    let provenance = Provenance {
+        journals: journals.len(),
+        duplicates: merged.duplicates,
+        conflicts: merged.conflicts,
+    };
     std::fs::write(
         dir.join("tables.md"),
-        tables_md(&summaries, &records, quality.as_ref()),
+        tables_md(&summaries, &records, quality.as_ref(), &provenance),
     )?;
     plots::write_all(dir, &summaries, &records)?;
     Ok(summaries)
+}
+
+/// Where a report's records came from.
+#[derive(Clone, Debug, Default)]
+pub struct Provenance {
+    /// Journals merged.
+    pub journals: usize,
+    /// Images recorded in more than one journal (dropped).
+    pub duplicates: usize,
+    /// Images whose copies disagree.
+    pub conflicts: Vec<String>,
+}
+
+/// The hardware disclosure: the machines, backends and builds the records came from.
+fn hardware_md(records: &[Record]) -> String {
+    let mut seen: Vec<String> = Vec::new();
+    for r in records {
+        let cpu = if r.cpu.is_empty() {
+            "CPU not recorded"
+        } else {
+            &r.cpu
+        };
+        let burn = if r.burn.is_empty() { "?" } else { &r.burn };
+        let host = if r.host.is_empty() {
+            "host not recorded"
+        } else {
+            &r.host
+        };
+        let line = format!(
+            "{host}: {cpu}, {} threads; burn {burn} backend `{}` ({}), engine {}, {} weights",
+            r.threads, r.backend, r.device, r.engine, r.dtype
+        );
+        if !seen.contains(&line) {
+            seen.push(line);
+        }
+    }
+    let mut s = String::from("**Hardware.** ");
+    if seen.len() == 1 {
+        s += &seen[0];
+        s += ".\n";
+    } else {
+        let _ = writeln!(
+            s,
+            "rows come from {} machine/backend combinations; speedups compare latencies measured on \
+             different machines where AR and a method ran on different ones:",
+            seen.len()
+        );
+        for l in seen {
+            let _ = writeln!(s, "- {l}");
+        }
+    }
+    s
 }
 
 /// Per-image drift from AR (`drift_token_agreement`, `drift_pixel_mse`; null for AR rows and
@@ -104,6 +174,59 @@ fn add_score_columns(
     Ok(())
 }
 
+/// Under greedy decoding exact methods must reproduce AR's tokens: which configurations did.
+fn greedy_note(summaries: &[Summary], key: (f64, u32, f64, f64, &str)) -> String {
+    let rows: Vec<&Summary> = summaries
+        .iter()
+        .filter(|x| {
+            let c = &x.config;
+            (
+                c.temperature,
+                c.top_k,
+                c.top_p,
+                c.cfg,
+                c.temperature_rule.as_str(),
+            ) == key
+                && x.equals_ar.is_some()
+        })
+        .collect();
+    if rows.is_empty() {
+        return "Greedy: no AR rows at these settings to compare tokens with.\n".into();
+    }
+    let exact = |x: &Summary| {
+        matches!(x.config.strategy.as_str(), "sd" | "sjd" | "scd")
+            && x.config.official_compat != Some(true)
+    };
+    let broken: Vec<String> = rows
+        .iter()
+        .filter(|x| exact(x) && x.equals_ar != Some(1.0))
+        .map(|x| format!("`{}` ({:.0}%)", x.label, 100.0 * x.equals_ar.unwrap_or(0.0)))
+        .collect();
+    let relaxed: Vec<String> = rows
+        .iter()
+        .filter(|x| !exact(x))
+        .map(|x| format!("`{}` {:.0}%", x.label, 100.0 * x.equals_ar.unwrap_or(0.0)))
+        .collect();
+    let mut s = if broken.is_empty() {
+        "Greedy check: every exact configuration (sd, sjd, scd) produced AR's tokens on every image."
+            .to_string()
+    } else {
+        format!(
+            "**Greedy check failed:** exact configurations whose tokens differ from AR's: {} \
+             (exact speculative decoding must equal AR under greedy decoding; a backend whose \
+             batched and single-token forwards round differently can flip near-ties).",
+            broken.join(", ")
+        )
+    };
+    if !relaxed.is_empty() {
+        s += &format!(
+            " Images equal to AR for the other rows: {}.",
+            relaxed.join(", ")
+        );
+    }
+    s + "\n"
+}
+
 fn fmt(v: Option<f64>, digits: usize) -> String {
     v.map_or("—".into(), |v| format!("{v:.digits$}"))
 }
@@ -113,23 +236,46 @@ fn opt<T: std::fmt::Display>(v: Option<T>) -> String {
 }
 
 /// The paper's table shape: method, (k, δ | λ), τ, latency, speedup, quality.
-pub fn tables_md(summaries: &[Summary], records: &[Record], quality: Option<&Quality>) -> String {
+pub fn tables_md(
+    summaries: &[Summary],
+    records: &[Record],
+    quality: Option<&Quality>,
+    provenance: &Provenance,
+) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "# Results\n");
-    if let Some(r) = records.first() {
+    if provenance.journals > 1 {
         let _ = writeln!(
             s,
-            "Target `{}`, drafter `{}`; backend {} ({}), engine {}, {} weights, {} threads; code {}.\n",
+            "Merged from {} journals ({} duplicate images dropped{}).\n",
+            provenance.journals,
+            provenance.duplicates,
+            if provenance.conflicts.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "; **{} conflicting duplicates** (same image, other tokens; the first kept): {}",
+                    provenance.conflicts.len(),
+                    provenance.conflicts.join("; ")
+                )
+            }
+        );
+    }
+    if !records.is_empty() {
+        let _ = writeln!(s, "{}", hardware_md(records));
+    }
+    if let Some(r) = records.first() {
+        let warmup = r.warmup.map_or("?".into(), |w| w.to_string());
+        let repeats = r.latencies_ms.len().max(1);
+        let _ = writeln!(
+            s,
+            "Target `{}`, drafter `{}`; {warmup} warm-up image(s) per configuration, {repeats} timed \
+             generation(s) per image; code {}.\n",
             r.gpt_model,
             records
                 .iter()
                 .find_map(|r| r.drafter_model.as_deref())
                 .unwrap_or("—"),
-            r.backend,
-            r.device,
-            r.engine,
-            r.dtype,
-            r.threads,
             r.git_commit
         );
     }
@@ -140,14 +286,14 @@ pub fn tables_md(summaries: &[Summary], records: &[Record], quality: Option<&Qua
              `lantern++` say nothing about trained drafters; they exercise the machinery.\n"
         );
     }
-    let mut samplings: Vec<(f32, u32, f32, f32, &str)> = Vec::new();
+    let mut samplings: Vec<(f64, u32, f64, f64, &str)> = Vec::new();
     for x in summaries {
         let key = (
-            x.temperature,
-            x.top_k,
-            x.top_p,
-            x.cfg,
-            x.temperature_rule.as_str(),
+            x.config.temperature,
+            x.config.top_k,
+            x.config.top_p,
+            x.config.cfg,
+            x.config.temperature_rule.as_str(),
         );
         if !samplings.contains(&key) {
             samplings.push(key);
@@ -162,9 +308,12 @@ pub fn tables_md(summaries: &[Summary], records: &[Record], quality: Option<&Qua
     };
     let with_pred = summaries.iter().any(|x| x.predicted_speedup.is_some());
     let with_tvd = summaries.iter().any(|x| x.tvd_emitted.is_some());
-    let with_forwards = summaries
-        .iter()
-        .any(|x| matches!(x.strategy.as_str(), "sjd" | "scd" | "gsd" | "zipar"));
+    let with_forwards = summaries.iter().any(|x| {
+        matches!(x.config.strategy.as_str(), "sjd" | "scd" | "gsd" | "zipar")
+            || x.drafter_forwards.is_some_and(|d| d > 0.0)
+    });
+    let with_repeats = summaries.iter().any(|x| x.latency_repeat_std_ms.is_some());
+    let with_rss = summaries.iter().any(|x| x.peak_rss_mb.is_some());
     for (t, k, p, c, rule) in samplings {
         let temp = if rule == "entropy" {
             format!("entropy-aware temperature (T0 = {t})")
@@ -174,8 +323,10 @@ pub fn tables_md(summaries: &[Summary], records: &[Record], quality: Option<&Qua
         let _ = writeln!(s, "## {temp}, top-k {k}, top-p {p}, CFG {c}\n");
         let _ = writeln!(
             s,
-            "| method | tree | k | δ / λ | images | τ (95% CI) |{} latency ms (95% CI) | host % | speedup |{}{} FD (95% CI) | precision | recall | class score |{}{} tokens = AR | PSNR vs AR (dB) |",
-            if with_forwards { " forwards / image |" } else { "" },
+            "| method | tree | k | δ / λ | images | τ (95% CI) |{} latency ms (95% CI{}) | host % |{} speedup |{}{} FD (95% CI) | precision | recall | class score |{}{} tokens = AR | PSNR vs AR (dB) |",
+            if with_forwards { " forwards / image: target, drafter |" } else { "" },
+            if with_repeats { "; ± std over repeats" } else { "" },
+            if with_rss { " peak RSS MiB |" } else { "" },
             if with_pred { " predicted τ, speedup |" } else { "" },
             if with_tvd { " emitted TVD (95% CI) |" } else { "" },
             if with_clip { " CLIP score (95% CI) |" } else { "" },
@@ -183,8 +334,9 @@ pub fn tables_md(summaries: &[Summary], records: &[Record], quality: Option<&Qua
         );
         let _ = writeln!(
             s,
-            "|---|---|---|---|---|---|---|---|---|{}{}{}---|---|---|---|{}{}---|---|",
+            "|---|---|---|---|---|---|---|---|{}---|{}{}{}---|---|---|---|{}{}---|---|",
             if with_forwards { "---|" } else { "" },
+            if with_rss { "---|" } else { "" },
             if with_pred { "---|" } else { "" },
             if with_tvd { "---|" } else { "" },
             if with_clip { "---|" } else { "" },
@@ -192,30 +344,34 @@ pub fn tables_md(summaries: &[Summary], records: &[Record], quality: Option<&Qua
         );
         for x in summaries.iter().filter(|x| {
             (
-                x.temperature,
-                x.top_k,
-                x.top_p,
-                x.cfg,
-                x.temperature_rule.as_str(),
+                x.config.temperature,
+                x.config.top_k,
+                x.config.top_p,
+                x.config.cfg,
+                x.config.temperature_rule.as_str(),
             ) == (t, k, p, c, rule)
         }) {
-            let method = match (x.auto_added, x.relax.as_deref(), x.official_compat) {
-                (true, _, _) => format!("{} (added baseline)", x.strategy),
-                (_, Some(r), _) => format!("{} ({r})", x.strategy),
-                (_, None, Some(true)) => format!("{} (official)", x.strategy),
+            let method = match (
+                x.config.auto_added,
+                x.config.relax.as_deref(),
+                x.config.official_compat,
+            ) {
+                (true, _, _) => format!("{} (added baseline)", x.config.strategy),
+                (_, Some(r), _) => format!("{} ({r})", x.config.strategy),
+                (_, None, Some(true)) => format!("{} (official)", x.config.strategy),
                 _ => {
-                    let extra: Vec<&str> = [&x.coupling, &x.init, &x.grouping]
+                    let extra: Vec<&str> = [&x.config.coupling, &x.config.init, &x.config.grouping]
                         .into_iter()
                         .filter_map(|v| v.as_deref())
                         .collect();
                     if extra.is_empty() {
-                        x.strategy.clone()
+                        x.config.strategy.clone()
                     } else {
-                        format!("{} ({})", x.strategy, extra.join(", "))
+                        format!("{} ({})", x.config.strategy, extra.join(", "))
                     }
                 }
             };
-            let relax = match (x.delta, x.lambda, x.window) {
+            let relax = match (x.config.delta, x.config.lambda, x.config.window) {
                 (Some(d), _, _) => format!("δ={d}"),
                 (_, Some(l), _) => format!("λ={l}"),
                 (_, _, Some(w)) => format!("L={w}"),
@@ -233,20 +389,31 @@ pub fn tables_md(summaries: &[Summary], records: &[Record], quality: Option<&Qua
             };
             let _ = writeln!(
                 s,
-                "| {method} | {} | {} | {relax} | {} | {:.3} ± {:.3} |{} {:.1} ± {:.1} | {:.0} | {} |{predicted}{tvd} {} | {} | {} | {} |{}{} {} | {} |",
-                opt(x.tree.as_deref()),
-                opt(x.k),
+                "| {method} | {} | {} | {relax} | {} | {:.3} ± {:.3} |{} {:.1} ± {:.1}{} | {:.0} |{} {} |{predicted}{tvd} {} | {} | {} | {} |{}{} {} | {} |",
+                opt(x.config.tree.as_deref()),
+                opt(x.config.k),
                 x.images,
                 x.tau.mean,
                 x.tau.ci95,
                 if with_forwards {
-                    format!(" {:.1} |", x.forwards)
+                    format!(
+                        " {:.1}, {} |",
+                        x.forwards,
+                        x.drafter_forwards.map_or("—".into(), |d| format!("{d:.1}"))
+                    )
                 } else {
                     String::new()
                 },
                 x.latency_ms.mean,
                 x.latency_ms.ci95,
+                x.latency_repeat_std_ms
+                    .map_or(String::new(), |sd| format!(" (± {sd:.1})")),
                 100.0 * x.host_share,
+                if with_rss {
+                    format!(" {} |", fmt(x.peak_rss_mb, 0))
+                } else {
+                    String::new()
+                },
                 x.speedup.map_or("—".into(), |v| format!("{v:.2}×")),
                 match (x.fd, x.fd_ci95) {
                     (Some(f), Some(ci)) => format!("{f:.2} ± {ci:.2}"),
@@ -262,6 +429,9 @@ pub fn tables_md(summaries: &[Summary], records: &[Record], quality: Option<&Qua
             );
         }
         let _ = writeln!(s);
+        if t <= 1e-5 {
+            let _ = writeln!(s, "{}", greedy_note(summaries, (t, k, p, c, rule)));
+        }
     }
     let _ = writeln!(
         s,
@@ -274,7 +444,8 @@ pub fn tables_md(summaries: &[Summary], records: &[Record], quality: Option<&Qua
     if with_forwards {
         let _ = writeln!(
             s,
-            "\nForwards / image: target forwards per image, prefill included (AR: one per token). For \
+            "\nForwards / image: target forwards per image, prefill included (AR: one per token), and \
+             drafter forwards (root catch-ups and expansions), both counted at the model seam. For \
              ZipAR, τ is tokens per forward (no drafts are verified). Training-free rows: sjd, scd \
              (coupling), gsd (group rule: rank half-window G, probability gap, squared embedding \
              distance below a quantile q of the model's pair distances) with their initialisation."

@@ -6,49 +6,10 @@ use std::collections::{BTreeMap, HashMap};
 use polars::prelude::*;
 use serde::Serialize;
 
+use crate::columns::Config;
 use crate::quality::Quality;
 use crate::records::Record;
-
-/// Mean and 95% confidence half-width (Student t) of a sample.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
-pub struct Estimate {
-    /// Sample mean.
-    pub mean: f64,
-    /// Half-width of the 95% interval (0 for a single value).
-    pub ci95: f64,
-}
-
-/// Two-sided 97.5% quantile of Student's t with `dof` degrees of freedom.
-pub fn t975(dof: usize) -> f64 {
-    const T: [f64; 30] = [
-        12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160,
-        2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056,
-        2.052, 2.048, 2.045, 2.042,
-    ];
-    match dof {
-        0 => f64::INFINITY,
-        d if d <= 30 => T[d - 1],
-        d if d <= 60 => 2.042 - (d - 30) as f64 * (2.042 - 2.000) / 30.0,
-        d if d <= 120 => 2.000 - (d - 60) as f64 * (2.000 - 1.980) / 60.0,
-        _ => 1.960,
-    }
-}
-
-impl Estimate {
-    /// Estimate of the mean of `xs`.
-    pub fn of(xs: &[f64]) -> Self {
-        let n = xs.len();
-        let mean = xs.iter().sum::<f64>() / n.max(1) as f64;
-        if n < 2 {
-            return Self { mean, ci95: 0.0 };
-        }
-        let var = xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1) as f64;
-        Self {
-            mean,
-            ci95: t975(n - 1) * (var / n as f64).sqrt(),
-        }
-    }
-}
+use lantern_metrics::stats::Estimate;
 
 /// Summary of one configuration.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -57,48 +18,31 @@ pub struct Summary {
     pub run_id: String,
     /// Label.
     pub label: String,
-    /// Strategy kind.
-    pub strategy: String,
-    /// Tree.
-    pub tree: Option<String>,
-    /// k.
-    pub k: Option<u32>,
-    /// δ.
-    pub delta: Option<f32>,
-    /// λ.
-    pub lambda: Option<f32>,
-    /// LANTERN's rule when not the paper's (`bounded`).
-    pub relax: Option<String>,
-    /// Official residual quirks (speculative kinds).
-    pub official_compat: Option<bool>,
-    /// SJD window.
-    pub window: Option<u32>,
-    /// Jacobi initialisation (sjd, scd, gsd).
-    pub init: Option<String>,
-    /// SCD's coupling.
-    pub coupling: Option<String>,
-    /// GSD's group rule.
-    pub grouping: Option<String>,
-    /// `fixed`, or `entropy` (entropy-aware temperature).
-    pub temperature_rule: String,
-    /// AR baseline added automatically.
-    pub auto_added: bool,
-    /// Temperature.
-    pub temperature: f32,
-    /// Top-k.
-    pub top_k: u32,
-    /// Top-p.
-    pub top_p: f32,
-    /// CFG scale.
-    pub cfg: f32,
+    /// What the run was configured to do.
+    #[serde(flatten)]
+    pub config: Config,
     /// Images.
     pub images: usize,
     /// Mean accepted length.
     pub tau: Estimate,
     /// Mean target forwards per image (prefill included).
     pub forwards: f64,
-    /// Latency per image (ms).
+    /// Mean drafter forwards per image (rows that counted them).
+    pub drafter_forwards: Option<f64>,
+    /// Latency per image (ms): mean and 95% CI across images (each image's latency being the
+    /// mean of its repeats).
     pub latency_ms: Estimate,
+    /// Timed generations per image (`[timing] repeats`).
+    pub repeats: usize,
+    /// Standard deviation across an image's repeats, averaged over images (ms; `None` with one
+    /// repeat): the timing noise, beside the CI across images.
+    pub latency_repeat_std_ms: Option<f64>,
+    /// Warm-up images run before the timed ones.
+    pub warmup: Option<u32>,
+    /// Largest peak resident memory of an image of this configuration, MiB.
+    pub peak_rss_mb: Option<f64>,
+    /// Greedy sweeps: the share of images whose tokens equal AR's at the same condition.
+    pub equals_ar: Option<f64>,
     /// Mean drafting ms per image.
     pub draft_ms: f64,
     /// Mean verification ms per image.
@@ -148,25 +92,54 @@ pub struct Summary {
 }
 
 /// Sampling settings (as bits) and target model: which rows an AR baseline can stand for.
-type SamplingKey = (u32, u32, u32, u32, String, String);
+type SamplingKey = (u64, u32, u64, u64, String, String);
 
 /// One image under one sampling setting.
 type ImageKey = (SamplingKey, Option<u32>, Option<u32>, u64);
 
+/// One image of one run: run id, class, prompt, seed.
+type RunImage<'a> = (&'a str, Option<u32>, Option<u32>, u64);
+
 /// Sampling settings as a hashable key.
 fn sampling_key(r: &Record) -> SamplingKey {
+    let c = &r.config;
     (
-        r.temperature.to_bits(),
-        r.top_k,
-        r.top_p.to_bits(),
-        r.cfg.to_bits(),
+        c.temperature.to_bits(),
+        c.top_k,
+        c.top_p.to_bits(),
+        c.cfg.to_bits(),
         r.gpt_model.clone(),
         // Records written before the rule existed used the fixed temperature.
-        match r.temperature_rule.as_str() {
+        match c.temperature_rule.as_str() {
             "" => "fixed".into(),
             rule => rule.into(),
         },
     )
+}
+
+/// Per record, in greedy configurations other than AR: whether its tokens equal those of the AR
+/// record with the same sampling, condition and seed (`None` when not greedy or no AR record).
+pub fn equals_ar(records: &[Record]) -> Vec<Option<bool>> {
+    let ar: HashMap<ImageKey, &[u32]> = records
+        .iter()
+        .filter(|r| r.config.strategy == "ar")
+        .map(|r| {
+            (
+                (sampling_key(r), r.class, r.prompt, r.seed),
+                r.tokens.as_slice(),
+            )
+        })
+        .collect();
+    records
+        .iter()
+        .map(|r| {
+            if !r.config.is_greedy() || r.config.strategy == "ar" {
+                return None;
+            }
+            ar.get(&(sampling_key(r), r.class, r.prompt, r.seed))
+                .map(|t| *t == r.tokens.as_slice())
+        })
+        .collect()
 }
 
 /// Summarises records by run id, in first-seen order, with quality and the tree cost model's
@@ -184,9 +157,14 @@ pub fn summarise(
     }
     // AR latency per (sampling, image).
     let mut ar: HashMap<ImageKey, f64> = HashMap::new();
-    for r in records.iter().filter(|r| r.strategy == "ar") {
+    for r in records.iter().filter(|r| r.config.strategy == "ar") {
         ar.insert((sampling_key(r), r.class, r.prompt, r.seed), r.latency_ms);
     }
+    let same: HashMap<RunImage, bool> = records
+        .iter()
+        .zip(equals_ar(records))
+        .filter_map(|(r, e)| e.map(|e| ((r.run_id.as_str(), r.class, r.prompt, r.seed), e)))
+        .collect();
     groups
         .values()
         .map(|rs| {
@@ -206,31 +184,47 @@ pub fn summarise(
             Summary {
                 run_id: r0.run_id.clone(),
                 label: r0.label.clone(),
-                strategy: r0.strategy.clone(),
-                tree: r0.tree.clone(),
-                k: r0.k,
-                delta: r0.delta,
-                lambda: r0.lambda,
-                relax: r0.relax.clone(),
-                official_compat: r0.official_compat,
-                window: r0.window,
-                init: r0.init.clone(),
-                coupling: r0.coupling.clone(),
-                grouping: r0.grouping.clone(),
-                temperature_rule: if r0.temperature_rule.is_empty() {
-                    "fixed".into()
-                } else {
-                    r0.temperature_rule.clone()
+                config: Config {
+                    temperature_rule: if r0.config.temperature_rule.is_empty() {
+                        "fixed".into()
+                    } else {
+                        r0.config.temperature_rule.clone()
+                    },
+                    ..r0.config.clone()
                 },
-                auto_added: r0.auto_added,
-                temperature: r0.temperature,
-                top_k: r0.top_k,
-                top_p: r0.top_p,
-                cfg: r0.cfg,
                 images: rs.len(),
                 tau: Estimate::of(&col(|r| r.tau)),
-                forwards: Estimate::of(&col(|r| r.steps as f64 + 1.0)).mean,
+                forwards: Estimate::of(&col(|r| r.target_forwards.unwrap_or(r.steps + 1) as f64))
+                    .mean,
+                drafter_forwards: {
+                    let v: Vec<f64> = rs
+                        .iter()
+                        .filter_map(|r| r.drafter_forwards.map(f64::from))
+                        .collect();
+                    (v.len() == rs.len()).then(|| Estimate::of(&v).mean)
+                },
                 latency_ms: Estimate::of(&col(|r| r.latency_ms)),
+                repeats: r0.latencies_ms.len().max(1),
+                latency_repeat_std_ms: (r0.latencies_ms.len() > 1).then(|| {
+                    let stds: Vec<f64> = rs
+                        .iter()
+                        .map(|r| lantern_metrics::stats::std_dev(&r.latencies_ms))
+                        .collect();
+                    stds.iter().sum::<f64>() / stds.len() as f64
+                }),
+                warmup: r0.warmup,
+                peak_rss_mb: rs.iter().filter_map(|r| r.peak_rss_mb).reduce(f64::max),
+                equals_ar: {
+                    let v: Vec<bool> = rs
+                        .iter()
+                        .filter_map(|r| {
+                            same.get(&(r.run_id.as_str(), r.class, r.prompt, r.seed))
+                                .copied()
+                        })
+                        .collect();
+                    (!v.is_empty())
+                        .then(|| v.iter().filter(|&&b| b).count() as f64 / v.len() as f64)
+                },
                 draft_ms: Estimate::of(&col(|r| r.draft_ms)).mean,
                 verify_ms: Estimate::of(&col(|r| r.verify_ms)).mean,
                 host_share: {
@@ -280,72 +274,47 @@ pub fn to_frame(s: &[Summary]) -> PolarsResult<DataFrame> {
             Column::new($name.into(), s.iter().map($f).collect::<Vec<_>>())
         };
     }
-    DataFrame::new(
-        s.len(),
-        vec![
-            c!("run_id", |r| r.run_id.clone()),
-            c!("label", |r| r.label.clone()),
-            c!("strategy", |r| r.strategy.clone()),
-            c!("tree", |r| r.tree.clone()),
-            c!("k", |r| r.k),
-            c!("delta", |r| r.delta),
-            c!("lambda", |r| r.lambda),
-            c!("relax", |r| r.relax.clone()),
-            c!("official_compat", |r| r.official_compat),
-            c!("window", |r| r.window),
-            c!("init", |r| r.init.clone()),
-            c!("coupling", |r| r.coupling.clone()),
-            c!("grouping", |r| r.grouping.clone()),
-            c!("temperature_rule", |r| r.temperature_rule.clone()),
-            c!("auto_added", |r| r.auto_added),
-            c!("temperature", |r| r.temperature),
-            c!("top_k", |r| r.top_k),
-            c!("top_p", |r| r.top_p),
-            c!("cfg", |r| r.cfg),
-            c!("images", |r| r.images as u32),
-            c!("tau_mean", |r| r.tau.mean),
-            c!("tau_ci95", |r| r.tau.ci95),
-            c!("forwards", |r| r.forwards),
-            c!("latency_ms_mean", |r| r.latency_ms.mean),
-            c!("latency_ms_ci95", |r| r.latency_ms.ci95),
-            c!("draft_ms_mean", |r| r.draft_ms),
-            c!("verify_ms_mean", |r| r.verify_ms),
-            c!("host_share", |r| r.host_share),
-            c!("speedup", |r| r.speedup),
-            c!("predicted_tau", |r| r.predicted_tau),
-            c!("predicted_speedup", |r| r.predicted_speedup),
-            c!("tvd_emitted", |r| r.tvd_emitted.map(|e| e.mean)),
-            c!("tvd_emitted_ci95", |r| r.tvd_emitted.map(|e| e.ci95)),
-            c!("speedup_images", |r| r.speedup_images as u32),
-            c!("drafter_is_random", |r| r.drafter_is_random),
-            c!("extractor", |r| r.extractor.clone()),
-            c!("fd", |r| r.fd),
-            c!("fd_ci95", |r| r.fd_ci95),
-            c!("pr_extractor", |r| r.pr_extractor.clone()),
-            c!("precision", |r| r.precision),
-            c!("recall", |r| r.recall),
-            c!("class_score", |r| r.class_score),
-            c!("clip_score", |r| r.clip_score),
-            c!("clip_score_ci95", |r| r.clip_score_ci95),
-            c!("hps_score", |r| r.hps_score),
-            c!("hps_score_ci95", |r| r.hps_score_ci95),
-            c!("drift_token_agreement", |r| r.drift_token_agreement),
-            c!("drift_psnr_db", |r| r.drift_psnr_db),
-        ],
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn estimate_matches_hand_computation() {
-        let e = Estimate::of(&[1.0, 2.0, 3.0, 4.0]);
-        assert_eq!(e.mean, 2.5);
-        // s = sqrt(5/3), t(3) = 3.182
-        assert!((e.ci95 - 3.182 * (5.0f64 / 3.0 / 4.0).sqrt()).abs() < 1e-9);
-        assert_eq!(Estimate::of(&[7.0]).ci95, 0.0);
-        assert_eq!(t975(1000), 1.96);
-    }
+    let mut columns = vec![
+        c!("run_id", |r| r.run_id.clone()),
+        c!("label", |r| r.label.clone()),
+    ];
+    columns.extend(Config::columns(s.iter().map(|r| &r.config)));
+    columns.extend([
+        c!("images", |r| r.images as u32),
+        c!("tau_mean", |r| r.tau.mean),
+        c!("tau_ci95", |r| r.tau.ci95),
+        c!("forwards", |r| r.forwards),
+        c!("drafter_forwards", |r| r.drafter_forwards),
+        c!("latency_ms_mean", |r| r.latency_ms.mean),
+        c!("latency_ms_ci95", |r| r.latency_ms.ci95),
+        c!("repeats", |r| r.repeats as u32),
+        c!("latency_repeat_std_ms", |r| r.latency_repeat_std_ms),
+        c!("warmup", |r| r.warmup),
+        c!("peak_rss_mb", |r| r.peak_rss_mb),
+        c!("equals_ar", |r| r.equals_ar),
+        c!("draft_ms_mean", |r| r.draft_ms),
+        c!("verify_ms_mean", |r| r.verify_ms),
+        c!("host_share", |r| r.host_share),
+        c!("speedup", |r| r.speedup),
+        c!("predicted_tau", |r| r.predicted_tau),
+        c!("predicted_speedup", |r| r.predicted_speedup),
+        c!("tvd_emitted", |r| r.tvd_emitted.map(|e| e.mean)),
+        c!("tvd_emitted_ci95", |r| r.tvd_emitted.map(|e| e.ci95)),
+        c!("speedup_images", |r| r.speedup_images as u32),
+        c!("drafter_is_random", |r| r.drafter_is_random),
+        c!("extractor", |r| r.extractor.clone()),
+        c!("fd", |r| r.fd),
+        c!("fd_ci95", |r| r.fd_ci95),
+        c!("pr_extractor", |r| r.pr_extractor.clone()),
+        c!("precision", |r| r.precision),
+        c!("recall", |r| r.recall),
+        c!("class_score", |r| r.class_score),
+        c!("clip_score", |r| r.clip_score),
+        c!("clip_score_ci95", |r| r.clip_score_ci95),
+        c!("hps_score", |r| r.hps_score),
+        c!("hps_score_ci95", |r| r.hps_score_ci95),
+        c!("drift_token_agreement", |r| r.drift_token_agreement),
+        c!("drift_psnr_db", |r| r.drift_psnr_db),
+    ]);
+    DataFrame::new(s.len(), columns)
 }

@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
+use lantern_decoding::spec::Kind;
 use lantern_harness::config::{ConfigError, SweepConfig};
 use lantern_harness::plan::expand;
 use lantern_harness::records::read_parquet;
@@ -108,6 +109,26 @@ fn bad_inputs_name_file_key_value_and_allowed() {
         ),
         (variant("classes = [3]", "classes = []"), &["data.classes"]),
         (
+            variant("k = [10, 20]", "k = []"),
+            &["strategy[0].k", "non-empty list"],
+        ),
+        (
+            variant("k = [10, 20]", "k = [10, \"many\"]"),
+            &["strategy[0].k", "\"many\"", "integer"],
+        ),
+        (
+            variant("delta = 0.1", "delta = 0.1\nrelax = \"loose\""),
+            &["strategy[0].relax", "lantern, bounded"],
+        ),
+        (
+            variant("delta = 0.1", "delta = 0.1\ntemperature = 2.0"),
+            &["strategy[0]", "temperature", "unknown field"],
+        ),
+        (
+            format!("{GOOD}[timing]\nrepeats = 0\n"),
+            &["timing.repeats", "≥ 1"],
+        ),
+        (
             variant(
                 "preset = \"fixture\"",
                 "preset = \"fixture\"\ndtype = \"f8\"",
@@ -129,7 +150,7 @@ fn bad_inputs_name_file_key_value_and_allowed() {
             ),
             &[
                 "strategy[0].init",
-                "diagonal",
+                "\"diagonal\"",
                 "horizontal, vertical, random",
             ],
         ),
@@ -149,7 +170,7 @@ fn bad_inputs_name_file_key_value_and_allowed() {
                 "kind = \"lantern\"\nk = [10, 20]\ndelta = 0.1",
                 "kind = \"scd\"\ncoupling = \"soft\"",
             ),
-            &["strategy[0].coupling", "soft", "maximal, gumbel"],
+            &["strategy[0].coupling", "\"soft\"", "maximal, gumbel"],
         ),
         (
             variant(
@@ -280,6 +301,7 @@ fn model_problems_are_refused_before_anything_is_written() {
     let opts = SweepOptions {
         results_root: root.clone(),
         progress: false,
+        shard: None,
     };
     // A class the model lacks.
     let cfg = parse(&variant("classes = [3]", "classes = [3, 999]")).unwrap();
@@ -314,6 +336,7 @@ fn smoke_sweep_writes_documented_parquet_and_reports() {
     let opts = SweepOptions {
         results_root: root.clone(),
         progress: false,
+        shard: None,
     };
     let out = run_sweep(&cfg, &opts).unwrap();
     let specs = expand(&cfg).len();
@@ -353,8 +376,41 @@ fn smoke_sweep_writes_documented_parquet_and_reports() {
         "grouping",
         "temperature_rule",
         "tvd_emitted",
+        "target_forwards",
+        "drafter_forwards",
+        "latencies_ms",
+        "warmup",
+        "peak_rss_mb",
+        "equals_ar",
+        "host",
+        "cpu",
+        "burn",
     ] {
         assert!(runs.column(col).is_ok(), "runs.parquet lacks {col}");
+    }
+    // Parameters read back as the decimals the config wrote.
+    let delta = runs.column("delta").unwrap().f64().unwrap().clone();
+    assert!((0..runs.height()).any(|i| delta.get(i) == Some(0.2)));
+    assert_eq!(runs.column("cfg").unwrap().f64().unwrap().get(0), Some(3.0));
+    // Drafter forwards only where a drafter runs; target forwards = steps + prefill.
+    let drafter = runs
+        .column("drafter_forwards")
+        .unwrap()
+        .u32()
+        .unwrap()
+        .clone();
+    let target = runs
+        .column("target_forwards")
+        .unwrap()
+        .u32()
+        .unwrap()
+        .clone();
+    let steps = runs.column("steps").unwrap().u32().unwrap().clone();
+    for i in 0..runs.height() {
+        let drafted = strategy_of(&runs, i)
+            .is_some_and(|s| ["sd", "lantern", "lantern++"].contains(&s.as_str()));
+        assert_eq!(drafter.get(i).unwrap() > 0, drafted, "row {i}");
+        assert_eq!(target.get(i), steps.get(i).map(|s| s + 1), "row {i}");
     }
     // Null where a column does not apply: k only exists for lantern and lantern++.
     let strategy = runs.column("strategy").unwrap().str().unwrap().clone();
@@ -373,11 +429,26 @@ fn smoke_sweep_writes_documented_parquet_and_reports() {
         "{tables}"
     );
     assert!(out.dir.join("acceptance_lantern.png").is_file());
+    assert!(out.dir.join("accepted_length_lantern.png").is_file());
+    let plan: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.dir.join("plan.json")).unwrap()).unwrap();
+    assert_eq!(plan["runs"].as_array().unwrap().len(), specs);
+    assert!(plan["hardware"]["cpu"].is_string() && plan["hardware"]["burn"].is_string());
+    assert!(tables.contains("**Hardware.**"), "{tables}");
     assert!(out.dir.join("verify_cost.json").is_file());
 
     // Running again generates nothing new.
     let again = run_sweep(&cfg, &opts).unwrap();
     assert_eq!((again.generated, again.skipped), (0, images));
+}
+
+fn strategy_of(df: &polars::prelude::DataFrame, i: usize) -> Option<String> {
+    df.column("strategy")
+        .unwrap()
+        .str()
+        .unwrap()
+        .get(i)
+        .map(String::from)
 }
 
 #[test]
@@ -438,11 +509,14 @@ kind = "zipar"
         labels.contains(&"zipar L=8 entropy-T".to_string()),
         "{labels:?}"
     );
-    let gsd = specs.iter().find(|s| s.kind == "gsd").unwrap();
-    assert_eq!(gsd.init_name().as_deref(), Some("horizontal"));
-    assert_eq!(gsd.grouping_label().as_deref(), Some("G=7 p<0.15 d<q0.1"));
+    let gsd = specs.iter().find(|s| s.strategy.kind == Kind::Gsd).unwrap();
+    assert_eq!(gsd.strategy.init_name(), Some("horizontal"));
+    assert_eq!(
+        gsd.strategy.grouping_label().as_deref(),
+        Some("G=7 p<0.15 d<q0.1")
+    );
     for s in &specs {
-        s.strategy().unwrap();
+        s.strategy.strategy().unwrap();
     }
     let ids: std::collections::HashSet<String> = specs.iter().map(|s| s.run_id("m")).collect();
     assert_eq!(

@@ -152,6 +152,7 @@ delta = 0.2
     let opts = SweepOptions {
         results_root: root.join("results"),
         progress: false,
+        shard: None,
     };
     let cfg = SweepConfig::parse(&text, &root.join("t2i.toml")).unwrap();
     let out = run_sweep(&cfg, &opts).unwrap();

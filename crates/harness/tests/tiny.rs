@@ -71,6 +71,7 @@ window = 8
         &SweepOptions {
             results_root: root.clone(),
             progress: false,
+            shard: None,
         },
     )
     .unwrap();
@@ -160,6 +161,7 @@ kind = "ar"
     let opts = SweepOptions {
         results_root: root.clone(),
         progress: false,
+        shard: None,
     };
     let out = run_sweep(&cfg, &opts).unwrap();
     let summary = read_parquet(&out.dir.join("summary.parquet")).unwrap();

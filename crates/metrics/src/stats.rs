@@ -1,4 +1,5 @@
-//! Feature matrices and their first two moments (what a Fréchet distance needs), cached on disk.
+//! Feature matrices and their first two moments (what a Fréchet distance needs), cached on disk;
+//! and estimates over images (mean with a Student-t 95% interval, standard deviation).
 
 use std::path::Path;
 
@@ -128,5 +129,72 @@ impl FeatureStats {
             mean,
             cov,
         })
+    }
+}
+
+/// Mean and 95% confidence half-width (Student t) of a sample.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct Estimate {
+    /// Sample mean.
+    pub mean: f64,
+    /// Half-width of the 95% interval (0 for a single value).
+    pub ci95: f64,
+}
+
+/// Two-sided 97.5% quantile of Student's t with `dof` degrees of freedom.
+pub fn t975(dof: usize) -> f64 {
+    const T: [f64; 30] = [
+        12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160,
+        2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056,
+        2.052, 2.048, 2.045, 2.042,
+    ];
+    match dof {
+        0 => f64::INFINITY,
+        d if d <= 30 => T[d - 1],
+        d if d <= 60 => 2.042 - (d - 30) as f64 * (2.042 - 2.000) / 30.0,
+        d if d <= 120 => 2.000 - (d - 60) as f64 * (2.000 - 1.980) / 60.0,
+        _ => 1.960,
+    }
+}
+
+impl Estimate {
+    /// Estimate of the mean of `xs`.
+    pub fn of(xs: &[f64]) -> Self {
+        let n = xs.len();
+        let mean = xs.iter().sum::<f64>() / n.max(1) as f64;
+        if n < 2 {
+            return Self { mean, ci95: 0.0 };
+        }
+        let var = xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1) as f64;
+        Self {
+            mean,
+            ci95: t975(n - 1) * (var / n as f64).sqrt(),
+        }
+    }
+}
+
+/// Sample standard deviation (0 for fewer than two values).
+pub fn std_dev(xs: &[f64]) -> f64 {
+    let n = xs.len();
+    if n < 2 {
+        return 0.0;
+    }
+    let mean = xs.iter().sum::<f64>() / n as f64;
+    (xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1) as f64).sqrt()
+}
+
+#[cfg(test)]
+mod estimate_tests {
+    use super::*;
+
+    #[test]
+    fn estimate_matches_hand_computation() {
+        let e = Estimate::of(&[1.0, 2.0, 3.0, 4.0]);
+        assert_eq!(e.mean, 2.5);
+        // s = sqrt(5/3), t(3) = 3.182
+        assert!((e.ci95 - 3.182 * (5.0f64 / 3.0 / 4.0).sqrt()).abs() < 1e-9);
+        assert_eq!(Estimate::of(&[7.0]).ci95, 0.0);
+        assert_eq!(t975(1000), 1.96);
+        assert!((std_dev(&[1.0, 2.0, 3.0, 4.0]) - (5.0f64 / 3.0).sqrt()).abs() < 1e-12);
     }
 }

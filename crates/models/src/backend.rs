@@ -63,6 +63,20 @@ pub fn available_backends() -> Vec<&'static str> {
 /// The device for a backend name: `auto` (first of [`available_backends`]), `cpu` (flex),
 /// `wgpu` or `cuda` (when built with those features).
 pub fn select_device(name: &str) -> Result<Device, ModelError> {
+    select_device_at(name, 0)
+}
+
+/// [`select_device`] on GPU `index` (`cuda`, `tch-cuda`; `--device N`); other backends take
+/// only index 0.
+pub fn select_device_at(name: &str, index: usize) -> Result<Device, ModelError> {
+    if index > 0 && !matches!(name, "cuda" | "tch-cuda") {
+        return Err(ModelError::Config {
+            source_name: "device".into(),
+            message: format!(
+                "device index {index} applies to the cuda and tch-cuda backends, not '{name}'"
+            ),
+        });
+    }
     let unavailable = || {
         ModelError::Config {
         source_name: "backend".into(),
@@ -75,21 +89,21 @@ pub fn select_device(name: &str) -> Result<Device, ModelError> {
     match name {
         "auto" => {
             let first = *available_backends().first().ok_or_else(unavailable)?;
-            select_device(first)
+            select_device_at(first, index)
         }
         #[cfg(feature = "flex")]
         "cpu" | "flex" => Ok(Device::flex()),
         #[cfg(feature = "wgpu")]
         "wgpu" => Ok(Device::wgpu(burn::tensor::DeviceKind::DefaultDevice)),
         #[cfg(feature = "cuda")]
-        "cuda" => Ok(Device::cuda(0)),
+        "cuda" => Ok(Device::cuda(index)),
         // burn 0.22 marks burn-tch deprecated; it is still the only CUDA route that builds offline.
         #[cfg(feature = "tch")]
         #[allow(deprecated)]
         "tch-cpu" => Ok(Device::libtorch()),
         #[cfg(feature = "tch")]
         #[allow(deprecated)]
-        "tch-cuda" => Ok(Device::libtorch_cuda(0)),
+        "tch-cuda" => Ok(Device::libtorch_cuda(index)),
         _ => Err(unavailable()),
     }
 }

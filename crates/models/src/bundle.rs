@@ -174,8 +174,7 @@ impl ModelBundle {
         let cfg = gpt_config(&paths.gpt_config)?;
         let gpt = if paths.gpt == Path::new("random") {
             // Random weights of the configured size: for step timings (`lantern bench`) only.
-            device.seed(seed);
-            Gpt::new(&cfg, device)?
+            seeded(device, seed, || Gpt::new(&cfg, device).inspect(materialise))?
         } else {
             Gpt::load(&cfg, &paths.gpt, device)?
         };
@@ -206,8 +205,10 @@ impl ModelBundle {
         let (drafter, drafter_is_random) = match paths.drafter.as_deref() {
             None => (None, false),
             Some("random") => {
-                device.seed(seed);
-                let d = Drafter::new(&dcfg, device)?.with_embedding(gpt.token_embeddings().clone());
+                let d = seeded(device, seed, || {
+                    Drafter::new(&dcfg, device).inspect(materialise)
+                })?
+                .with_embedding(gpt.token_embeddings().clone());
                 (Some(d), true)
             }
             Some(p) => (Some(Drafter::load(&dcfg, Path::new(p), device)?), false),
@@ -257,4 +258,26 @@ impl ModelBundle {
             .map_err(|e| ModelError::Input(format!("cannot read the {source}: {e:?}")))?;
         Ok((values, vocab, dim, source))
     }
+}
+
+/// Runs `init` right after seeding the device's random stream, holding a process-wide lock, so
+/// that random weights depend on `seed` alone even while other threads (parallel tests, other
+/// bundles) seed and draw too.
+fn seeded<T>(device: &Device, seed: u64, init: impl FnOnce() -> T) -> T {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    device.seed(seed);
+    init()
+}
+
+/// Draws every lazily initialised parameter of `module` now (burn draws random weights on first
+/// use, which would otherwise happen outside [`seeded`]'s lock).
+fn materialise<M: burn::module::Module>(module: &M) {
+    struct Touch;
+    impl burn::module::ModuleVisitor for Touch {
+        fn visit_float<const D: usize>(&mut self, param: &burn::module::Param<Tensor<D>>) {
+            let _ = param.val();
+        }
+    }
+    module.visit(&mut Touch);
 }

@@ -73,66 +73,6 @@ pub enum Strategy {
 }
 
 impl Strategy {
-    /// Builds a strategy from its kind (`ar`, `sd`, `lantern`, `lantern++`, `sjd`, `scd`, `gsd`,
-    /// `zipar`) and parameters;
-    /// `tree` defaults to the dynamic tree for `sd`/`lantern` and `naive_extend_57` for `lantern++`.
-    pub fn from_kind(kind: &str, params: &StrategyParams) -> Result<Self, String> {
-        let residuals = if params.official_compat {
-            Residuals::OfficialCompat
-        } else {
-            Residuals::Principled
-        };
-        let tree = |default: &str| TreeShape::parse(params.tree.as_deref().unwrap_or(default));
-        Ok(match kind {
-            "ar" => Self::Ar,
-            "sd" => Self::Speculative(Speculative {
-                tree: tree("dynamic")?,
-                relax: Relax::Exact,
-                residuals,
-            }),
-            "lantern" => Self::Speculative(Speculative {
-                tree: tree("dynamic")?,
-                relax: if params.bounded {
-                    Relax::Bounded {
-                        k: params.k,
-                        delta: params.delta,
-                    }
-                } else {
-                    Relax::Tvd {
-                        k: params.k,
-                        delta: params.delta,
-                    }
-                },
-                residuals,
-            }),
-            "lantern++" => Self::Speculative(Speculative {
-                tree: tree("naive_extend_57")?,
-                relax: Relax::Ratio {
-                    k: params.k,
-                    lambda: params.lambda,
-                },
-                residuals,
-            }),
-            "sjd" | "scd" | "gsd" => Self::Jacobi(Jacobi {
-                window: params.window,
-                init: params.init,
-                method: match kind {
-                    "sjd" => JacobiMethod::Sjd,
-                    "scd" => JacobiMethod::Scd(params.coupling),
-                    _ => JacobiMethod::Gsd(params.grouping),
-                },
-            }),
-            "zipar" => Self::ZipAr {
-                window: params.window,
-            },
-            other => {
-                return Err(format!(
-                    "unknown strategy '{other}'; allowed: ar, sd, lantern, lantern++, sjd, scd, gsd, zipar"
-                ))
-            }
-        })
-    }
-
     /// Columns of the neighbour table the strategy reads (0 when it needs none): k, or k + 1
     /// under the official quirks, which zero the first k + 1 neighbours on a rejection.
     pub fn neighbours_needed(&self) -> usize {
@@ -173,48 +113,6 @@ impl Strategy {
         match self {
             Self::Speculative(s) => s.tree.drafted_per_round(),
             _ => 0,
-        }
-    }
-}
-
-/// Parameters of [`Strategy::from_kind`].
-#[derive(Clone, Debug, PartialEq)]
-pub struct StrategyParams {
-    /// Tree shape (see [`TreeShape::parse`]); `None` = the strategy's default.
-    pub tree: Option<String>,
-    /// Neighbours per drafted token (LANTERN, LANTERN++).
-    pub k: usize,
-    /// LANTERN's TVD budget δ.
-    pub delta: f32,
-    /// LANTERN++'s ratio bound λ.
-    pub lambda: f32,
-    /// Jacobi window (SJD, SCD, GSD) or ZipAR window.
-    pub window: usize,
-    /// How fresh Jacobi positions are initialised.
-    pub init: JacobiInit,
-    /// SCD's coupling.
-    pub coupling: Coupling,
-    /// GSD's group rule.
-    pub grouping: Grouping,
-    /// Use the official code's residual quirks.
-    pub official_compat: bool,
-    /// LANTERN with the bounded rule (emitted TVD ≤ δ) instead of the paper's.
-    pub bounded: bool,
-}
-
-impl Default for StrategyParams {
-    fn default() -> Self {
-        Self {
-            tree: None,
-            k: 1000,
-            delta: 0.1,
-            lambda: 2.0,
-            window: 16,
-            init: JacobiInit::Horizontal,
-            coupling: Coupling::Maximal,
-            grouping: Grouping::DEFAULT,
-            official_compat: false,
-            bounded: false,
         }
     }
 }

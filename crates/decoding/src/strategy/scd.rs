@@ -8,6 +8,7 @@ use crate::rng::Rng;
 
 /// How a position's next draft is coupled to its previous one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase", try_from = "String")]
 pub enum Coupling {
     /// Maximal coupling: keep the stale draft `x ~ q` with probability `min(1, p(x)/q(x))`, else
     /// draw from `norm(max(0, p − q))`; the result is an exact sample of `p`.
@@ -15,6 +16,13 @@ pub enum Coupling {
     /// Gumbel-max with noise keyed by (image, absolute position, token): the draft is
     /// `argmax_v log p(v) + g_v`, unchanged while the argmax is.
     Gumbel,
+}
+
+impl TryFrom<String> for Coupling {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        Self::parse(&s)
+    }
 }
 
 impl Coupling {

@@ -13,15 +13,22 @@ use crate::rng::Rng;
 /// and only once every earlier window position has been accepted, so the token it copies is then
 /// committed and the draft is a function of the committed prefix (a point-mass proposal).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase", try_from = "String")]
 pub enum JacobiInit {
     /// Copy the token one column to the left in the same row (SJD's `repeat_horizon`); a row's
     /// first column draws uniformly.
-    #[serde(alias = "RepeatHorizon")]
     Horizontal,
     /// Copy the token one row up in the same column ("Vertical-Repeat"); row 0 draws uniformly.
     Vertical,
     /// Draw uniformly from the vocabulary (what the official LlamaGen path falls back to).
     Random,
+}
+
+impl TryFrom<String> for JacobiInit {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        Self::parse(&s)
+    }
 }
 
 impl JacobiInit {

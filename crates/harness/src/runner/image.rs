@@ -1,0 +1,177 @@
+//! One timed image of one configuration: generated `repeats` times from the same random stream,
+//! forwards counted at the model seam, peak memory read, and written up as a [`Record`].
+
+use std::path::Path;
+use std::time::Instant;
+
+use lantern_decoding::counted::Counted;
+use lantern_decoding::embeddings::Tables;
+use lantern_decoding::engine::engine_of;
+use lantern_decoding::model::Models;
+use lantern_decoding::strategy::{generate, image_rng, Generation, Strategy};
+use lantern_models::{ModelBundle, ModelPaths};
+
+use super::setup::Cond;
+use super::HarnessError;
+use crate::columns::Config;
+use crate::plan::RunSpec;
+use crate::records::Record;
+use crate::system::{self, Hardware};
+
+/// What every image of a sweep shares.
+pub(super) struct Context<'a> {
+    pub bundle: &'a ModelBundle,
+    pub paths: &'a ModelPaths,
+    pub tables: &'a Tables<'a>,
+    pub neighbour_source: Option<&'a str>,
+    pub hardware: &'a Hardware,
+    pub commit: String,
+    pub warmup: usize,
+    pub repeats: usize,
+}
+
+/// A configuration being generated: its models (set up and warmed up) and what it has made.
+pub(super) struct Active<'b> {
+    pub spec: &'b RunSpec,
+    pub run_id: &'b String,
+    strategy: Strategy,
+    tree_label: Option<String>,
+    models: Box<dyn Models + 'b>,
+    taus: Vec<f64>,
+    grid_images: Vec<Vec<u8>>,
+    img_size: (usize, usize),
+}
+
+impl<'b> Active<'b> {
+    pub fn new(
+        spec: &'b RunSpec,
+        run_id: &'b String,
+        strategy: Strategy,
+        tree_label: Option<String>,
+        models: Box<dyn Models + 'b>,
+    ) -> Self {
+        Self {
+            spec,
+            run_id,
+            strategy,
+            tree_label,
+            models,
+            taus: Vec::new(),
+            grid_images: Vec::new(),
+            img_size: (0, 0),
+        }
+    }
+
+    /// Mean τ of the images so far.
+    pub fn mean_tau(&self) -> f64 {
+        self.taus.iter().sum::<f64>() / self.taus.len().max(1) as f64
+    }
+
+    /// Writes the sample grid of the first decoded images.
+    pub fn write_samples(&self, dir: &Path) -> std::io::Result<()> {
+        if self.grid_images.is_empty() {
+            return Ok(());
+        }
+        let (w, h) = self.img_size;
+        crate::images::write_grid(dir, &self.spec.label(), &self.grid_images, w, h)
+    }
+}
+
+impl Context<'_> {
+    /// Generates, times and records one image of `a`.
+    pub fn image(&self, a: &mut Active, c: &Cond, seed: u64) -> Result<Record, HarnessError> {
+        let spec = a.spec;
+        let rng = image_rng(seed, c.class.or(c.prompt).unwrap_or(0) as u64);
+        let rss_tracked = system::reset_peak_rss();
+        let mut first: Option<(Generation, lantern_decoding::counted::Forwards)> = None;
+        let mut latencies = Vec::with_capacity(self.repeats);
+        for repeat in 0..self.repeats {
+            let mut counted = Counted::new(a.models.as_mut());
+            let g = generate(
+                &mut counted,
+                &a.strategy,
+                &spec.sampling,
+                self.tables,
+                &c.cond,
+                &rng,
+            )?;
+            latencies.push(g.latency_ms);
+            match &first {
+                None => first = Some((g, counted.forwards())),
+                Some((g0, _)) if g0.tokens != g.tokens => {
+                    return Err(HarnessError::Io(format!(
+                        "{}: repeat {repeat} of seed {seed} produced other tokens than the first: \
+                         this backend is not deterministic, so repeats would time different images; \
+                         set [timing] repeats = 1",
+                        spec.label()
+                    )))
+                }
+                Some(_) => {}
+            }
+        }
+        let (g, forwards) = first.expect("repeats ≥ 1");
+        let peak_rss_mb = rss_tracked.then(system::peak_rss_mb).flatten();
+        let vq_decode_ms = self.decode(a, &g.tokens);
+        a.taus.push(g.tau());
+        let uses_drafter = matches!(a.strategy, Strategy::Speculative(_));
+        let hw = self.hardware;
+        Ok(Record {
+            run_id: a.run_id.clone(),
+            label: spec.label(),
+            config: Config::of(spec, a.tree_label.clone()),
+            class: c.class,
+            prompt: c.prompt,
+            seed,
+            tokens: g.tokens.clone(),
+            steps: g.steps.len() as u32,
+            tau: g.tau(),
+            latency_ms: latencies.iter().sum::<f64>() / latencies.len() as f64,
+            latencies_ms: latencies,
+            warmup: Some(self.warmup as u32),
+            draft_ms: g.draft_ms(),
+            verify_ms: g.verify_ms(),
+            forward_ms: g.forward_ms(),
+            prefill_ms: g.prefill_ms,
+            tvd_emitted: g.tvd_emitted(),
+            vq_decode_ms,
+            accepted_per_step: g.accepted_per_step().iter().map(|&a| a as u32).collect(),
+            target_forwards: Some(forwards.target as u32),
+            drafter_forwards: Some(forwards.drafter as u32),
+            peak_rss_mb,
+            neighbour_source: (a.strategy.neighbours_needed() > 0)
+                .then(|| self.neighbour_source.map(String::from))
+                .flatten(),
+            gpt_model: self.paths.gpt.display().to_string(),
+            drafter_model: uses_drafter
+                .then(|| self.paths.drafter.clone())
+                .flatten()
+                .filter(|_| self.bundle.drafter.is_some()),
+            vq_model: self.paths.vq.as_ref().map(|p| p.display().to_string()),
+            backend: hw.backend.clone(),
+            engine: engine_of(self.bundle).name().into(),
+            dtype: hw.dtype.clone(),
+            device: hw.device.clone(),
+            threads: hw.threads_used as u32,
+            host: hw.host.clone(),
+            cpu: hw.cpu.clone(),
+            burn: hw.burn.clone(),
+            git_commit: self.commit.clone(),
+        })
+    }
+
+    /// Decodes the tokens to pixels (timed), keeping the first 8 images for the sample grid.
+    fn decode(&self, a: &mut Active, tokens: &[u32]) -> Option<f64> {
+        let vq = self.bundle.vq.as_ref()?;
+        let t = Instant::now();
+        let grid = self.bundle.gpt.config().grid_size();
+        let img = vq.decode_tokens(&[tokens.to_vec()], grid);
+        let rgb = crate::images::to_rgb8(img);
+        let ms = t.elapsed().as_secs_f64() * 1e3;
+        if a.grid_images.len() < 8 {
+            let (w, h, data) = rgb.into_iter().next().expect("one image");
+            a.img_size = (w, h);
+            a.grid_images.push(data);
+        }
+        Some(ms)
+    }
+}

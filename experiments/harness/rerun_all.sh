@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Re-runs every shipped sweep from scratch, one after another on an otherwise idle machine, so
+# that every results folder carries the records of the current harness (forward counts, peak
+# memory, repeats, hardware). Usage: experiments/harness/rerun_all.sh [lantern binary]
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+bin=${1:-$(cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')/release/lantern}
+configs=(configs/smoke.toml configs/fixture/*.toml configs/lantern_k.toml configs/lantern_pp_lambda.toml
+         configs/entropy_temperature.toml configs/paper/*.toml configs/training_free.toml
+         configs/methods.toml configs/lantern_delta.toml)
+for c in "${configs[@]}"; do
+    name=$(sed -n 's/^name = "\(.*\)"/\1/p' "$c" | head -1)
+    rm -rf "results/$name"
+    start=$(date +%s)
+    "$bin" sweep "$c"
+    echo "$c: $(( $(date +%s) - start )) s" | tee -a "${TIMES:-/tmp/lantern-rerun-times}"
+done
