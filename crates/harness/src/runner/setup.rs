@@ -132,7 +132,8 @@ pub fn sweep_identity(
     identity
 }
 
-/// The git commit of the working tree (`+dirty` with uncommitted changes), or `unknown`.
+/// The git commit of the working tree (`+dirty` with uncommitted changes outside `results/`), or
+/// `unknown`.
 pub fn git_commit() -> String {
     let run = |args: &[&str]| {
         std::process::Command::new("git")
@@ -144,8 +145,16 @@ pub fn git_commit() -> String {
     };
     match run(&["rev-parse", "--short=12", "HEAD"]) {
         Some(c) => {
-            let dirty = run(&["status", "--porcelain", "--untracked-files=no"])
-                .is_some_and(|s| !s.is_empty());
+            // Regenerated results are not code: only changes outside results/ make a run dirty.
+            let dirty = run(&[
+                "status",
+                "--porcelain",
+                "--untracked-files=no",
+                "--",
+                ".",
+                ":(exclude)results",
+            ])
+            .is_some_and(|s| !s.is_empty());
             if dirty {
                 format!("{c}+dirty")
             } else {
