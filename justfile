@@ -66,10 +66,10 @@ bench *ARGS:
 generate *ARGS: build
     {{lantern}} generate {{ARGS}}
 
-# Run a sweep config end to end (records, tables, plots under results/<name>/); ARGS: --set
-# key=value overrides, --shard I/N, --backend, --device, --results.
+# Run a sweep end to end into results/<name>/ (ARGS: --set key=value, --shard I/N, --backend, --device).
+[positional-arguments]
 sweep CONFIG *ARGS: build
-    {{lantern}} sweep {{CONFIG}} {{ARGS}}
+    {{lantern}} sweep "$@"
 
 # Rebuild runs/summary Parquet, tables.md, plots and sample grids of a results folder from its journal.
 report DIR: build
