@@ -131,16 +131,7 @@ impl Quality {
     /// Reads `dir/quality.json` and the shards' `quality.shard-I-of-N.json`, merged (each shard
     /// scored its own configurations); `None` when there are none.
     pub fn load(dir: &Path) -> Option<Self> {
-        let mut files: Vec<_> = std::fs::read_dir(dir)
-            .ok()?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| {
-                p.file_name()
-                    .and_then(|n| n.to_str())
-                    .is_some_and(|n| n.starts_with("quality") && n.ends_with(".json"))
-            })
-            .collect();
-        files.sort();
+        let files = crate::records::results_files(dir, "quality", "json").ok()?;
         let mut merged: Option<Self> = None;
         for f in files {
             let Some(q) = std::fs::read_to_string(&f)

@@ -126,29 +126,7 @@ impl Journal {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
             Err(e) => return Err(e),
         };
-        let mut records = Vec::new();
-        let mut good = 0;
-        for line in text.split_inclusive('\n') {
-            if !line.ends_with('\n') {
-                break;
-            }
-            match serde_json::from_str::<Record>(line) {
-                Ok(r) => {
-                    records.push(r);
-                    good += line.len();
-                }
-                Err(e) => {
-                    return Err(std::io::Error::new(
-                        std::io::ErrorKind::InvalidData,
-                        format!(
-                            "{}: unreadable record after {} good ones: {e}",
-                            path.display(),
-                            records.len()
-                        ),
-                    ))
-                }
-            }
-        }
+        let (records, good) = parse_journal(&text, path)?;
         let file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -182,16 +160,7 @@ impl Journal {
 /// Every journal of a results folder: `journal.jsonl` and the shard journals
 /// (`journal.shard-I-of-N.jsonl`), in name order.
 pub fn journal_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with("journal") && n.ends_with(".jsonl") && p.is_file())
-        })
-        .collect();
-    files.sort();
-    Ok(files)
+    results_files(dir, "journal", "jsonl")
 }
 
 /// What merging journals found.
@@ -240,19 +209,45 @@ pub fn merge_journals(dir: &Path) -> std::io::Result<Merged> {
 
 /// The records of one journal file, read-only (a torn last line is skipped).
 pub fn read_journal(path: &Path) -> std::io::Result<Vec<Record>> {
-    let text = std::fs::read_to_string(path)?;
-    text.split_inclusive('\n')
-        .filter(|l| l.ends_with('\n'))
-        .enumerate()
-        .map(|(i, l)| {
-            serde_json::from_str(l).map_err(|e| {
-                std::io::Error::new(
-                    std::io::ErrorKind::InvalidData,
-                    format!("{}: line {}: {e}", path.display(), i + 1),
-                )
-            })
+    Ok(parse_journal(&std::fs::read_to_string(path)?, path)?.0)
+}
+
+/// The complete lines of a journal's text as records, and the bytes they span (a torn last line,
+/// cut by a kill mid-write, is left out).
+fn parse_journal(text: &str, path: &Path) -> std::io::Result<(Vec<Record>, usize)> {
+    let mut records = Vec::new();
+    let mut good = 0;
+    for line in text.split_inclusive('\n').take_while(|l| l.ends_with('\n')) {
+        let r = serde_json::from_str::<Record>(line).map_err(|e| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!(
+                    "{}: unreadable record after {} good ones: {e}",
+                    path.display(),
+                    records.len()
+                ),
+            )
+        })?;
+        records.push(r);
+        good += line.len();
+    }
+    Ok((records, good))
+}
+
+/// Files of a results folder named `PREFIX….EXT` (`journal….jsonl`, `quality….json`): an
+/// unsharded run's and every shard's, in name order.
+pub fn results_files(dir: &Path, prefix: &str, ext: &str) -> std::io::Result<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.is_file()
+                && p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with(prefix) && n.ends_with(&format!(".{ext}")))
         })
-        .collect()
+        .collect();
+    files.sort();
+    Ok(files)
 }
 
 /// Keys of the records already done.

@@ -37,11 +37,8 @@ pub fn write_report(dir: &Path) -> std::io::Result<Vec<Summary>> {
     }
     records::write_parquet(&mut runs, &dir.join("runs.parquet"))?;
     let mut predictions = BTreeMap::new();
-    for f in std::fs::read_dir(dir)?.filter_map(|e| e.ok().map(|e| e.path())) {
-        let name = f.file_name().and_then(|n| n.to_str()).unwrap_or("");
-        if name.starts_with("predictions") && name.ends_with(".json") {
-            predictions.extend(crate::auto::read_map(&f));
-        }
+    for f in records::results_files(dir, "predictions", "json")? {
+        predictions.extend(crate::auto::read_map(&f));
     }
     let summaries = summary::summarise(&records, quality.as_ref(), &predictions);
     let mut sum = summary::to_frame(&summaries).map_err(std::io::Error::other)?;
