@@ -399,25 +399,22 @@ impl StrategySpec {
         }
     }
 
-    /// The strategy this (resolved) spec runs; tree `auto` runs the kind's default shape until
-    /// the cost model sizes it.
+    /// The strategy this spec runs, its kind's defaults filled in; tree `auto` runs the kind's
+    /// default shape until the cost model sizes it.
     pub fn strategy(&self) -> Result<Strategy, SpecError> {
-        let kind = self.kind;
-        let k = self.k.unwrap_or(DEFAULT_K);
-        let window = self.window.unwrap_or(match kind {
-            Kind::ZipAr => DEFAULT_ZIPAR_WINDOW,
-            _ => DEFAULT_JACOBI_WINDOW,
-        });
+        const FILLED: &str = "resolved() fills every key its kind takes";
+        let s = self.clone().resolved();
         let speculative = |relax: Relax| -> Result<Strategy, SpecError> {
-            let name = self
-                .tree
-                .as_deref()
-                .filter(|&t| t != "auto")
-                .unwrap_or(kind.default_tree());
+            let name = s.tree.as_deref().expect(FILLED);
+            let name = if name == "auto" {
+                s.kind.default_tree()
+            } else {
+                name
+            };
             Ok(Strategy::Speculative(Speculative {
                 tree: TreeShape::parse(name).map_err(|e| refuse("tree", name, e))?,
                 relax,
-                residuals: if self.official_compat == Some(true) {
+                residuals: if s.official_compat == Some(true) {
                     Residuals::OfficialCompat
                 } else {
                     Residuals::Principled
@@ -426,31 +423,32 @@ impl StrategySpec {
         };
         let jacobi = |method: JacobiMethod| {
             Ok(Strategy::Jacobi(Jacobi {
-                window,
-                init: self.init.unwrap_or(JacobiInit::Horizontal),
+                window: s.window.expect(FILLED),
+                init: s.init.unwrap_or(JacobiInit::Horizontal),
                 method,
             }))
         };
-        match kind {
+        let k = || s.k.expect(FILLED);
+        match s.kind {
             Kind::Ar => Ok(Strategy::Ar),
             Kind::Sd => speculative(Relax::Exact),
             Kind::Lantern => {
-                let delta = self.delta.unwrap_or(DEFAULT_DELTA) as f32;
-                speculative(match self.relax {
+                let (k, delta) = (k(), s.delta.expect(FILLED) as f32);
+                speculative(match s.relax {
                     Some(LanternRule::Bounded) => Relax::Bounded { k, delta },
                     _ => Relax::Tvd { k, delta },
                 })
             }
             Kind::LanternPp => speculative(Relax::Ratio {
-                k,
-                lambda: self.lambda.unwrap_or(DEFAULT_LAMBDA) as f32,
+                k: k(),
+                lambda: s.lambda.expect(FILLED) as f32,
             }),
             Kind::Sjd => jacobi(JacobiMethod::Sjd),
-            Kind::Scd => jacobi(JacobiMethod::Scd(
-                self.coupling.unwrap_or(Coupling::Maximal),
-            )),
-            Kind::Gsd => jacobi(JacobiMethod::Gsd(self.grouping())),
-            Kind::ZipAr => Ok(Strategy::ZipAr { window }),
+            Kind::Scd => jacobi(JacobiMethod::Scd(s.coupling.expect(FILLED))),
+            Kind::Gsd => jacobi(JacobiMethod::Gsd(s.grouping())),
+            Kind::ZipAr => Ok(Strategy::ZipAr {
+                window: s.window.expect(FILLED),
+            }),
         }
     }
 

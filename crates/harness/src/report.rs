@@ -40,7 +40,7 @@ pub fn write_report(dir: &Path) -> std::io::Result<Vec<Summary>> {
     for f in records::results_files(dir, "predictions", "json")? {
         predictions.extend(crate::auto::read_map(&f));
     }
-    let summaries = summary::summarise(&records, quality.as_ref(), &predictions);
+    let summaries = summary::summarise(&records, &same, quality.as_ref(), &predictions);
     let mut sum = summary::to_frame(&summaries).map_err(std::io::Error::other)?;
     records::write_parquet(&mut sum, &dir.join("summary.parquet"))?;
     let provenance = Provenance {

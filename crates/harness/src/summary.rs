@@ -142,10 +142,11 @@ pub fn equals_ar(records: &[Record]) -> Vec<Option<bool>> {
         .collect()
 }
 
-/// Summarises records by run id, in first-seen order, with quality and the tree cost model's
-/// predictions (by run id) where computed.
+/// Summarises records by run id, in first-seen order, with each record's [`equals_ar`], quality
+/// and the tree cost model's predictions (by run id) where computed.
 pub fn summarise(
     records: &[Record],
+    same_as_ar: &[Option<bool>],
     quality: Option<&Quality>,
     predictions: &BTreeMap<String, lantern_decoding::cost::Prediction>,
 ) -> Vec<Summary> {
@@ -162,7 +163,7 @@ pub fn summarise(
     }
     let same: HashMap<RunImage, bool> = records
         .iter()
-        .zip(equals_ar(records))
+        .zip(same_as_ar.iter().copied())
         .filter_map(|(r, e)| e.map(|e| ((r.run_id.as_str(), r.class, r.prompt, r.seed), e)))
         .collect();
     groups
