@@ -1,7 +1,12 @@
-# lantern-bench tasks. Every cargo call names the whole workspace so that builds, tests and
-# benchmarks share one feature set (and one build of burn).
+# lantern-bench tasks. Every cargo call names the whole workspace and the same features so that
+# builds, tests and benchmarks share one feature set (and one build of burn).
 
 set shell := ["bash", "-euo", "pipefail", "-c"]
+
+# Cargo features of every recipe: `LANTERN_FEATURES=lantern-cli/wgpu just test` (CI's one feature
+# set) builds the wgpu backend in; the CPU tests still run on the CPU (`auto` skips software GPUs).
+features := env("LANTERN_FEATURES", "")
+cargo_features := if features == "" { "" } else { "--features " + features }
 
 # The build folder cargo uses (CARGO_TARGET_DIR, a config's build.target-dir, or target/).
 target_dir := `cargo metadata --format-version 1 --no-deps 2>/dev/null | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p'`
@@ -13,19 +18,20 @@ default:
 
 # Build everything (release).
 build:
-    cargo build --release --workspace
+    cargo build --release --workspace {{cargo_features}}
 
 # Run the test suite (release profile: tensor code is too slow unoptimised), then the host engine's
-# fixture tests again on the narrower kernel families this CPU can also run.
+# fixture tests again on the narrower kernel families this CPU can also run. Each crate has one
+# integration-test binary, `it`; its modules are the former test files (filter: `-- host_engine::`).
 test:
-    cargo test --release --workspace
-    if grep -q avx512f /proc/cpuinfo 2>/dev/null; then LANTERN_CPU_ISA=avx2 cargo test --release -p lantern-models --test host_engine; fi
-    LANTERN_CPU_ISA=portable cargo test --release -p lantern-models --test host_engine
+    cargo test --release --workspace {{cargo_features}}
+    if grep -q avx512f /proc/cpuinfo 2>/dev/null; then LANTERN_CPU_ISA=avx2 cargo test --release --workspace {{cargo_features}} --test it -- host_engine::; fi
+    LANTERN_CPU_ISA=portable cargo test --release --workspace {{cargo_features}} --test it -- host_engine::
 
 # Formatting and lints, as CI runs them.
 lint:
     cargo fmt --all -- --check
-    cargo clippy --release --workspace --all-targets -- -D warnings
+    cargo clippy --release --workspace --all-targets {{cargo_features}} -- -D warnings
 
 # Type-check the wgpu GPU backend (builds offline; needs no GPU).
 check-wgpu:
@@ -37,7 +43,7 @@ check-wgpu:
 # sweep, whose records must name the backend and adapter. A correctness run, not GPU speed.
 # It leaves a wgpu build of `lantern` in target/release (`just build` restores the CPU one).
 test-wgpu:
-    LANTERN_TEST_BACKEND=wgpu cargo test --release --workspace --features lantern-cli/wgpu --test fixture_gpt --test fixture_vq --test tree_verify --test fixture_strategies
+    LANTERN_TEST_BACKEND=wgpu cargo test --release --workspace --features lantern-cli/wgpu --test it -- fixture_gpt:: fixture_vq:: tree_verify:: fixture_strategies::
     cargo build --release --workspace --features lantern-cli/wgpu
     rm -rf {{target_dir}}/wgpu-smoke
     {{lantern}} sweep configs/smoke.toml --backend wgpu --results {{target_dir}}/wgpu-smoke
@@ -50,7 +56,7 @@ test-wgpu:
 #   python3 -m venv .venv-torch && .venv-torch/bin/pip install torch==2.9.0
 test-tch VENV=(justfile_directory() / ".venv-torch"):
     export LD_LIBRARY_PATH="$({{VENV}}/bin/python -c 'import pathlib, torch; print(pathlib.Path(torch.__file__).parent / "lib")')${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"; \
-    VIRTUAL_ENV={{VENV}} PATH={{VENV}}/bin:$PATH LIBTORCH_USE_PYTORCH=1 LANTERN_TEST_BACKEND=tch-cpu cargo test --release --workspace --features lantern-cli/tch --test fixture_gpt --test fixture_vq --test tree_verify --test fixture_strategies
+    VIRTUAL_ENV={{VENV}} PATH={{VENV}}/bin:$PATH LIBTORCH_USE_PYTORCH=1 LANTERN_TEST_BACKEND=tch-cpu cargo test --release --workspace --features lantern-cli/tch --test it -- fixture_gpt:: fixture_vq:: tree_verify:: fixture_strategies::
 
 # The engine benchmark (`lantern bench`): AR step, tree verifies and drafter passes on every engine
 # and weight storage, against the AR step and the machine's floor; `--models custom --gpt … --gpt-config …`
@@ -60,7 +66,7 @@ bench-engine *ARGS: build
 
 # Criterion benchmarks of decode/verify steps (both engines) and the machine's roofline.
 bench *ARGS:
-    cargo bench --workspace -- {{ARGS}}
+    cargo bench --workspace {{cargo_features}} -- {{ARGS}}
 
 # Generate images with one strategy (see `lantern generate --help`).
 generate *ARGS: build
@@ -75,6 +81,10 @@ sweep CONFIG *ARGS: build
 report DIR: build
     {{lantern}} report {{DIR}}
 
+# Your sweep's headline table beside the reference one: experiments/results/NAME, then results/NAME.
+compare NAME: build
+    {{lantern}} compare experiments/results/{{NAME}} results/{{NAME}}
+
 # Re-render the plots of a results folder (the same as `just report`: plots come from the journal).
 plots DIR: (report DIR)
 
@@ -88,5 +98,8 @@ train-tiny SCALE="1.0": build
     test -d data/photos || scripts/fetch-data.sh data/photos
     {{lantern}} train tiny --data data/photos --out checkpoints/tiny --scale {{SCALE}}
 
-# Everything CI checks.
-ci: test lint check-wgpu
+# Everything CI checks, exactly as CI runs it (`.ci/run`): formatting; one release build of every
+# target with the wgpu feature and clippy's lints applied as it compiles; `just test` on that build;
+# `just test-wgpu` on lavapipe (installed when missing).
+ci:
+    bash .ci/run

@@ -20,7 +20,7 @@ command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,driver_version,m
 
 cargo build --release --workspace --features "lantern-cli/$FEATURE"
 LANTERN_TEST_BACKEND=$BACKEND cargo test --release --workspace --features "lantern-cli/$FEATURE" \
-    --test fixture_gpt --test fixture_vq --test tree_verify --test fixture_strategies 2>&1 \
+    --test it -- fixture_gpt:: fixture_vq:: tree_verify:: fixture_strategies:: 2>&1 \
     | tee "$OUT/tests.log" | grep -E "^test |test result"
 
 target/release/lantern bench --backend "$BACKEND" --engines burn --models custom --gpt random \

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Re-runs every shipped sweep from scratch, one after another on an otherwise idle machine, so
-# that every results folder carries the records of the current harness (forward counts, peak
-# memory, repeats, hardware). Usage: experiments/harness/rerun_all.sh [lantern binary]
+# that every reference results folder (experiments/results/<name>) carries the records of the
+# current harness (forward counts, peak memory, repeats, hardware), then packs each folder as it
+# is committed (scripts/pack-results.sh). Usage: experiments/harness/rerun_all.sh [lantern binary]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 bin=${1:-$(cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')/release/lantern}
@@ -10,8 +11,9 @@ configs=(configs/smoke.toml configs/fixture/*.toml configs/lantern_k.toml config
          configs/methods.toml configs/lantern_delta.toml)
 for c in "${configs[@]}"; do
     name=$(sed -n 's/^name = "\(.*\)"/\1/p' "$c" | head -1)
-    rm -rf "results/$name"
+    rm -rf "experiments/results/$name"
     start=$(date +%s)
-    "$bin" sweep "$c"
+    "$bin" sweep "$c" --results experiments/results
+    scripts/pack-results.sh "experiments/results/$name"
     echo "$c: $(( $(date +%s) - start )) s" | tee -a "${TIMES:-/tmp/lantern-rerun-times}"
 done

@@ -139,7 +139,7 @@ fn roofline(c: &mut Criterion) {
     group
         .sample_size(10)
         .measurement_time(Duration::from_secs(5));
-    let device = Device::default();
+    let device = lantern_models::backend::default_device();
     let n = 1024;
     let a = Tensor::<2>::random(
         [n, n],

@@ -1,6 +1,5 @@
 //! Shared setup for the benchmarks: model shapes, random trees and a committed prefix.
 
-use lantern_models::burn::prelude::*;
 use lantern_models::gpt::repeated_tokens;
 use lantern_models::{Condition, Gpt, GptConfig, KvCache, Visibility};
 
@@ -14,13 +13,7 @@ pub struct Shape {
 
 /// The shapes of the issue: the tiny fixture's (read from its JSON) and GPT-B.
 pub fn shapes() -> Vec<Shape> {
-    let fixture = std::env::var_os("LANTERN_FIXTURES")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| {
-            std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-                .join("../../../shared/fixtures/llamagen-tiny")
-        })
-        .join("gpt_c2i.json");
+    let fixture = lantern_models::fixtures::llamagen_tiny().join("gpt_c2i.json");
     let mut out = Vec::new();
     match GptConfig::from_json_file(&fixture) {
         Ok(config) => out.push(Shape {
@@ -43,7 +36,7 @@ pub fn model_with_prefix(
     prefix: usize,
     extra: usize,
 ) -> (Gpt, KvCache) {
-    let device = Device::default();
+    let device = lantern_models::backend::default_device();
     let gpt = Gpt::new(config, &device).expect("valid config");
     let mut cache = gpt.new_cache(batch, extra);
     let cond = Condition::Classes(vec![0; batch]);

@@ -27,6 +27,9 @@ enum Command {
     Sweep(sweep::SweepArgs),
     /// Rebuild runs.parquet, summary.parquet, tables.md and plots of a results folder.
     Report(sweep::ReportArgs),
+    /// Print the headline tables of results folders one after the other (e.g. the reference
+    /// experiments/results/NAME and your results/NAME); writes nothing.
+    Compare(sweep::CompareArgs),
     /// Train the embedded default, or an EAGLE drafter for a LlamaGen target.
     Train(train::Args),
     /// List the tensors of a checkpoint file (after removing a state-dict wrapper).
@@ -45,6 +48,7 @@ fn main() {
         Command::Generate(args) => generate::run(*args),
         Command::Sweep(args) => sweep::sweep(args),
         Command::Report(args) => sweep::report(args),
+        Command::Compare(args) => sweep::compare(args),
         Command::Train(args) => train::run(args),
         Command::Inspect(args) => inspect::run(args),
         Command::Score(args) => score::run(*args),

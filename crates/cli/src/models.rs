@@ -15,7 +15,7 @@ pub struct ModelArgs {
     /// or `custom` (give --gpt …).
     #[arg(long, default_value = "tiny")]
     pub models: String,
-    /// Folder of the fixtures (default: $LANTERN_FIXTURES or ../shared/fixtures/llamagen-tiny).
+    /// The LlamaGen fixture folder (default: `llamagen-tiny/` in $LANTERN_FIXTURES or `fixtures/`).
     #[arg(long)]
     pub fixtures: Option<PathBuf>,
     /// Target checkpoint (with --models custom), or `random`: random weights of --gpt-config
@@ -49,8 +49,7 @@ pub struct ModelArgs {
 }
 
 fn fixture_dir(arg: Option<PathBuf>) -> PathBuf {
-    arg.or_else(|| std::env::var_os("LANTERN_FIXTURES").map(PathBuf::from))
-        .unwrap_or_else(|| PathBuf::from("../shared/fixtures/llamagen-tiny"))
+    arg.unwrap_or_else(lantern_models::fixtures::llamagen_tiny)
 }
 
 impl ModelArgs {

@@ -345,7 +345,7 @@ pub fn run(a: Args) -> Result<(), Box<dyn std::error::Error>> {
     if a.captions.is_some() && !scores_text {
         return Err("--captions needs --clip WEIGHTS and/or --hps WEIGHTS".into());
     }
-    let device = Device::default();
+    let device = lantern_models::backend::default_device();
     let files = image_files(&a.images)?;
     let mut report = serde_json::json!({ "images": a.images, "image_count": files.len() });
     println!("{} images in {}", files.len(), a.images.display());

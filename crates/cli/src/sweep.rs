@@ -4,8 +4,8 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use lantern_harness::config::SweepConfig;
-use lantern_harness::report::write_report;
-use lantern_harness::runner::{run_sweep, SweepOptions};
+use lantern_harness::report::{read_report, write_report};
+use lantern_harness::runner::{plan_sweep, run_sweep, SweepOptions};
 use lantern_harness::shard::Shard;
 
 /// Arguments of `lantern sweep`.
@@ -16,7 +16,8 @@ pub struct SweepArgs {
     /// Where results go (results/<name>/).
     #[arg(long, default_value = "results")]
     results: PathBuf,
-    /// Run on this backend instead of the file's `[runtime] backend` (auto, cpu, wgpu, cuda).
+    /// Run on this backend instead of the file's `[runtime] backend` (auto, cpu, wgpu, cuda,
+    /// tch-cpu, tch-cuda; GPU backends as built).
     #[arg(long)]
     backend: Option<String>,
     /// GPU index for cuda and tch-cuda (instead of `[runtime] device`).
@@ -31,6 +32,10 @@ pub struct SweepArgs {
     /// `--set model.gpt=/ckpt/gpt.pt --set data.seeds=4`; an empty value removes the key.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     set: Vec<String>,
+    /// Print the plan (model identity, every configuration with its run id and shard) as JSON
+    /// and stop: nothing is loaded beyond the model's JSON config, nothing is written.
+    #[arg(long)]
+    dry_run: bool,
 }
 
 /// Arguments of `lantern report`.
@@ -39,6 +44,9 @@ pub struct ReportArgs {
     /// A results folder (results/<name>): its journal.jsonl and every shard's
     /// journal.shard-I-of-N.jsonl are merged.
     dir: PathBuf,
+    /// Also write every plot as SVG beside its PNG.
+    #[arg(long)]
+    svg: bool,
 }
 
 /// Runs or resumes a sweep and prints where its outputs are.
@@ -59,6 +67,19 @@ pub fn sweep(a: SweepArgs) -> Result<(), Box<dyn std::error::Error>> {
     if let Some(d) = a.device {
         cfg.runtime.device = d;
     }
+    if a.dry_run {
+        let (plan, _) = plan_sweep(&cfg, shard)?;
+        let shown = serde_json::json!({
+            "name": cfg.name(),
+            "config": cfg.file.display().to_string(),
+            "overrides": cfg.overrides,
+            "identity": plan.identity,
+            "shard": plan.shard,
+            "runs": plan.runs,
+        });
+        println!("{}", serde_json::to_string_pretty(&shown)?);
+        return Ok(());
+    }
     let out = run_sweep(&cfg, &opts)?;
     match shard {
         Some(s) => println!(
@@ -70,24 +91,70 @@ pub fn sweep(a: SweepArgs) -> Result<(), Box<dyn std::error::Error>> {
             out.skipped,
             out.dir.display()
         ),
-        None => println!(
-            "{}: {} images generated, {} already recorded; see {}/tables.md",
-            out.dir.display(),
-            out.generated,
-            out.skipped,
-            out.dir.display()
-        ),
+        None => {
+            print!("{}", out.headline.as_deref().unwrap_or_default());
+            println!(
+                "\n{} images generated, {} already recorded in {}",
+                out.generated,
+                out.skipped,
+                out.dir.display()
+            );
+            print_paths(&out.dir);
+        }
     }
     Ok(())
 }
 
-/// Rebuilds a results folder's reports.
-pub fn report(a: ReportArgs) -> Result<(), Box<dyn std::error::Error>> {
-    let summaries = write_report(&a.dir)?;
+/// Where a results folder's report files are.
+fn print_paths(dir: &std::path::Path) {
+    let d = dir.display();
+    println!("tables (every column, CIs, notes): {d}/tables.md");
     println!(
-        "{}: {} configurations; see tables.md",
-        a.dir.display(),
-        summaries.len()
+        "plots: {d}/*.png   records: {d}/runs.parquet, {d}/summary.parquet, {d}/journal.jsonl"
     );
+}
+
+/// Rebuilds a results folder's reports and prints its headline table.
+pub fn report(a: ReportArgs) -> Result<(), Box<dyn std::error::Error>> {
+    let report = write_report(&a.dir, a.svg)?;
+    print!("{}", report.headline());
+    println!(
+        "\n{} configurations in {}",
+        report.summaries.len(),
+        a.dir.display()
+    );
+    print_paths(&a.dir);
+    Ok(())
+}
+
+/// Arguments of `lantern compare`.
+#[derive(clap::Args)]
+pub struct CompareArgs {
+    /// Results folders whose headline tables are shown one after the other, e.g.
+    /// experiments/results/lantern_k (the reference) and results/lantern_k (yours).
+    #[arg(required = true, num_args = 1..)]
+    dirs: Vec<PathBuf>,
+}
+
+/// Prints the headline table of each folder, with the machine its records came from; writes
+/// nothing.
+pub fn compare(a: CompareArgs) -> Result<(), Box<dyn std::error::Error>> {
+    for dir in &a.dirs {
+        let report = read_report(dir)?;
+        let machines: std::collections::BTreeSet<String> = report
+            .records
+            .iter()
+            .map(|r| format!("{} ({}, {} threads)", r.cpu, r.backend, r.threads))
+            .collect();
+        let machines: Vec<String> = machines.into_iter().collect();
+        println!(
+            "== {}: {} images on {}",
+            dir.display(),
+            report.records.len(),
+            machines.join("; ")
+        );
+        print!("{}", report.headline());
+        println!();
+    }
     Ok(())
 }

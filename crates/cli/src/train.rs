@@ -3,7 +3,6 @@
 use std::path::PathBuf;
 
 use lantern_models::bundle::{gpt_config, vq_config};
-use lantern_models::burn::prelude::*;
 use lantern_models::{DrafterConfig, Gpt, VqModel};
 use lantern_train::data::ImageSet;
 use lantern_train::drafter::DrafterTrainConfig;
@@ -115,7 +114,7 @@ pub fn run(a: Args) -> Result<(), Box<dyn std::error::Error>> {
             println!("{}", serde_json::to_string_pretty(&report)?);
         }
         What::Drafter(d) => {
-            let device = Device::default();
+            let device = lantern_models::backend::default_device();
             let gcfg = gpt_config(&d.target_config)?;
             let vcfg = vq_config(&d.vq_config)?;
             let target = Gpt::load(&gcfg, &d.target, &device)?;

@@ -5,6 +5,7 @@ pub mod auto;
 pub mod columns;
 pub mod config;
 pub mod extractors;
+pub mod headline;
 pub mod images;
 pub mod plan;
 pub mod plots;

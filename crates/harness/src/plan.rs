@@ -105,3 +105,69 @@ pub fn expand(cfg: &SweepConfig) -> Vec<RunSpec> {
     }
     specs
 }
+
+/// One configuration of a sweep's plan, as `plan.json` lists it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct PlannedRun {
+    /// The human label ([`RunSpec::label`]).
+    pub label: String,
+    /// [`RunSpec::run_id`] under the plan's model identity.
+    pub run_id: String,
+    /// The shard that runs it (sharded sweeps only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shard: Option<usize>,
+    /// The resolved configuration.
+    pub spec: RunSpec,
+}
+
+/// A sweep's plan (stage config → plan): the model identity its run ids hash and every
+/// configuration with its id and shard. A plain value: nothing is loaded or written.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct SweepPlan {
+    /// The model half of every run id ([`crate::runner::sweep_identity`]).
+    pub identity: String,
+    /// The shard this invocation runs, if any.
+    pub shard: Option<crate::shard::Shard>,
+    /// Every configuration of the grid, in [`expand`]'s order.
+    pub runs: Vec<PlannedRun>,
+}
+
+impl SweepPlan {
+    /// The plan of `specs` under `identity`; with a shard, configurations are balanced over its
+    /// count by [`crate::shard::expected_cost`].
+    pub fn new(specs: Vec<RunSpec>, identity: String, shard: Option<crate::shard::Shard>) -> Self {
+        let run_ids: Vec<String> = specs.iter().map(|s| s.run_id(&identity)).collect();
+        let shard_of = shard.map(|s| {
+            let costs: Vec<(&str, f64)> = run_ids
+                .iter()
+                .zip(&specs)
+                .map(|(id, spec)| (id.as_str(), crate::shard::expected_cost(spec)))
+                .collect();
+            crate::shard::assign(&costs, s.count)
+        });
+        let runs = specs
+            .into_iter()
+            .zip(run_ids)
+            .enumerate()
+            .map(|(i, (spec, run_id))| PlannedRun {
+                label: spec.label(),
+                run_id,
+                shard: shard_of.as_ref().map(|s| s[i]),
+                spec,
+            })
+            .collect();
+        Self {
+            identity,
+            shard,
+            runs,
+        }
+    }
+
+    /// The runs this invocation executes: all, or its shard's.
+    pub fn mine(&self) -> impl Iterator<Item = (usize, &PlannedRun)> {
+        self.runs
+            .iter()
+            .enumerate()
+            .filter(move |(_, r)| self.shard.is_none_or(|s| r.shard == Some(s.index)))
+    }
+}

@@ -2,7 +2,7 @@
 //! token grid drafts are accepted.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Once;
 
 use plotters::coord::Shift;
@@ -204,18 +204,42 @@ fn draw_lines<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, c: &Lines) -> s
     root.present().map_err(io)
 }
 
-fn save_lines(dir: &Path, stem: &str, chart: &Lines) -> std::io::Result<()> {
+/// Where plots go: `<stem>.png` always, `<stem>.svg` beside it on request (`lantern report
+/// --svg`; the PNGs are what the committed results carry).
+#[derive(Clone, Copy, Debug)]
+pub struct PlotDir<'a> {
+    /// The results folder.
+    pub dir: &'a Path,
+    /// Also write SVG.
+    pub svg: bool,
+}
+
+impl PlotDir<'_> {
+    fn png(&self, stem: &str) -> PathBuf {
+        self.dir.join(format!("{stem}.png"))
+    }
+
+    fn svg(&self, stem: &str) -> Option<PathBuf> {
+        self.svg.then(|| self.dir.join(format!("{stem}.svg")))
+    }
+}
+
+fn save_lines(out: PlotDir, stem: &str, chart: &Lines) -> std::io::Result<()> {
     if chart.series.iter().all(|s| s.1.is_empty()) {
         return Ok(());
     }
-    let png = dir.join(format!("{stem}.png"));
     draw_lines(
-        &BitMapBackend::new(&png, (820, 520)).into_drawing_area(),
+        &BitMapBackend::new(&out.png(stem), (820, 520)).into_drawing_area(),
         chart,
     )?;
-    let svg = dir.join(format!("{stem}.svg"));
-    let area = SVGBackend::new(&svg, (820, 520)).into_drawing_area();
-    draw_lines(&area, chart)
+    crate::images::compact_png(&out.png(stem))?;
+    match out.svg(stem) {
+        Some(svg) => draw_lines(
+            &SVGBackend::new(&svg, (820, 520)).into_drawing_area(),
+            chart,
+        ),
+        None => Ok(()),
+    }
 }
 
 /// A LANTERN configuration's rule for curve names (empty for the paper's principled rule), and
@@ -422,7 +446,7 @@ fn draw_histograms<DB: DrawingBackend>(
 }
 
 /// Writes every plot that the data supports.
-pub fn write_all(dir: &Path, summaries: &[Summary], records: &[Record]) -> std::io::Result<()> {
+pub fn write_all(out: PlotDir, summaries: &[Summary], records: &[Record]) -> std::io::Result<()> {
     register_font();
     let lantern: Vec<&Summary> = summaries
         .iter()
@@ -447,7 +471,7 @@ pub fn write_all(dir: &Path, summaries: &[Summary], records: &[Record]) -> std::
         v
     };
     save_lines(
-        dir,
+        out,
         "tau_vs_delta",
         &Lines {
             title: "LANTERN: accepted length vs δ",
@@ -462,7 +486,7 @@ pub fn write_all(dir: &Path, summaries: &[Summary], records: &[Record]) -> std::
         },
     )?;
     save_lines(
-        dir,
+        out,
         "tau_vs_k",
         &Lines {
             title: "LANTERN: accepted length vs k",
@@ -490,7 +514,7 @@ pub fn write_all(dir: &Path, summaries: &[Summary], records: &[Record]) -> std::
         }
     }
     save_lines(
-        dir,
+        out,
         "speedup_vs_tau",
         &Lines {
             title: "Speedup over AR vs accepted length",
@@ -526,7 +550,7 @@ pub fn write_all(dir: &Path, summaries: &[Summary], records: &[Record]) -> std::
             bars.push(v.iter().map(|p| (0.0, p.2)).collect());
         }
         save_lines(
-            dir,
+            out,
             "tvd_vs_delta",
             &Lines {
                 title: "What δ costs: emitted-vs-target TVD at the first draft (± 95% CI)",
@@ -555,7 +579,7 @@ pub fn write_all(dir: &Path, summaries: &[Summary], records: &[Record]) -> std::
         }
     }
     save_lines(
-        dir,
+        out,
         "predicted_vs_measured",
         &Lines {
             title: "Tree cost model: predicted vs measured speedup over AR",
@@ -615,7 +639,7 @@ pub fn write_all(dir: &Path, summaries: &[Summary], records: &[Record]) -> std::
         let bars = speed_quality.keys().map(|k| fd_bars[k].clone()).collect();
         let x_desc = format!("FD ({x}; lower is better)");
         save_lines(
-            dir,
+            out,
             "speedup_vs_fd",
             &Lines {
                 title: "Speed–quality: speedup over AR vs Fréchet distance (± 95% CI)",
@@ -645,7 +669,7 @@ pub fn write_all(dir: &Path, summaries: &[Summary], records: &[Record]) -> std::
         }
         let y_desc = format!("FD ({x})");
         save_lines(
-            dir,
+            out,
             "fd_vs_delta",
             &Lines {
                 title: "LANTERN: Fréchet distance vs δ (± 95% CI)",
@@ -679,13 +703,18 @@ pub fn write_all(dir: &Path, summaries: &[Summary], records: &[Record]) -> std::
         let title = format!("{kind}: share of images where a cell was an accepted draft");
         let stem = format!("acceptance_{}", kind.replace("++", "_pp"));
         draw_heatmap(
-            &BitMapBackend::new(&dir.join(format!("{stem}.png")), (640, 560)).into_drawing_area(),
+            &BitMapBackend::new(&out.png(&stem), (640, 560)).into_drawing_area(),
             &title,
             &map,
         )?;
-        let svg = dir.join(format!("{stem}.svg"));
-        let area = SVGBackend::new(&svg, (640, 560)).into_drawing_area();
-        draw_heatmap(&area, &title, &map)?;
+        crate::images::compact_png(&out.png(&stem))?;
+        if let Some(svg) = out.svg(&stem) {
+            draw_heatmap(
+                &SVGBackend::new(&svg, (640, 560)).into_drawing_area(),
+                &title,
+                &map,
+            )?;
+        }
 
         // How many tokens each round emitted, per configuration.
         let panels = accepted_lengths(summaries, records, kind);
@@ -700,24 +729,26 @@ pub fn write_all(dir: &Path, summaries: &[Summary], records: &[Record]) -> std::
         let title = format!("{kind}: tokens per target forward (share of rounds)");
         let stem = format!("accepted_length_{}", kind.replace("++", "_pp"));
         draw_histograms(
-            &BitMapBackend::new(&dir.join(format!("{stem}.png")), size).into_drawing_area(),
+            &BitMapBackend::new(&out.png(&stem), size).into_drawing_area(),
             &title,
             &panels,
             cols,
         )?;
-        let svg = dir.join(format!("{stem}.svg"));
-        draw_histograms(
-            &SVGBackend::new(&svg, size).into_drawing_area(),
-            &title,
-            &panels,
-            cols,
-        )?;
+        crate::images::compact_png(&out.png(&stem))?;
+        if let Some(svg) = out.svg(&stem) {
+            draw_histograms(
+                &SVGBackend::new(&svg, size).into_drawing_area(),
+                &title,
+                &panels,
+                cols,
+            )?;
+        }
     }
     Ok(())
 }
 
 /// Plots columns of a training log CSV (first column = step) against the step, writing
-/// `<stem>.png` and `<stem>.svg` next to it; returns false when the CSV is missing.
+/// `<stem>.png` next to it; returns false when the CSV is missing.
 pub fn training_curve(
     csv: &Path,
     columns: &[&str],
@@ -750,7 +781,7 @@ pub fn training_curve(
     }
     let dir = csv.parent().unwrap_or(Path::new("."));
     save_lines(
-        dir,
+        PlotDir { dir, svg: false },
         stem,
         &Lines {
             title,

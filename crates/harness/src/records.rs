@@ -158,9 +158,13 @@ impl Journal {
 }
 
 /// Every journal of a results folder: `journal.jsonl` and the shard journals
-/// (`journal.shard-I-of-N.jsonl`), in name order.
+/// (`journal.shard-I-of-N.jsonl`), each also as a zstd-compressed `….jsonl.zst` (how the
+/// committed reference results carry them), in name order.
 pub fn journal_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
-    results_files(dir, "journal", "jsonl")
+    let mut files = results_files(dir, "journal", "jsonl")?;
+    files.extend(results_files(dir, "journal", "jsonl.zst")?);
+    files.sort();
+    Ok(files)
 }
 
 /// What merging journals found.
@@ -207,9 +211,21 @@ pub fn merge_journals(dir: &Path) -> std::io::Result<Merged> {
     Ok(merged)
 }
 
-/// The records of one journal file, read-only (a torn last line is skipped).
+/// The records of one journal file, plain or zstd-compressed (`.zst`), read-only (a torn last
+/// line is skipped).
 pub fn read_journal(path: &Path) -> std::io::Result<Vec<Record>> {
-    Ok(parse_journal(&std::fs::read_to_string(path)?, path)?.0)
+    let text = if path.extension().is_some_and(|e| e == "zst") {
+        let bytes = zstd::stream::decode_all(std::fs::File::open(path)?)?;
+        String::from_utf8(bytes).map_err(|e| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("{}: not UTF-8 JSON lines: {e}", path.display()),
+            )
+        })?
+    } else {
+        std::fs::read_to_string(path)?
+    };
+    Ok(parse_journal(&text, path)?.0)
 }
 
 /// The complete lines of a journal's text as records, and the bytes they span (a torn last line,

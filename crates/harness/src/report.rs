@@ -10,9 +10,31 @@ use crate::quality::Quality;
 use crate::records::{self, Record};
 use crate::summary::{self, Summary};
 
-/// Writes every report file of a results folder from all its journals (an unsharded run's and
-/// every shard's, merged: see [`records::merge_journals`]); returns the summaries.
-pub fn write_report(dir: &Path) -> std::io::Result<Vec<Summary>> {
+/// A results folder read back (stage records → reports): its merged records with their
+/// summaries and quality, everything the report files are made of.
+pub struct Report {
+    /// Every image's record, from all journals merged.
+    pub records: Vec<Record>,
+    /// One summary per configuration.
+    pub summaries: Vec<Summary>,
+    /// `quality.json` (and its shards), when computed.
+    pub quality: Option<Quality>,
+    /// Where the records came from.
+    pub provenance: Provenance,
+    /// Per image, whether its tokens equal AR's at the same condition and seed.
+    same: Vec<Option<bool>>,
+}
+
+impl Report {
+    /// The headline table ([`crate::headline::headline`]).
+    pub fn headline(&self) -> String {
+        crate::headline::headline(&self.summaries, &self.records)
+    }
+}
+
+/// Reads a results folder: all its journals (an unsharded run's and every shard's, merged: see
+/// [`records::merge_journals`]), quality and predictions; writes nothing.
+pub fn read_report(dir: &Path) -> std::io::Result<Report> {
     let journals = records::journal_files(dir).unwrap_or_default();
     if journals.is_empty() {
         return Err(std::io::Error::new(
@@ -30,30 +52,45 @@ pub fn write_report(dir: &Path) -> std::io::Result<Vec<Summary>> {
     let records = merged.records;
     let quality = Quality::load(dir);
     let same = summary::equals_ar(&records);
-    let mut runs = records::to_frame(&records, &same).map_err(std::io::Error::other)?;
-    if let Some(q) = &quality {
-        add_drift_columns(&mut runs, &records, q).map_err(std::io::Error::other)?;
-        add_score_columns(&mut runs, &records, q).map_err(std::io::Error::other)?;
-    }
-    records::write_parquet(&mut runs, &dir.join("runs.parquet"))?;
     let mut predictions = BTreeMap::new();
     for f in records::results_files(dir, "predictions", "json")? {
         predictions.extend(crate::auto::read_map(&f));
     }
     let summaries = summary::summarise(&records, &same, quality.as_ref(), &predictions);
-    let mut sum = summary::to_frame(&summaries).map_err(std::io::Error::other)?;
-    records::write_parquet(&mut sum, &dir.join("summary.parquet"))?;
     let provenance = Provenance {
         journals: journals.len(),
         duplicates: merged.duplicates,
         conflicts: merged.conflicts,
     };
+    Ok(Report {
+        records,
+        summaries,
+        quality,
+        provenance,
+        same,
+    })
+}
+
+/// Writes every report file of a results folder (`runs.parquet`, `summary.parquet`,
+/// `tables.md`, the PNG plots and, with `svg`, SVG copies) from its journals; returns what they
+/// were made of.
+pub fn write_report(dir: &Path, svg: bool) -> std::io::Result<Report> {
+    let report = read_report(dir)?;
+    let (records, quality) = (&report.records, report.quality.as_ref());
+    let mut runs = records::to_frame(records, &report.same).map_err(std::io::Error::other)?;
+    if let Some(q) = quality {
+        add_drift_columns(&mut runs, records, q).map_err(std::io::Error::other)?;
+        add_score_columns(&mut runs, records, q).map_err(std::io::Error::other)?;
+    }
+    records::write_parquet(&mut runs, &dir.join("runs.parquet"))?;
+    let mut sum = summary::to_frame(&report.summaries).map_err(std::io::Error::other)?;
+    records::write_parquet(&mut sum, &dir.join("summary.parquet"))?;
     std::fs::write(
         dir.join("tables.md"),
-        tables_md(&summaries, &records, quality.as_ref(), &provenance),
+        tables_md(&report.summaries, records, quality, &report.provenance),
     )?;
-    plots::write_all(dir, &summaries, &records)?;
-    Ok(summaries)
+    plots::write_all(plots::PlotDir { dir, svg }, &report.summaries, records)?;
+    Ok(report)
 }
 
 /// Where a report's records came from.
@@ -65,6 +102,41 @@ pub struct Provenance {
     pub duplicates: usize,
     /// Images whose copies disagree.
     pub conflicts: Vec<String>,
+}
+
+/// A configuration's method as the tables name it: the strategy with its rule, compat mode,
+/// coupling, initialisation or grouping, or "(added baseline)".
+pub fn method_label(x: &Summary) -> String {
+    match (
+        x.config.auto_added,
+        x.config.relax.as_deref(),
+        x.config.official_compat,
+    ) {
+        (true, _, _) => format!("{} (added baseline)", x.config.strategy),
+        (_, Some(r), _) => format!("{} ({r})", x.config.strategy),
+        (_, None, Some(true)) => format!("{} (official)", x.config.strategy),
+        _ => {
+            let extra: Vec<&str> = [&x.config.coupling, &x.config.init, &x.config.grouping]
+                .into_iter()
+                .filter_map(|v| v.as_deref())
+                .collect();
+            if extra.is_empty() {
+                x.config.strategy.clone()
+            } else {
+                format!("{} ({})", x.config.strategy, extra.join(", "))
+            }
+        }
+    }
+}
+
+/// A configuration's relaxation or window: `δ=0.2`, `λ=2`, `L=16`, or `—`.
+pub fn relax_label(x: &Summary) -> String {
+    match (x.config.delta, x.config.lambda, x.config.window) {
+        (Some(d), _, _) => format!("δ={d}"),
+        (_, Some(l), _) => format!("λ={l}"),
+        (_, _, Some(w)) => format!("L={w}"),
+        _ => "—".into(),
+    }
 }
 
 /// The hardware disclosure: the machines, backends and builds the records came from.
@@ -348,32 +420,7 @@ pub fn tables_md(
                 x.config.temperature_rule.as_str(),
             ) == (t, k, p, c, rule)
         }) {
-            let method = match (
-                x.config.auto_added,
-                x.config.relax.as_deref(),
-                x.config.official_compat,
-            ) {
-                (true, _, _) => format!("{} (added baseline)", x.config.strategy),
-                (_, Some(r), _) => format!("{} ({r})", x.config.strategy),
-                (_, None, Some(true)) => format!("{} (official)", x.config.strategy),
-                _ => {
-                    let extra: Vec<&str> = [&x.config.coupling, &x.config.init, &x.config.grouping]
-                        .into_iter()
-                        .filter_map(|v| v.as_deref())
-                        .collect();
-                    if extra.is_empty() {
-                        x.config.strategy.clone()
-                    } else {
-                        format!("{} ({})", x.config.strategy, extra.join(", "))
-                    }
-                }
-            };
-            let relax = match (x.config.delta, x.config.lambda, x.config.window) {
-                (Some(d), _, _) => format!("δ={d}"),
-                (_, Some(l), _) => format!("λ={l}"),
-                (_, _, Some(w)) => format!("L={w}"),
-                _ => "—".into(),
-            };
+            let (method, relax) = (method_label(x), relax_label(x));
             let predicted = match (with_pred, x.predicted_tau, x.predicted_speedup) {
                 (false, _, _) => String::new(),
                 (true, Some(t), Some(v)) => format!(" {t:.2}, {v:.2}× |"),

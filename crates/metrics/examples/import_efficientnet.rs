@@ -16,7 +16,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let [input, output, images @ ..] = args.as_slice() else {
         return Err("usage: import_efficientnet IN.pth OUT.safetensors [IMAGE …]".into());
     };
-    let device = Device::default();
+    let device = lantern_models::backend::default_device();
     let net = EfficientNetLite0::load(input, &device)?;
     save_module_as(&net, output, &EFFICIENTNET_LAYOUT, true)?;
     let net = EfficientNetLite0::load(output, &device)?;

@@ -173,6 +173,17 @@ impl Estimate {
     }
 }
 
+/// Median of a sample (the mean of the two middle values for an even count; NaN when empty).
+pub fn median(xs: &[f64]) -> f64 {
+    let mut v = xs.to_vec();
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
 /// Sample standard deviation (0 for fewer than two values).
 pub fn std_dev(xs: &[f64]) -> f64 {
     let n = xs.len();
@@ -196,5 +207,8 @@ mod estimate_tests {
         assert_eq!(Estimate::of(&[7.0]).ci95, 0.0);
         assert_eq!(t975(1000), 1.96);
         assert!((std_dev(&[1.0, 2.0, 3.0, 4.0]) - (5.0f64 / 3.0).sqrt()).abs() < 1e-12);
+        assert_eq!(median(&[4.0, 1.0, 3.0]), 3.0);
+        assert_eq!(median(&[4.0, 1.0, 3.0, 2.0]), 2.5);
+        assert!(median(&[]).is_nan());
     }
 }

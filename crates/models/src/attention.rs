@@ -283,7 +283,7 @@ mod tests {
     #[test]
     fn grouped_query_heads_use_repeat_interleave_order() {
         use burn::tensor::Distribution;
-        let dev = Device::default();
+        let dev = crate::backend::test_device();
         let q = Tensor::<4>::random([1, 4, 3, 8], Distribution::Normal(0.0, 1.0), &dev);
         let k = Tensor::<4>::random([1, 2, 5, 8], Distribution::Normal(0.0, 1.0), &dev);
         let v = Tensor::<4>::random([1, 2, 5, 8], Distribution::Normal(0.0, 1.0), &dev);
@@ -303,7 +303,7 @@ mod tests {
 
     #[test]
     fn padded_caption_slots_are_hidden_except_on_the_diagonal() {
-        let dev = Device::default();
+        let dev = crate::backend::test_device();
         let valid = vec![vec![false, true, true]];
         let mask = build_mask(0, &Visibility::causal(3), Some(&valid), 0, &dev).unwrap();
         let m: Vec<bool> = mask.into_data().try_into_vec_as().unwrap();

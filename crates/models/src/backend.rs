@@ -60,7 +60,46 @@ pub fn available_backends() -> Vec<&'static str> {
     out
 }
 
-/// The device for a backend name: `auto` (first of [`available_backends`]), `cpu` (flex),
+/// The backend `auto` stands for: the first of [`available_backends`] that runs on hardware
+/// (CUDA; wgpu when its default adapter is a GPU rather than a software rasteriser such as
+/// lavapipe), else the first one built; `None` in a build with no backend. Resolved once.
+pub fn auto_backend() -> Option<&'static str> {
+    static AUTO: std::sync::OnceLock<Option<&'static str>> = std::sync::OnceLock::new();
+    *AUTO.get_or_init(|| {
+        let built = available_backends();
+        let hardware = |b: &str| b != "wgpu" || wgpu_adapter_is_hardware();
+        built
+            .iter()
+            .copied()
+            .find(|b| hardware(b))
+            .or(built.first().copied())
+    })
+}
+
+/// Whether wgpu's default adapter is a hardware GPU (not a CPU rasteriser such as lavapipe).
+#[cfg(not(feature = "wgpu"))]
+fn wgpu_adapter_is_hardware() -> bool {
+    false
+}
+
+/// Whether wgpu's default adapter is a hardware GPU (not a CPU rasteriser such as lavapipe).
+#[cfg(feature = "wgpu")]
+fn wgpu_adapter_is_hardware() -> bool {
+    let instance = wgpu::Instance::default();
+    futures_lite::future::block_on(
+        instance.request_adapter(&wgpu::RequestAdapterOptions::default()),
+    )
+    .is_ok_and(|a| a.get_info().device_type != wgpu::DeviceType::Cpu)
+}
+
+/// The device `auto` stands for ([`auto_backend`]): what the CLI's scoring and training run on
+/// unless told otherwise. Unlike burn's `crate::backend::test_device()`, it does not pick a software GPU
+/// (lavapipe) over the CPU. Panics in a build with no backend.
+pub fn default_device() -> Device {
+    select_device("auto").unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// The device for a backend name: `auto` ([`auto_backend`]), `cpu` (flex),
 /// `wgpu` or `cuda` (when built with those features).
 pub fn select_device(name: &str) -> Result<Device, ModelError> {
     select_device_at(name, 0)
@@ -87,10 +126,10 @@ pub fn select_device_at(name: &str, index: usize) -> Result<Device, ModelError> 
     }
     };
     match name {
-        "auto" => {
-            let first = *available_backends().first().ok_or_else(unavailable)?;
-            select_device_at(first, index)
-        }
+        "auto" => match auto_backend() {
+            Some(b) => select_device_at(b, index),
+            None => Err(unavailable()),
+        },
         #[cfg(feature = "flex")]
         "cpu" | "flex" => Ok(Device::flex()),
         #[cfg(feature = "wgpu")]
@@ -136,9 +175,9 @@ pub fn device_description(backend: &str) -> String {
                 .map(|m| m.trim().to_string())
         })
         .unwrap_or_else(|| std::env::consts::ARCH.to_string());
-    let first = available_backends().first().copied().unwrap_or("cpu");
+    let auto = auto_backend().unwrap_or("cpu");
     match backend {
-        "auto" if first != "cpu" => device_description(first),
+        "auto" if auto != "cpu" => device_description(auto),
         "auto" | "cpu" | "flex" => format!("cpu: {cpu}"),
         "tch-cpu" => format!("libtorch cpu: {cpu}"),
         #[cfg(feature = "wgpu")]

@@ -512,7 +512,7 @@ mod tests {
         cfg.block_size = 16;
         cfg.num_classes = 5;
         cfg.multiple_of = 32;
-        let dev = Device::default();
+        let dev = crate::backend::test_device();
         let gpt = Gpt::new(&cfg, &dev).unwrap();
         let tokens: Vec<u32> = vec![3, 1, 4, 1, 5];
         let full = gpt
@@ -549,7 +549,7 @@ mod tests {
         cfg.block_size = 4;
         cfg.num_classes = 3;
         cfg.multiple_of = 32;
-        let gpt = Gpt::new(&cfg, &Device::default()).unwrap();
+        let gpt = Gpt::new(&cfg, &crate::backend::test_device()).unwrap();
         let mut cache = gpt.new_cache(1, 0);
         let err = gpt
             .prefill(&Condition::Classes(vec![7]), &mut cache)

@@ -11,6 +11,7 @@ pub mod config;
 pub mod cpu;
 pub mod drafter;
 pub mod error;
+pub mod fixtures;
 pub mod gpt;
 pub mod linear;
 pub mod pretrained;

@@ -59,7 +59,7 @@ mod tests {
 
     #[test]
     fn split_path_equals_plain_forward() {
-        let dev = Device::default();
+        let dev = crate::backend::test_device();
         for bias in [false, true] {
             let layer = LinearConfig::new(512, 512).with_bias(bias).init(&dev);
             for m in 1..=5 {

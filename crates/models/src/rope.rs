@@ -187,7 +187,7 @@ mod tests {
 
     #[test]
     fn cond_rows_are_zero_and_first_cell_is_identity() {
-        let dev = Device::default();
+        let dev = crate::backend::test_device();
         let rope = Rope2d::new(4, 8, 10000.0, 2, 3, &dev);
         assert_eq!(rope.len(), 2 + 16 + 3);
         let (cos, sin) = rope.rows(&[0, 1, 2, 18]);
@@ -202,7 +202,7 @@ mod tests {
 
     #[test]
     fn rotation_matches_complex_multiplication() {
-        let dev = Device::default();
+        let dev = crate::backend::test_device();
         let rope = Rope2d::new(4, 8, 10000.0, 1, 1, &dev);
         let p = 1 + 4 * 2 + 3; // row 2, column 3
         let angles = rope_angles(p, 4, 8, 10000.0, 1).unwrap();

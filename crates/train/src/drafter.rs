@@ -95,7 +95,7 @@ pub fn train(
     out: &Path,
     progress: bool,
 ) -> Result<DrafterReport, String> {
-    let device = Device::default().autodiff();
+    let device = lantern_models::backend::default_device().autodiff();
     device.seed(tc.seed);
     let resume = Resume::new(out, "drafter");
     let start = resume.step();
@@ -160,11 +160,16 @@ pub fn train(
         bar.inc(1);
     }
     bar.finish_and_clear();
-    let full =
-        Drafter::load(cfg, &resume.model_path(), &Device::default()).map_err(|e| e.to_string())?;
+    let full = Drafter::load(
+        cfg,
+        &resume.model_path(),
+        &lantern_models::backend::default_device(),
+    )
+    .map_err(|e| e.to_string())?;
     let shipped = out.join("drafter.safetensors");
     full.save_f16(&shipped).map_err(|e| e.to_string())?;
-    let half = Drafter::load(cfg, &shipped, &Device::default()).map_err(|e| e.to_string())?;
+    let half = Drafter::load(cfg, &shipped, &lantern_models::backend::default_device())
+        .map_err(|e| e.to_string())?;
     evaluate(&half, target, set, vq, tc.crop, tc.seed ^ 0xE7A1)
 }
 

@@ -52,7 +52,7 @@ pub fn token_batch(
     crop: u32,
     rng: &mut Rng,
 ) -> Result<TokenBatch, String> {
-    let (x, labels) = set.batch(b, crop, rng, &Device::default());
+    let (x, labels) = set.batch(b, crop, rng, &lantern_models::backend::default_device());
     let codes: Vec<i64> = vq
         .encode(x)
         .into_data()
@@ -111,7 +111,7 @@ pub fn train(
     out: &Path,
     progress: bool,
 ) -> Result<GptReport, String> {
-    let device = Device::default().autodiff();
+    let device = lantern_models::backend::default_device().autodiff();
     device.seed(tc.seed);
     let resume = Resume::new(out, "gpt");
     let start = resume.step();
@@ -167,11 +167,16 @@ pub fn train(
         bar.inc(1);
     }
     bar.finish_and_clear();
-    let full =
-        Gpt::load(cfg, &resume.model_path(), &Device::default()).map_err(|e| e.to_string())?;
+    let full = Gpt::load(
+        cfg,
+        &resume.model_path(),
+        &lantern_models::backend::default_device(),
+    )
+    .map_err(|e| e.to_string())?;
     let shipped = out.join("gpt.safetensors");
     full.save_f16(&shipped).map_err(|e| e.to_string())?;
-    let half = Gpt::load(cfg, &shipped, &Device::default()).map_err(|e| e.to_string())?;
+    let half = Gpt::load(cfg, &shipped, &lantern_models::backend::default_device())
+        .map_err(|e| e.to_string())?;
     let mut report = evaluate(&half, set, vq, tc.crop, tc.seed ^ 0xE7A1)?;
     report.f16_max_logit_diff = Some(f16_logit_diff(&full, &half, set, vq, tc.crop)?);
     Ok(report)

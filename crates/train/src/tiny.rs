@@ -2,7 +2,6 @@
 
 use std::path::Path;
 
-use lantern_models::burn::prelude::*;
 use lantern_models::{DrafterConfig, Gpt, GptConfig, VqConfig, VqModel};
 use serde::Serialize;
 
@@ -166,8 +165,12 @@ pub fn build(
     let t = std::time::Instant::now();
     let vq_report = crate::vq::train(&set, &vq_cfg, &recipe.vq, out, progress)?;
     let s_vq = t.elapsed().as_secs_f64();
-    let vq = VqModel::load(&vq_cfg, &out.join("vq.safetensors"), &Device::default())
-        .map_err(|e| e.to_string())?;
+    let vq = VqModel::load(
+        &vq_cfg,
+        &out.join("vq.safetensors"),
+        &lantern_models::backend::default_device(),
+    )
+    .map_err(|e| e.to_string())?;
     let reference = out.join("reference.json");
     if !reference.is_file() {
         reference_tokens(&set, &vq, REFERENCE_CROPS, CROP, 0x5EF)?
@@ -178,8 +181,12 @@ pub fn build(
     let t = std::time::Instant::now();
     let gpt_report = crate::gpt::train(&set, &vq, &gpt_cfg, &recipe.gpt, out, progress)?;
     let s_gpt = t.elapsed().as_secs_f64();
-    let gpt = Gpt::load(&gpt_cfg, &out.join("gpt.safetensors"), &Device::default())
-        .map_err(|e| e.to_string())?;
+    let gpt = Gpt::load(
+        &gpt_cfg,
+        &out.join("gpt.safetensors"),
+        &lantern_models::backend::default_device(),
+    )
+    .map_err(|e| e.to_string())?;
 
     let t = std::time::Instant::now();
     let d_report = crate::drafter::train(&set, &vq, &gpt, &dcfg, &recipe.drafter, out, progress)?;

@@ -57,7 +57,7 @@ pub fn train(
     out: &Path,
     progress: bool,
 ) -> Result<VqReport, String> {
-    let device = Device::default().autodiff();
+    let device = lantern_models::backend::default_device().autodiff();
     device.seed(tc.seed);
     let resume = Resume::new(out, "vq");
     let start = resume.step();
@@ -113,8 +113,12 @@ pub fn train(
         bar.inc(1);
     }
     bar.finish_and_clear();
-    let inference =
-        VqModel::load(cfg, &resume.model_path(), &Device::default()).map_err(|e| e.to_string())?;
+    let inference = VqModel::load(
+        cfg,
+        &resume.model_path(),
+        &lantern_models::backend::default_device(),
+    )
+    .map_err(|e| e.to_string())?;
     inference
         .save(&out.join("vq.safetensors"))
         .map_err(|e| e.to_string())?;
@@ -123,7 +127,7 @@ pub fn train(
 
 /// Reconstruction error and codebook usage on 256 held-out crops (a seed no training step uses).
 pub fn evaluate(vq: &VqModel, set: &ImageSet, crop: u32, seed: u64) -> Result<VqReport, String> {
-    let device = Device::default();
+    let device = lantern_models::backend::default_device();
     let mut rng = Rng::new(seed);
     let (mut se, mut n, mut used) = (0.0f64, 0usize, HashSet::new());
     let grid = crop as usize / vq.config().downsample();

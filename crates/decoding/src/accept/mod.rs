@@ -284,8 +284,9 @@ pub struct WalkOutcome {
 /// `child_dists` when the tree was sampled, else `verify_deterministic`); the walk descends into
 /// the accepted child, and the bonus comes from the residual (all rejected) or from the target
 /// row of the last accepted node. Greedy: the longest root-to-node chain whose every node passes
-/// [`verify_greedy`] against its parent's row (ties: first in node order); the bonus is the
-/// argmax of that node's row.
+/// [`verify_greedy`] against its parent's row (ties: first in node order; under the bounded rule
+/// the row relaxed towards the node's drafts); the bonus is the argmax of that node's row as the
+/// target gives it (greedy AR's token, never the relaxed row's).
 pub fn walk_tree(
     tree: &DraftTree,
     target: &mut dyn FnMut(usize) -> Vec<f32>,
@@ -295,14 +296,11 @@ pub fn walk_tree(
     residuals: Residuals,
     rng: &mut Rng,
 ) -> WalkOutcome {
-    let mut target = |node: usize| bounded_row(tree, node, target(node), neighbours, relax);
-    let relax = match relax {
-        Relax::Bounded { .. } => Relax::Exact,
-        other => other,
-    };
     if greedy {
-        return walk_greedy(tree, &mut target, neighbours, relax);
+        return walk_greedy(tree, target, neighbours, relax);
     }
+    let mut target = |node: usize| bounded_row(tree, node, target(node), neighbours, relax);
+    let relax = tested_relax(relax);
     let mut node = 0;
     let mut path = vec![0];
     loop {
@@ -375,6 +373,17 @@ fn bounded_row(
     }
 }
 
+/// The rule the per-node tests apply: the bounded rule has already relaxed the rows
+/// ([`bounded_row`]), so its tests are exact ones; the other rules boost per candidate.
+fn tested_relax(relax: Relax) -> Relax {
+    match relax {
+        Relax::Bounded { .. } => Relax::Exact,
+        other => other,
+    }
+}
+
+/// The greedy walk of [`walk_tree`]: candidates tested against their parent's row (relaxed under
+/// the bounded rule), the bonus the argmax of the target's own row.
 fn walk_greedy(
     tree: &DraftTree,
     target: &mut dyn FnMut(usize) -> Vec<f32>,
@@ -382,7 +391,8 @@ fn walk_greedy(
     relax: Relax,
 ) -> WalkOutcome {
     let n = tree.len();
-    let mut rows: Vec<Option<Vec<f32>>> = vec![None; n];
+    // Each accepted parent's row, relaxed towards its drafts under the bounded rule.
+    let mut tested: Vec<Option<Vec<f32>>> = vec![None; n];
     let mut ok = vec![false; n];
     ok[0] = true;
     let mut best = 0;
@@ -391,15 +401,17 @@ fn walk_greedy(
         if !ok[parent] {
             continue;
         }
-        let p = rows[parent].get_or_insert_with(|| target(parent));
-        ok[i] = verify_greedy(p, &[tree.tokens[i]], neighbours, relax).is_some();
+        let p = tested[parent]
+            .get_or_insert_with(|| bounded_row(tree, parent, target(parent), neighbours, relax));
+        ok[i] = verify_greedy(p, &[tree.tokens[i]], neighbours, tested_relax(relax)).is_some();
         if ok[i] && tree.depths[i] > tree.depths[best] {
             best = i;
         }
     }
-    let p = match rows[best].take() {
-        Some(p) => p,
-        None => target(best),
+    // The bonus follows the target itself: a tested row is p only where no rule relaxed it.
+    let p = match (tested[best].take(), relax) {
+        (Some(p), r) if !matches!(r, Relax::Bounded { .. }) => p,
+        _ => target(best),
     };
     WalkOutcome {
         path: tree.path_to(best),
@@ -452,5 +464,60 @@ mod tests {
         );
         // Ties: the first maximum wins, so a later index must strictly exceed earlier ones.
         assert_eq!(verify_greedy(&[0.5, 0.5], &[1], None, Relax::Exact), None);
+    }
+
+    #[test]
+    fn bounded_greedy_bonus_is_the_argmax_of_p_not_of_the_relaxed_row() {
+        // Token 2's nearest neighbour is token 1; k = 1, δ = 0.1 moves 0.1 from 1 to 2:
+        // p̃ = (0.36, 0.30, 0.34). The candidate fails (0 is p̃'s argmax) and the bonus is
+        // greedy AR's token, p's argmax 1, not p̃'s 0.
+        let t = NeighbourTable::build(&[0.0, 5.0, 6.0], 3, 1, 2);
+        assert_eq!(t.neighbours(2)[0], 1);
+        let p = vec![0.36, 0.40, 0.24];
+        let mut tree = DraftTree::root(0);
+        tree.push(0, 2);
+        let relax = Relax::Bounded { k: 1, delta: 0.1 };
+        let relaxed = bounded_row(&tree, 0, p.clone(), Some(&t), relax);
+        for (a, b) in relaxed.iter().zip([0.36, 0.30, 0.34]) {
+            assert!((a - b).abs() < 1e-6, "{relaxed:?}");
+        }
+        let out = walk_tree(
+            &tree,
+            &mut |_| p.clone(),
+            true,
+            Some(&t),
+            relax,
+            Residuals::Principled,
+            &mut crate::rng::Rng::new(0),
+        );
+        assert_eq!(
+            out,
+            WalkOutcome {
+                path: vec![0],
+                bonus: 1
+            }
+        );
+        // Below an accepted candidate the same: the root's row (0.1, 0.6, 0.3) passes token 1,
+        // whose own row is the p above with the same failing child.
+        let mut tree = DraftTree::root(0);
+        let c = tree.push(0, 1);
+        tree.push(c, 2);
+        let rows = [vec![0.1, 0.6, 0.3], p];
+        let out = walk_tree(
+            &tree,
+            &mut |node| rows[node].clone(),
+            true,
+            Some(&t),
+            relax,
+            Residuals::Principled,
+            &mut crate::rng::Rng::new(0),
+        );
+        assert_eq!(
+            out,
+            WalkOutcome {
+                path: vec![0, 1],
+                bonus: 1
+            }
+        );
     }
 }

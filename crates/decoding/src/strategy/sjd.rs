@@ -9,9 +9,11 @@ use crate::rng::Rng;
 
 /// How a fresh window position gets its first draft token (its `q` is one-hot).
 ///
-/// Every choice keeps SJD exact here: a fresh draft is tested only in the round after it is made,
-/// and only once every earlier window position has been accepted, so the token it copies is then
-/// committed and the draft is a function of the committed prefix (a point-mass proposal).
+/// Every choice keeps SJD exact here: a fresh draft is made at the start of a round and tested in
+/// that same round, and only once every earlier window position has been accepted, so the token it
+/// copies (committed, or a draft accepted just before it) is then part of the accepted prefix and
+/// the draft is a function of that prefix and of randomness independent of the target (a
+/// point-mass proposal).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase", try_from = "String")]
 pub enum JacobiInit {

@@ -1,31 +1,26 @@
-//! Running a sweep: load the models once, then generate every (configuration, condition, seed)
-//! one image at a time, each record durable before the next image starts. Re-running a sweep
-//! skips what its journals already hold; a shard (`--shard I/N`) runs its share of the
-//! configurations into its own journal.
+//! Running a sweep, stage by stage: config → plan ([`plan_sweep`], a plain value) → loaded models
+//! (`load.rs`) → configurations set up and images generated one at a time, each record durable
+//! before the next image starts (`runs.rs`, `image.rs`) → quality (`score.rs`) → reports.
+//! Re-running a sweep skips what its journals already hold; a shard (`--shard I/N`) runs its share
+//! of the configurations into its own journal.
 
 mod image;
+mod load;
+mod progress;
+mod runs;
+mod score;
 mod setup;
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use indicatif::{ProgressBar, ProgressStyle};
-use lantern_decoding::cost::Prediction;
-use lantern_decoding::embeddings::{Tables, TokenEmbeddings};
-use lantern_decoding::engine::{engine_of, models_for};
-use lantern_decoding::neighbours::NeighbourTable;
-use lantern_decoding::strategy::{generate, image_rng, Strategy};
-use lantern_models::backend::{cpu_threads, select_device_at};
-use lantern_models::ModelBundle;
-
-use crate::auto::{read_map, write_map, AutoChoice, AutoTrees};
 use crate::config::{ConfigError, SweepConfig};
-use crate::plan::{expand, RunSpec};
-use crate::quality;
+use crate::plan::{expand, SweepPlan};
+use crate::prompts::PromptSet;
 use crate::records::{done_keys, merge_journals, Journal};
 use crate::report;
-use crate::shard::{self, Shard};
-use crate::system::{self, Hardware};
+use crate::shard::Shard;
+use crate::system::Hardware;
+use progress::Progress;
 
 pub use setup::{
     device_description, fixture_dir, git_commit, model_identity, model_paths, sweep_identity,
@@ -59,7 +54,7 @@ impl From<std::io::Error> for HarnessError {
 pub struct SweepOptions {
     /// `results/`: the sweep writes `results/<name>/`.
     pub results_root: PathBuf,
-    /// Show progress bars.
+    /// Progress on a terminal (indicatif's bar); otherwise a plain line at most once a minute.
     pub progress: bool,
     /// Run only this shard of the configurations (its own journal; `lantern report` merges).
     pub shard: Option<Shard>,
@@ -82,321 +77,128 @@ pub struct SweepOutcome {
     pub generated: usize,
     /// Images that were already recorded.
     pub skipped: usize,
+    /// The headline table of the whole folder (unsharded runs; a shard leaves the report to
+    /// `lantern report`).
+    pub headline: Option<String>,
 }
 
 /// Runs (or resumes) a sweep, or its shard, and writes its records; an unsharded run then
-/// writes the summary, tables and plots (a shard leaves that to `lantern report`).
+/// writes the summary, tables and plots (a shard leaves that to `lantern report`). The stages:
+/// config → plan ([`plan_sweep`]) → loaded models → runs set up → records (the journal) →
+/// quality → reports.
 pub fn run_sweep(cfg: &SweepConfig, opts: &SweepOptions) -> Result<SweepOutcome, HarnessError> {
-    let specs = expand(cfg);
-    let paths = model_paths(cfg)?;
-    let device = select_device_at(&cfg.runtime.backend, cfg.runtime.device)?;
-    let bundle = ModelBundle::load_with(&paths, &device, 0, cfg.run_options())?;
-    let (conds, prompts) = setup::conditions(cfg, bundle.gpt.config())?;
-    let strategies: Vec<Strategy> = specs
-        .iter()
-        .map(|s| {
-            s.strategy.strategy().map_err(|e| ConfigError::Invalid {
-                file: cfg.file.clone(),
-                key: format!("strategy.{}", e.key),
-                value: s.label(),
-                allowed: e.allowed,
-            })
-        })
-        .collect::<Result<_, _>>()?;
-    if strategies
-        .iter()
-        .any(|s| matches!(s, Strategy::Speculative(_)))
-        && bundle.drafter.is_none()
-    {
-        return Err(ConfigError::Invalid {
-            file: cfg.file.clone(),
-            key: "model.drafter".into(),
-            value: "(none)".into(),
-            allowed: "a drafter checkpoint (or \"random\" for an untrained one) for sd, lantern and lantern++".into(),
-        }
-        .into());
-    }
-    let quality_setup = setup::quality_setup(cfg, &paths, &bundle, &device)?;
-    let clip = setup::text_scorer(cfg, &quality_setup, &device, "clip_weights", false)?;
-    let hps = setup::text_scorer(cfg, &quality_setup, &device, "hps_weights", true)?;
-
+    let (plan, inputs) = plan_sweep(cfg, opts.shard)?;
+    let loaded = load::load(cfg, &plan, &inputs, &opts.results_root.join(".cache"))?;
     let dir = opts.results_root.join(cfg.name());
     std::fs::create_dir_all(&dir)?;
-    let identity = sweep_identity(cfg, &paths, prompts.as_ref());
-    let run_ids: Vec<String> = specs.iter().map(|s| s.run_id(&identity)).collect();
-    let shard_of = match opts.shard {
-        Some(s) => {
-            let costs: Vec<(&str, f64)> = run_ids
-                .iter()
-                .zip(&specs)
-                .map(|(id, spec)| (id.as_str(), shard::expected_cost(spec)))
-                .collect();
-            shard::assign(&costs, s.count)
-        }
-        None => vec![0; specs.len()],
-    };
-    let mine = |i: usize| opts.shard.is_none_or(|s| shard_of[i] == s.index);
-    let backend = cfg.runtime.backend.clone();
-    let device_name = device_description(&backend);
-    let hardware = Hardware {
-        host: system::host_name(),
-        cpu: system::cpu_model(),
-        cores_available: system::cores_available(),
-        threads_used: cpu_threads(),
-        backend: backend.clone(),
-        device: device_name.clone(),
-        engine: engine_of(&bundle).name().into(),
-        dtype: bundle.dtype.name().into(),
-        burn: system::BURN_VERSION.into(),
-    };
-    let plan: Vec<serde_json::Value> = specs
-        .iter()
-        .zip(&run_ids)
-        .enumerate()
-        .map(|(i, (s, id))| {
-            let mut run = serde_json::json!({"run_id": id, "label": s.label(), "spec": s});
-            if opts.shard.is_some() {
-                run["shard"] = shard_of[i].into();
-            }
-            run
-        })
-        .collect();
-    std::fs::write(
-        dir.join(shard_file("plan", "json", opts.shard)),
-        serde_json::to_string_pretty(&serde_json::json!({
-            "config": cfg.file.display().to_string(),
-            "overrides": cfg.overrides,
-            "shard": opts.shard,
-            "timing": {"warmup": cfg.runtime.warmup, "repeats": cfg.timing.repeats},
-            "hardware": hardware,
-            "runs": plan,
-        }))
-        .expect("json"),
-    )?;
+    write_plan(&dir, cfg, &plan, &loaded.hardware)?;
     let journal_path = dir.join(shard_file("journal", "jsonl", opts.shard));
     let (mut journal, _) = Journal::open(&journal_path)?;
     // Images any journal of the folder holds are done (a shard re-run after an unsharded one, or
     // the reverse, records nothing twice).
     let done = done_keys(&merge_journals(&dir)?.records);
-
-    let k_max = strategies
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| mine(*i))
-        .map(|(_, s)| s.neighbours_needed())
-        .max()
-        .unwrap_or(0);
-    let (neighbours, neighbour_source) = if k_max > 0 {
-        let (space, vocab, dim, source) = bundle.neighbour_space()?;
-        let cache = opts
-            .results_root
-            .join(".cache")
-            .join(format!("neighbours-{source}.bin"));
-        (
-            Some(NeighbourTable::cached(&cache, &space, vocab, dim, k_max)?),
-            Some(source.to_string()),
-        )
-    } else {
-        (None, None)
-    };
-    let embeddings = if strategies.iter().any(Strategy::needs_embeddings) {
-        let (rows, vocab, dim) = bundle.token_embeddings()?;
-        Some(TokenEmbeddings::new(rows, vocab, dim))
-    } else {
-        None
-    };
-    let tables = Tables {
-        neighbours: neighbours.as_ref(),
-        embeddings: embeddings.as_ref(),
-    };
-
     let seeds = cfg.data.seeds as u64;
-    let pending = |id: &String| {
-        conds
-            .iter()
-            .flat_map(|c| (0..seeds).map(move |s| (id.clone(), c.class, c.prompt, s)))
-            .filter(|k| !done.contains(k))
-            .count()
-    };
-    let mine_ids: Vec<usize> = (0..specs.len()).filter(|&i| mine(i)).collect();
-    let todo: usize = mine_ids.iter().map(|&i| pending(&run_ids[i])).sum();
-    let total = mine_ids.len() * conds.len() * seeds as usize;
+    let left = |id: &str| runs::pending(id, &inputs.conds, seeds, &done);
+    let todo: usize = plan.mine().map(|(_, r)| left(&r.run_id)).sum();
+    let total = plan.mine().count() * inputs.conds.len() * seeds as usize;
 
-    let cfg_rows = specs.iter().any(|s| s.sampling.uses_cfg());
-    let has_drafter = bundle.drafter.is_some()
-        && strategies
-            .iter()
-            .any(|s| matches!(s, Strategy::Speculative(_)));
-    let costs = crate::auto::measure_costs(&bundle, &conds[0].cond, cfg_rows, has_drafter)?;
-    std::fs::write(
-        dir.join(shard_file("verify_cost", "json", opts.shard)),
-        serde_json::to_string_pretty(&serde_json::json!({
-            "device": device_name,
-            "engine": engine_of(&bundle).name(),
-            "dtype": bundle.dtype.name(),
-            "rows": costs.rows,
-            "ms_by_tree_tokens": costs.verify_ms,
-            "costs": costs,
-        }))
-        .expect("json"),
-    )?;
-    let planned: Vec<(RunSpec, Strategy)> = mine_ids
-        .iter()
-        .map(|&i| (specs[i].clone(), strategies[i].clone()))
-        .collect();
-    let mut auto = AutoTrees::new(
-        &bundle,
-        &costs,
-        neighbours.as_ref(),
-        conds.iter().map(|c| c.cond.clone()).collect(),
-        cfg.runtime.pilot_images,
-        &planned,
-    );
-    let predictions_path = dir.join(shard_file("predictions", "json", opts.shard));
-    let auto_path = dir.join(shard_file("auto", "json", opts.shard));
-    let mut predictions: BTreeMap<String, Prediction> = read_map(&predictions_path);
-    let mut choices: BTreeMap<String, AutoChoice> = read_map(&auto_path);
-
-    let bar = if opts.progress {
-        let b = ProgressBar::new(todo as u64);
-        b.set_style(
-            ProgressStyle::with_template(
-                "{elapsed_precise} [{bar:30}] {pos}/{len} images, ETA {eta} {msg}",
-            )
-            .expect("template")
-            .progress_chars("=> "),
-        );
-        b
-    } else {
-        ProgressBar::hidden()
+    let tables = loaded.tables();
+    let mut bar = Progress::new(todo as u64, opts.progress);
+    let at = runs::Setting {
+        cfg,
+        dir: &dir,
+        shard: opts.shard,
+        conds: &inputs.conds,
     };
+    let mut active = runs::prepare(&at, &plan, &loaded, &tables, |id| left(id) > 0, &bar)?;
     let context = image::Context {
-        bundle: &bundle,
-        paths: &paths,
+        bundle: &loaded.bundle,
+        paths: &inputs.paths,
         tables: &tables,
-        neighbour_source: neighbour_source.as_deref(),
-        hardware: &hardware,
+        neighbour_source: loaded.neighbour_source.as_deref(),
+        hardware: &loaded.hardware,
         commit: git_commit(),
         warmup: cfg.runtime.warmup,
         repeats: cfg.timing.repeats,
     };
-    let mut generated = 0;
-
-    // Every configuration is set up (tree chosen, models sized, warm-up run) first; then images
-    // are generated condition by condition and seed by seed, each configuration in turn, so that
-    // a slow drift of the machine's speed affects every configuration alike and the speedups,
-    // ratios of latencies, stay fair.
-    let mut active: Vec<image::Active> = Vec::new();
-    for &i in &mine_ids {
-        let (spec, base, run_id) = (&specs[i], &strategies[i], &run_ids[i]);
-        if pending(run_id) == 0 {
-            continue;
-        }
-        let (strategy, tree_label) = match base {
-            Strategy::Speculative(sp) if spec.strategy.tree.as_deref() == Some("auto") => {
-                let (strategy, choice) = auto.choose(sp, &spec.sampling)?;
-                bar.suspend(|| {
-                    eprintln!(
-                        "{}: tree auto → {} (predicted τ {:.2}, {:.2}× AR; {} candidates in auto.json)",
-                        spec.label(),
-                        choice.chosen.tree,
-                        choice.chosen.tau,
-                        choice.chosen.speedup,
-                        choice.candidates.len()
-                    )
-                });
-                let label = format!("auto→{}", choice.chosen.tree);
-                predictions.insert(run_id.clone(), choice.chosen.clone());
-                choices.insert(spec.label(), choice);
-                (strategy, Some(label))
-            }
-            _ => {
-                if let Some(p) = auto.predict(base, &spec.sampling)? {
-                    predictions.insert(run_id.clone(), p);
-                }
-                (base.clone(), spec.strategy.tree.clone())
-            }
-        };
-        write_map(&predictions_path, &predictions)?;
-        write_map(&auto_path, &choices)?;
-        let mut models = models_for(&bundle, &strategy);
-        for w in 0..cfg.runtime.warmup {
-            generate(
-                models.as_mut(),
-                &strategy,
-                &spec.sampling,
-                &tables,
-                &conds[0].cond,
-                &image_rng(u64::MAX - 2, w as u64),
-            )?;
-        }
-        active.push(image::Active::new(
-            spec, run_id, strategy, tree_label, models,
-        ));
-    }
-    for cond in &conds {
-        for seed in 0..seeds {
-            for a in active.iter_mut() {
-                if done.contains(&(a.run_id.clone(), cond.class, cond.prompt, seed)) {
-                    continue;
-                }
-                let record = context.image(a, cond, seed)?;
-                journal.append(&record)?;
-                generated += 1;
-                bar.set_message(format!("{} τ={:.2}", a.spec.label(), a.mean_tau()));
-                bar.inc(1);
-            }
-        }
-    }
-    bar.finish_and_clear();
+    let generated = runs::generate_images(
+        &mut active,
+        &context,
+        &inputs.conds,
+        seeds,
+        &done,
+        &mut journal,
+        &mut bar,
+    )?;
+    bar.finish();
     for a in &active {
         a.write_samples(&dir.join("samples"))?;
     }
     drop(active);
-    if let (Some((reference, extractor, pr_extractor)), Some(vq)) = (&quality_setup, &bundle.vq) {
-        let records = crate::records::read_journal(&journal_path)?;
-        if opts.progress {
-            let pr = pr_extractor.as_ref().map_or(String::new(), |x| {
-                format!(", precision/recall by {}", x.name())
-            });
-            eprintln!(
-                "quality: decoding {} images, features by {}{pr}",
-                records.len(),
-                extractor.name()
-            );
-        }
-        let tokenizer_identity = paths
-            .vq
-            .as_deref()
-            .map_or(String::new(), lantern_models::checkpoint::file_fingerprint);
-        let scorers = quality::Scorers {
-            reference: reference.as_ref(),
-            extractor: Some(extractor.as_ref()),
-            pr_extractor: pr_extractor.as_deref(),
-            captions: prompts.as_ref().map_or(&[], |p| p.captions.as_slice()),
-            clip: clip.as_ref(),
-            hps: hps.as_ref(),
-            tokenizer: &tokenizer_identity,
-        };
-        let q = quality::compute(
-            &records,
-            vq,
-            bundle.gpt.config().grid_size(),
-            &scorers,
-            &opts.results_root.join(".cache"),
-            cfg.quality.k as usize,
-        )
-        .map_err(|e| std::io::Error::other(format!("quality: {e}")))?;
-        quality::save(&dir, &shard_file("quality", "json", opts.shard), &q)?;
-    }
-    if opts.shard.is_none() {
-        report::write_report(&dir)?;
-    }
+    score::score(cfg, &inputs, &loaded, &journal_path, &dir, opts)?;
+    let headline = match opts.shard {
+        None => Some(report::write_report(&dir, false)?.headline()),
+        Some(_) => None,
+    };
     Ok(SweepOutcome {
         dir,
         generated,
         skipped: total - todo,
+        headline,
     })
+}
+
+/// `plan.json` (or the shard's): the file, overrides, timing, hardware, model identity and every
+/// configuration with its run id.
+fn write_plan(
+    dir: &Path,
+    cfg: &SweepConfig,
+    plan: &SweepPlan,
+    hardware: &Hardware,
+) -> Result<(), HarnessError> {
+    let text = serde_json::to_string_pretty(&serde_json::json!({
+        "config": cfg.file.display().to_string(),
+        "overrides": cfg.overrides,
+        "shard": plan.shard,
+        "timing": {"warmup": cfg.runtime.warmup, "repeats": cfg.timing.repeats},
+        "hardware": hardware,
+        "identity": plan.identity,
+        "runs": plan.runs,
+    }))
+    .expect("json");
+    std::fs::write(dir.join(shard_file("plan", "json", plan.shard)), text)?;
+    Ok(())
+}
+
+/// What a sweep's plan was made from: the model files and the conditions.
+pub struct PlanInputs {
+    /// The model files the sweep names.
+    pub paths: lantern_models::ModelPaths,
+    /// Every condition (class or prompt), in the order images are generated.
+    pub(crate) conds: Vec<setup::Cond>,
+    /// The prompt set of a text-conditional sweep.
+    pub prompts: Option<PromptSet>,
+}
+
+/// Stage config → plan: the model files, the conditions and every configuration with its run
+/// id and shard. Reads the model's JSON config and the prompt set; loads no weights.
+pub fn plan_sweep(
+    cfg: &SweepConfig,
+    shard: Option<Shard>,
+) -> Result<(SweepPlan, PlanInputs), HarnessError> {
+    let paths = model_paths(cfg)?;
+    let gpt = lantern_models::bundle::gpt_config(&paths.gpt_config)?;
+    let (conds, prompts) = setup::conditions(cfg, &gpt)?;
+    let identity = sweep_identity(cfg, &paths, prompts.as_ref());
+    let plan = SweepPlan::new(expand(cfg), identity, shard);
+    Ok((
+        plan,
+        PlanInputs {
+            paths,
+            conds,
+            prompts,
+        },
+    ))
 }
 
 /// Loads a sweep file and runs it.

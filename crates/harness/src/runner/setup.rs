@@ -13,11 +13,9 @@ use crate::config::{ConfigError, SweepConfig};
 use crate::extractors::{load_pretrained, ExtractorSpec};
 use crate::prompts::PromptSet;
 
-/// Folder of the shared fixtures: `$LANTERN_FIXTURES`, else `../shared/fixtures/llamagen-tiny`.
+/// The LlamaGen fixture folder ([`lantern_models::fixtures::llamagen_tiny`]).
 pub fn fixture_dir() -> PathBuf {
-    std::env::var_os("LANTERN_FIXTURES")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("../shared/fixtures/llamagen-tiny"))
+    lantern_models::fixtures::llamagen_tiny()
 }
 
 /// The model files a sweep names.
@@ -145,7 +143,8 @@ pub fn git_commit() -> String {
     };
     match run(&["rev-parse", "--short=12", "HEAD"]) {
         Some(c) => {
-            // Regenerated results are not code: only changes outside results/ make a run dirty.
+            // Regenerated results are not code: only changes outside results/ and the reference
+            // results (experiments/results/) make a run dirty.
             let dirty = run(&[
                 "status",
                 "--porcelain",
@@ -153,6 +152,7 @@ pub fn git_commit() -> String {
                 "--",
                 ".",
                 ":(exclude)results",
+                ":(exclude)experiments/results",
             ])
             .is_some_and(|s| !s.is_empty());
             if dirty {
@@ -171,7 +171,7 @@ pub fn device_description(backend: &str) -> String {
 }
 
 /// One condition of the sweep: what to generate and how records name it.
-pub(super) struct Cond {
+pub(crate) struct Cond {
     pub cond: ImageCondition,
     pub class: Option<u32>,
     pub prompt: Option<u32>,

@@ -1,0 +1,173 @@
+//! Stages loaded → runs → records. Every configuration with images left is set up first (step
+//! costs measured, its tree chosen when `auto`, its models sized, its warm-up run); then images
+//! are generated condition by condition and seed by seed, each configuration in turn, so that a
+//! slow drift of the machine's speed affects every configuration alike and the speedups, ratios
+//! of latencies, stay fair. Each record is durable before the next image starts.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::Path;
+
+use lantern_decoding::cost::Prediction;
+use lantern_decoding::embeddings::Tables;
+use lantern_decoding::engine::{engine_of, models_for};
+use lantern_decoding::strategy::{generate, image_rng, Strategy};
+
+use super::image::{Active, Context};
+use super::load::Loaded;
+use super::progress::Progress;
+use super::setup::Cond;
+use super::{shard_file, HarnessError};
+use crate::auto::{read_map, write_map, AutoChoice, AutoTrees};
+use crate::config::SweepConfig;
+use crate::plan::{RunSpec, SweepPlan};
+use crate::records::Journal;
+use crate::shard::Shard;
+
+/// An image's key in the journals: run id, class, prompt, seed.
+pub(super) type ImageKey = (String, Option<u32>, Option<u32>, u64);
+
+/// The images of `run_id` over `conds` × `seeds` not yet in `done`.
+pub(super) fn pending(run_id: &str, conds: &[Cond], seeds: u64, done: &HashSet<ImageKey>) -> usize {
+    conds
+        .iter()
+        .flat_map(|c| (0..seeds).map(move |s| (run_id.to_string(), c.class, c.prompt, s)))
+        .filter(|k| !done.contains(k))
+        .count()
+}
+
+/// Where a sweep's set-up files go and what they are measured on.
+pub(super) struct Setting<'a> {
+    /// The sweep file.
+    pub cfg: &'a SweepConfig,
+    /// `results/<name>/`.
+    pub dir: &'a Path,
+    /// The shard this invocation runs.
+    pub shard: Option<Shard>,
+    /// The sweep's conditions.
+    pub conds: &'a [Cond],
+}
+
+/// Sets up this invocation's configurations that still have images to make (`todo`): the step
+/// costs (`verify_cost.json`), the cost model's predictions and `auto` choices
+/// (`predictions.json`, `auto.json`), each configuration's models and warm-up.
+pub(super) fn prepare<'a>(
+    at: &Setting,
+    plan: &'a SweepPlan,
+    loaded: &'a Loaded,
+    tables: &Tables,
+    todo: impl Fn(&str) -> bool,
+    bar: &Progress,
+) -> Result<Vec<Active<'a>>, HarnessError> {
+    let bundle = &loaded.bundle;
+    let cfg_rows = plan.runs.iter().any(|r| r.spec.sampling.uses_cfg());
+    let drafted = bundle.drafter.is_some()
+        && loaded
+            .strategies
+            .iter()
+            .any(|s| matches!(s, Strategy::Speculative(_)));
+    let costs = crate::auto::measure_costs(bundle, &at.conds[0].cond, cfg_rows, drafted)?;
+    std::fs::write(
+        at.dir.join(shard_file("verify_cost", "json", at.shard)),
+        serde_json::to_string_pretty(&serde_json::json!({
+            "device": loaded.hardware.device,
+            "engine": engine_of(bundle).name(),
+            "dtype": bundle.dtype.name(),
+            "rows": costs.rows,
+            "ms_by_tree_tokens": costs.verify_ms,
+            "costs": costs,
+        }))
+        .expect("json"),
+    )?;
+    let mine: Vec<(RunSpec, Strategy)> = plan
+        .mine()
+        .map(|(i, r)| (r.spec.clone(), loaded.strategies[i].clone()))
+        .collect();
+    let conds = at.conds.iter().map(|c| c.cond.clone()).collect();
+    let pilots = at.cfg.runtime.pilot_images;
+    let mut auto = AutoTrees::new(
+        bundle,
+        &costs,
+        loaded.neighbours.as_ref(),
+        conds,
+        pilots,
+        &mine,
+    );
+    let predictions_path = at.dir.join(shard_file("predictions", "json", at.shard));
+    let auto_path = at.dir.join(shard_file("auto", "json", at.shard));
+    let mut predictions: BTreeMap<String, Prediction> = read_map(&predictions_path);
+    let mut choices: BTreeMap<String, AutoChoice> = read_map(&auto_path);
+    let mut active = Vec::new();
+    for (i, run) in plan.mine() {
+        if !todo(&run.run_id) {
+            continue;
+        }
+        let (spec, base) = (&run.spec, &loaded.strategies[i]);
+        let (strategy, tree_label) = match base {
+            Strategy::Speculative(sp) if spec.strategy.tree.as_deref() == Some("auto") => {
+                let (strategy, choice) = auto.choose(sp, &spec.sampling)?;
+                bar.println(&format!(
+                    "{}: tree auto → {} (predicted τ {:.2}, {:.2}× AR; {} candidates in auto.json)",
+                    run.label,
+                    choice.chosen.tree,
+                    choice.chosen.tau,
+                    choice.chosen.speedup,
+                    choice.candidates.len()
+                ));
+                let label = format!("auto→{}", choice.chosen.tree);
+                predictions.insert(run.run_id.clone(), choice.chosen.clone());
+                choices.insert(run.label.clone(), choice);
+                (strategy, Some(label))
+            }
+            _ => {
+                if let Some(p) = auto.predict(base, &spec.sampling)? {
+                    predictions.insert(run.run_id.clone(), p);
+                }
+                (base.clone(), spec.strategy.tree.clone())
+            }
+        };
+        write_map(&predictions_path, &predictions)?;
+        write_map(&auto_path, &choices)?;
+        let mut models = models_for(bundle, &strategy);
+        for w in 0..at.cfg.runtime.warmup {
+            let rng = image_rng(u64::MAX - 2, w as u64);
+            let cond = &at.conds[0].cond;
+            generate(
+                models.as_mut(),
+                &strategy,
+                &spec.sampling,
+                tables,
+                cond,
+                &rng,
+            )?;
+        }
+        active.push(Active::new(spec, &run.run_id, strategy, tree_label, models));
+    }
+    Ok(active)
+}
+
+/// Generates every image of `active` not in `done` into `journal`; returns how many.
+pub(super) fn generate_images(
+    active: &mut [Active],
+    context: &Context,
+    conds: &[Cond],
+    seeds: u64,
+    done: &HashSet<ImageKey>,
+    journal: &mut Journal,
+    bar: &mut Progress,
+) -> Result<usize, HarnessError> {
+    let mut generated = 0;
+    for cond in conds {
+        for seed in 0..seeds {
+            for a in active.iter_mut() {
+                if done.contains(&(a.run_id.clone(), cond.class, cond.prompt, seed)) {
+                    continue;
+                }
+                let record = context.image(a, cond, seed)?;
+                journal.append(&record)?;
+                generated += 1;
+                bar.inc(&format!("{} τ={:.2}", a.spec.label(), a.mean_tau()));
+            }
+        }
+    }
+    Ok(generated)
+}
