@@ -9,12 +9,9 @@ use std::path::{Path, PathBuf};
 use lantern_harness::extractors::{
     load_clip, load_hps, load_pretrained, ExtractorSpec, PRETRAINED,
 };
-use lantern_metrics::bootstrap::{frechet_with_ci95, RESAMPLES};
 use lantern_metrics::clip::{ClipScorer, PROMPT_PREFIX};
 use lantern_metrics::stats::Estimate;
-use lantern_metrics::{
-    inception_score, precision_recall, ClassProbs, FeatureExtractor, FeatureSet,
-};
+use lantern_metrics::{inception_score, ClassProbs, FeatureExtractor, FeatureSet};
 use lantern_models::burn::prelude::*;
 use lantern_models::burn::tensor::TensorData;
 
@@ -229,7 +226,7 @@ fn name(p: &Path) -> String {
 }
 
 /// Fréchet distance, precision/recall and class score of `files` against the `reference` folder.
-fn set_metrics(
+fn set_scores(
     a: &Args,
     files: &[PathBuf],
     reference: &Path,
@@ -251,23 +248,28 @@ fn set_metrics(
     };
     let real_files = image_files(reference)?;
     let (fake, probs) = features(ex.as_ref(), files, device)?;
-    let real = reference_features(ex.as_ref(), &real_files, &a.cache, device)?;
-    if fake.count() < 2 || real.count() < 2 {
-        return Err("a Fréchet distance needs at least 2 images on each side".into());
+    let (mut sets, mut refs) = (
+        vec![fake],
+        vec![reference_features(
+            ex.as_ref(),
+            &real_files,
+            &a.cache,
+            device,
+        )?],
+    );
+    if let Some(x) = &pr_ex {
+        sets.push(features(x.as_ref(), files, device)?.0);
+        refs.push(reference_features(
+            x.as_ref(),
+            &real_files,
+            &a.cache,
+            device,
+        )?);
     }
-    let (fd, fd_ci95) = frechet_with_ci95(&fake, &real, RESAMPLES, 0)?;
-    let pr_sets = match &pr_ex {
-        Some(x) => Some((
-            features(x.as_ref(), files, device)?.0,
-            reference_features(x.as_ref(), &real_files, &a.cache, device)?,
-        )),
-        None => None,
-    };
-    let (pr_fake, pr_real) = pr_sets.as_ref().map_or((&fake, &real), |(f, r)| (f, r));
     let k = a.k as usize;
-    let pr = (pr_fake.count() > k && pr_real.count() > k)
-        .then(|| precision_recall(pr_real, pr_fake, k))
-        .transpose()?;
+    let (fd, pr) = lantern_harness::quality::set_metrics(&sets, &refs, k)?;
+    let (fd, fd_ci95) = fd.ok_or("a Fréchet distance needs at least 2 images on each side")?;
+    let (real, pr_real) = (&refs[0], refs.last().expect("non-empty"));
     let class_score = probs
         .map(|(p, c)| inception_score(&p, c, 1).map(|s| s.0))
         .transpose()?;
@@ -351,7 +353,7 @@ pub fn run(a: Args) -> Result<(), Box<dyn std::error::Error>> {
     println!("{} images in {}", files.len(), a.images.display());
 
     if let Some(reference) = &a.reference {
-        let set = set_metrics(&a, &files, reference, &device)?;
+        let set = set_scores(&a, &files, reference, &device)?;
         for (k, v) in set.as_object().expect("an object") {
             report[k] = v.clone();
         }

@@ -20,3 +20,4 @@ pub mod sampling;
 pub mod spec;
 pub mod strategy;
 pub mod tree;
+pub mod tree_shape;

@@ -33,6 +33,11 @@ pub trait LogitSource {
     fn fetch(&self, rows: &[usize]) -> Vec<LogitRow>;
 }
 
+/// Adds the time since `since` to `clock` (ms).
+pub(crate) fn tick(clock: &std::cell::Cell<f64>, since: std::time::Instant) {
+    clock.set(clock.get() + since.elapsed().as_secs_f64() * 1e3);
+}
+
 /// A source that adds its fetch time to a clock.
 struct Timed {
     source: Box<dyn LogitSource>,
@@ -43,7 +48,7 @@ impl LogitSource for Timed {
     fn fetch(&self, rows: &[usize]) -> Vec<LogitRow> {
         let t = std::time::Instant::now();
         let out = self.source.fetch(rows);
-        crate::engine::tick(&self.clock, t);
+        tick(&self.clock, t);
         out
     }
 }

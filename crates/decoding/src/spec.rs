@@ -22,6 +22,61 @@ pub const DEFAULT_JACOBI_WINDOW: usize = 16;
 /// ZipAR window when a spec names none (the official 8).
 pub const DEFAULT_ZIPAR_WINDOW: usize = 8;
 
+/// A spec's `tree`: `auto` (the shape the tree cost model picks for the device and rule) or a
+/// shape by name ([`TreeShape::parse`], checked by [`StrategySpec::check`]). Written and read as
+/// that string, so a spec's JSON, and with it every run id, is the same as a plain string's.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "String", into = "String")]
+pub enum TreeChoice {
+    /// Chosen by the tree cost model (the kind's default shape until it is sized).
+    Auto,
+    /// A named shape: `dynamic`, `chain:4`, `mc_sim_7b_63`, `NAME@B`, …
+    Shape(String),
+}
+
+impl TreeChoice {
+    /// Whether the cost model chooses the tree.
+    pub fn is_auto(&self) -> bool {
+        matches!(self, Self::Auto)
+    }
+
+    /// The name as written: `auto` or the shape's.
+    pub fn name(&self) -> &str {
+        match self {
+            Self::Auto => "auto",
+            Self::Shape(s) => s,
+        }
+    }
+}
+
+impl From<String> for TreeChoice {
+    fn from(s: String) -> Self {
+        if s == "auto" {
+            Self::Auto
+        } else {
+            Self::Shape(s)
+        }
+    }
+}
+
+impl From<&str> for TreeChoice {
+    fn from(s: &str) -> Self {
+        s.to_string().into()
+    }
+}
+
+impl From<TreeChoice> for String {
+    fn from(t: TreeChoice) -> Self {
+        t.name().to_string()
+    }
+}
+
+impl std::fmt::Display for TreeChoice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// A strategy kind.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String")]
@@ -165,7 +220,7 @@ pub struct StrategySpec {
     pub kind: Kind,
     /// Draft tree (speculative kinds; see [`TreeShape::parse`]; `auto` = chosen by the cost model).
     #[serde(default)]
-    pub tree: Option<String>,
+    pub tree: Option<TreeChoice>,
     /// Latent neighbours per drafted token (lantern, lantern++), ≥ 1.
     #[serde(default)]
     pub k: Option<usize>,
@@ -303,7 +358,7 @@ impl StrategySpec {
                 ),
             ));
         }
-        if let Some(t) = self.tree.as_deref().filter(|&t| t != "auto") {
+        if let Some(TreeChoice::Shape(t)) = &self.tree {
             TreeShape::parse(t).map_err(|e| refuse("tree", format!("{t:?}"), e))?;
         }
         if self.k == Some(0) {
@@ -405,11 +460,9 @@ impl StrategySpec {
         const FILLED: &str = "resolved() fills every key its kind takes";
         let s = self.clone().resolved();
         let speculative = |relax: Relax| -> Result<Strategy, SpecError> {
-            let name = s.tree.as_deref().expect(FILLED);
-            let name = if name == "auto" {
-                s.kind.default_tree()
-            } else {
-                name
+            let name = match s.tree.as_ref().expect(FILLED) {
+                TreeChoice::Auto => s.kind.default_tree(),
+                TreeChoice::Shape(name) => name,
             };
             Ok(Strategy::Speculative(Speculative {
                 tree: TreeShape::parse(name).map_err(|e| refuse("tree", name, e))?,
@@ -520,7 +573,12 @@ mod tests {
             })
         );
         let pp = parse(r#"{"kind": "lantern++", "k": 5, "lambda": 10}"#).unwrap();
-        assert_eq!(pp.tree.as_deref(), Some("naive_extend_57"));
+        assert_eq!(pp.tree, Some(TreeChoice::Shape("naive_extend_57".into())));
+        let auto = parse(r#"{"kind": "sd", "tree": "auto"}"#).unwrap();
+        assert!(auto.tree.as_ref().is_some_and(TreeChoice::is_auto));
+        assert!(serde_json::to_string(&auto)
+            .unwrap()
+            .contains(r#""tree":"auto""#));
         let scd = parse(r#"{"kind": "scd", "init": "vertical"}"#).unwrap();
         assert_eq!(
             serde_json::to_string(&scd).unwrap(),

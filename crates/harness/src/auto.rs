@@ -16,6 +16,7 @@ use lantern_decoding::engine::models_sized;
 use lantern_decoding::model::ImageCondition;
 use lantern_decoding::neighbours::NeighbourTable;
 use lantern_decoding::sampling::Sampling;
+use lantern_decoding::spec::TreeChoice;
 use lantern_decoding::strategy::{DecodeError, Speculative, Strategy};
 use lantern_models::ModelBundle;
 use serde::{Deserialize, Serialize};
@@ -60,7 +61,7 @@ impl<'a> AutoTrees<'a> {
     ) -> Self {
         let wanted = specs
             .iter()
-            .filter(|(spec, _)| spec.strategy.tree.as_deref() == Some("auto"))
+            .filter(|(spec, _)| spec.strategy.tree.as_ref().is_some_and(TreeChoice::is_auto))
             .filter_map(|(spec, s)| match s {
                 Strategy::Speculative(sp) => Some(group(sp, &spec.sampling)),
                 _ => None,

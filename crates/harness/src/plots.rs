@@ -448,10 +448,32 @@ fn draw_histograms<DB: DrawingBackend>(
 /// Writes every plot that the data supports.
 pub fn write_all(out: PlotDir, summaries: &[Summary], records: &[Record]) -> std::io::Result<()> {
     register_font();
-    let lantern: Vec<&Summary> = summaries
+    lantern_curves(out, summaries)?;
+    speedup_vs_tau(out, summaries)?;
+    tvd_vs_delta(out, summaries)?;
+    predicted_vs_measured(out, summaries)?;
+    speed_quality(out, summaries)?;
+    acceptance(out, summaries, records)?;
+    Ok(())
+}
+
+/// The LANTERN configurations' summaries.
+fn lantern_rows(summaries: &[Summary]) -> Vec<&Summary> {
+    summaries
         .iter()
         .filter(|s| s.config.strategy == "lantern")
-        .collect();
+        .collect()
+}
+
+/// Points in x order.
+fn sorted(mut v: Vec<(f64, f64)>) -> Vec<(f64, f64)> {
+    v.sort_by(|a, b| a.0.total_cmp(&b.0));
+    v
+}
+
+/// LANTERN's τ against δ (a line per k and rule) and against k (a line per δ).
+fn lantern_curves(out: PlotDir, summaries: &[Summary]) -> std::io::Result<()> {
+    let lantern = lantern_rows(summaries);
     // τ vs δ, one line per k (and rule).
     let mut by_k: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
     let mut by_delta: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
@@ -466,10 +488,6 @@ pub fn write_all(out: PlotDir, summaries: &[Summary], records: &[Record]) -> std
                 .push((k as f64, s.tau.mean));
         }
     }
-    let sorted = |mut v: Vec<(f64, f64)>| {
-        v.sort_by(|a, b| a.0.total_cmp(&b.0));
-        v
-    };
     save_lines(
         out,
         "tau_vs_delta",
@@ -503,6 +521,11 @@ pub fn write_all(out: PlotDir, summaries: &[Summary], records: &[Record]) -> std
             diagonal: None,
         },
     )?;
+    Ok(())
+}
+
+/// Speedup against τ per method (the speed axis of the speed–quality plot).
+fn speedup_vs_tau(out: PlotDir, summaries: &[Summary]) -> std::io::Result<()> {
     // Speedup vs τ per method (the speed axis of the speed–quality plot).
     let mut by_method: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
     for s in summaries.iter().filter(|s| s.config.strategy != "ar") {
@@ -528,6 +551,12 @@ pub fn write_all(out: PlotDir, summaries: &[Summary], records: &[Record]) -> std
             diagonal: None,
         },
     )?;
+    Ok(())
+}
+
+/// What δ really costs: the exact emitted TVD against δ, per rule and k, beside the line y = δ.
+fn tvd_vs_delta(out: PlotDir, summaries: &[Summary]) -> std::io::Result<()> {
+    let lantern = lantern_rows(summaries);
     // What δ really costs: the exact emitted TVD against δ, per rule and k, beside the line y = δ.
     let mut tvd_curves: BTreeMap<String, Vec<(f64, f64, f64)>> = BTreeMap::new();
     for s in &lantern {
@@ -565,6 +594,11 @@ pub fn write_all(out: PlotDir, summaries: &[Summary], records: &[Record]) -> std
             },
         )?;
     }
+    Ok(())
+}
+
+/// The tree cost model against the measurement, per method.
+fn predicted_vs_measured(out: PlotDir, summaries: &[Summary]) -> std::io::Result<()> {
     // The tree cost model against the measurement, per method.
     let mut predicted: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
     let mut predicted_labels = Vec::new();
@@ -593,6 +627,12 @@ pub fn write_all(out: PlotDir, summaries: &[Summary], records: &[Record]) -> std
             diagonal: Some("prediction = measurement"),
         },
     )?;
+    Ok(())
+}
+
+/// Speed–quality: speedup against the Fréchet distance per method, and LANTERN's quality cost of δ.
+fn speed_quality(out: PlotDir, summaries: &[Summary]) -> std::io::Result<()> {
+    let lantern = lantern_rows(summaries);
     // Speed–quality: speedup against the Fréchet distance (lower is better), per method, and the
     // LANTERN quality cost of δ, when quality was computed.
     let extractor = summaries.iter().find_map(|s| s.extractor.clone());
@@ -690,6 +730,11 @@ pub fn write_all(out: PlotDir, summaries: &[Summary], records: &[Record]) -> std
             },
         )?;
     }
+    Ok(())
+}
+
+/// Where drafts are accepted and how many tokens each round emits, per speculative strategy kind.
+fn acceptance(out: PlotDir, summaries: &[Summary], records: &[Record]) -> std::io::Result<()> {
     // Where drafts are accepted, per speculative strategy kind (not ZipAR: it verifies nothing).
     for kind in ["sd", "lantern", "lantern++", "sjd", "scd", "gsd"] {
         let rs: Vec<&Record> = records

@@ -289,11 +289,12 @@ fn twin(r: &Record) -> Twin {
 }
 
 /// A Fréchet distance and its 95% half-width.
-type Fd = (f64, f64);
+pub type Fd = (f64, f64);
 
-/// Fréchet distance (with its bootstrap 95% half-width) and precision/recall of one
-/// configuration's features against the reference's (`sets[0]` FD's space, the last P&R's).
-fn set_metrics(
+/// Fréchet distance (with its bootstrap 95% half-width) and precision/recall of a set of images'
+/// features against the reference's (`sets[0]` is FD's space, the last P&R's): the one rule of
+/// sweeps and `lantern score`. FD needs 2 images on each side, P&R more than `k`.
+pub fn set_metrics(
     sets: &[FeatureSet],
     reference: &[FeatureSet],
     k: usize,
@@ -301,7 +302,7 @@ fn set_metrics(
     let (Some(f), Some(rf)) = (sets.first(), reference.first()) else {
         return Ok((None, None));
     };
-    if f.count() < 2 {
+    if f.count() < 2 || rf.count() < 2 {
         return Ok((None, None));
     }
     let fd = frechet_with_ci95(f, rf, RESAMPLES, 0).map_err(|e| e.to_string())?;
@@ -309,7 +310,7 @@ fn set_metrics(
         sets.last().expect("non-empty"),
         reference.last().expect("non-empty"),
     );
-    let pr = (pf.count() > k)
+    let pr = (pf.count() > k && prf.count() > k)
         .then(|| precision_recall(prf, pf, k))
         .transpose()
         .map_err(|e| e.to_string())?;

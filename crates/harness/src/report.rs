@@ -304,13 +304,73 @@ fn opt<T: std::fmt::Display>(v: Option<T>) -> String {
     v.map_or("—".into(), |v| v.to_string())
 }
 
-/// The paper's table shape: method, (k, δ | λ), τ, latency, speedup, quality.
+/// The paper's table shape: method, (k, δ | λ), τ, latency, speedup, quality; one table per
+/// sampling setting, after the provenance and before the notes on each column.
 pub fn tables_md(
     summaries: &[Summary],
     records: &[Record],
     quality: Option<&Quality>,
     provenance: &Provenance,
 ) -> String {
+    let mut s = preamble(summaries, records, provenance);
+    let shown = Shown::of(summaries);
+    let mut samplings: Vec<SamplingKey> = Vec::new();
+    for x in summaries {
+        let key = sampling_key(x);
+        if !samplings.contains(&key) {
+            samplings.push(key);
+        }
+    }
+    for key in samplings {
+        s += &sampling_table(summaries, key, &shown);
+    }
+    s + &notes(&shown, quality)
+}
+
+/// Temperature, top-k, top-p, CFG scale and temperature rule.
+type SamplingKey<'a> = (f64, u32, f64, f64, &'a str);
+
+fn sampling_key(x: &Summary) -> SamplingKey<'_> {
+    (
+        x.config.temperature,
+        x.config.top_k,
+        x.config.top_p,
+        x.config.cfg,
+        x.config.temperature_rule.as_str(),
+    )
+}
+
+/// Which optional columns the tables show (those some configuration has).
+struct Shown {
+    clip: bool,
+    hps: bool,
+    pred: bool,
+    tvd: bool,
+    forwards: bool,
+    repeats: bool,
+    rss: bool,
+}
+
+impl Shown {
+    fn of(summaries: &[Summary]) -> Self {
+        let any = |f: &dyn Fn(&Summary) -> bool| summaries.iter().any(f);
+        Self {
+            clip: any(&|x| x.clip_score.is_some()),
+            hps: any(&|x| x.hps_score.is_some()),
+            pred: any(&|x| x.predicted_speedup.is_some()),
+            tvd: any(&|x| x.tvd_emitted.is_some()),
+            forwards: any(&|x| {
+                matches!(x.config.strategy.as_str(), "sjd" | "scd" | "gsd" | "zipar")
+                    || x.drafter_forwards.is_some_and(|d| d > 0.0)
+            }),
+            repeats: any(&|x| x.latency_repeat_std_ms.is_some()),
+            rss: any(&|x| x.peak_rss_mb.is_some()),
+        }
+    }
+}
+
+/// The title, merge provenance, hardware, models and timing protocol of a results folder.
+fn preamble(summaries: &[Summary], records: &[Record], provenance: &Provenance) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "# Results\n");
     if provenance.journals > 1 {
@@ -355,128 +415,108 @@ pub fn tables_md(
              `lantern++` say nothing about trained drafters; they exercise the machinery.\n"
         );
     }
-    let mut samplings: Vec<(f64, u32, f64, f64, &str)> = Vec::new();
-    for x in summaries {
-        let key = (
-            x.config.temperature,
-            x.config.top_k,
-            x.config.top_p,
-            x.config.cfg,
-            x.config.temperature_rule.as_str(),
-        );
-        if !samplings.contains(&key) {
-            samplings.push(key);
-        }
-    }
-    let with_clip = summaries.iter().any(|x| x.clip_score.is_some());
-    let with_hps = summaries.iter().any(|x| x.hps_score.is_some());
+    s
+}
+
+/// One sampling setting's table, with the greedy check under temperature 0.
+fn sampling_table(summaries: &[Summary], key: SamplingKey, shown: &Shown) -> String {
+    let (t, k, p, c, rule) = key;
+    let mut s = String::new();
     let score = |on: bool, mean: Option<f64>, ci: Option<f64>| match (on, mean, ci) {
         (false, _, _) => String::new(),
         (true, Some(m), Some(ci)) => format!(" {m:.4} ± {ci:.4} |"),
         (true, _, _) => " — |".into(),
     };
-    let with_pred = summaries.iter().any(|x| x.predicted_speedup.is_some());
-    let with_tvd = summaries.iter().any(|x| x.tvd_emitted.is_some());
-    let with_forwards = summaries.iter().any(|x| {
-        matches!(x.config.strategy.as_str(), "sjd" | "scd" | "gsd" | "zipar")
-            || x.drafter_forwards.is_some_and(|d| d > 0.0)
-    });
-    let with_repeats = summaries.iter().any(|x| x.latency_repeat_std_ms.is_some());
-    let with_rss = summaries.iter().any(|x| x.peak_rss_mb.is_some());
-    for (t, k, p, c, rule) in samplings {
-        let temp = if rule == "entropy" {
-            format!("entropy-aware temperature (T0 = {t})")
-        } else {
-            format!("temperature {t}")
+    let temp = if rule == "entropy" {
+        format!("entropy-aware temperature (T0 = {t})")
+    } else {
+        format!("temperature {t}")
+    };
+    let _ = writeln!(s, "## {temp}, top-k {k}, top-p {p}, CFG {c}\n");
+    let _ = writeln!(
+        s,
+        "| method | tree | k | δ / λ | images | τ (95% CI) |{} latency ms (95% CI{}) | host % |{} speedup |{}{} FD (95% CI) | precision | recall | class score |{}{} tokens = AR | PSNR vs AR (dB) |",
+        if shown.forwards { " forwards / image: target, drafter |" } else { "" },
+        if shown.repeats { "; ± std over repeats" } else { "" },
+        if shown.rss { " peak RSS MiB |" } else { "" },
+        if shown.pred { " predicted τ, speedup |" } else { "" },
+        if shown.tvd { " emitted TVD (95% CI) |" } else { "" },
+        if shown.clip { " CLIP score (95% CI) |" } else { "" },
+        if shown.hps { " HPSv2 (95% CI) |" } else { "" }
+    );
+    let _ = writeln!(
+        s,
+        "|---|---|---|---|---|---|---|---|{}---|{}{}{}---|---|---|---|{}{}---|---|",
+        if shown.forwards { "---|" } else { "" },
+        if shown.rss { "---|" } else { "" },
+        if shown.pred { "---|" } else { "" },
+        if shown.tvd { "---|" } else { "" },
+        if shown.clip { "---|" } else { "" },
+        if shown.hps { "---|" } else { "" }
+    );
+    for x in summaries.iter().filter(|x| sampling_key(x) == key) {
+        let (method, relax) = (method_label(x), relax_label(x));
+        let predicted = match (shown.pred, x.predicted_tau, x.predicted_speedup) {
+            (false, _, _) => String::new(),
+            (true, Some(t), Some(v)) => format!(" {t:.2}, {v:.2}× |"),
+            (true, _, _) => " — |".into(),
         };
-        let _ = writeln!(s, "## {temp}, top-k {k}, top-p {p}, CFG {c}\n");
+        let tvd = match (shown.tvd, x.tvd_emitted) {
+            (false, _) => String::new(),
+            (true, Some(e)) => format!(" {:.4} ± {:.4} |", e.mean, e.ci95),
+            (true, None) => " — |".into(),
+        };
         let _ = writeln!(
             s,
-            "| method | tree | k | δ / λ | images | τ (95% CI) |{} latency ms (95% CI{}) | host % |{} speedup |{}{} FD (95% CI) | precision | recall | class score |{}{} tokens = AR | PSNR vs AR (dB) |",
-            if with_forwards { " forwards / image: target, drafter |" } else { "" },
-            if with_repeats { "; ± std over repeats" } else { "" },
-            if with_rss { " peak RSS MiB |" } else { "" },
-            if with_pred { " predicted τ, speedup |" } else { "" },
-            if with_tvd { " emitted TVD (95% CI) |" } else { "" },
-            if with_clip { " CLIP score (95% CI) |" } else { "" },
-            if with_hps { " HPSv2 (95% CI) |" } else { "" }
+            "| {method} | {} | {} | {relax} | {} | {:.3} ± {:.3} |{} {:.1} ± {:.1}{} | {:.0} |{} {} |{predicted}{tvd} {} | {} | {} | {} |{}{} {} | {} |",
+            opt(x.config.tree.as_deref()),
+            opt(x.config.k),
+            x.images,
+            x.tau.mean,
+            x.tau.ci95,
+            if shown.forwards {
+                format!(
+                    " {:.1}, {} |",
+                    x.forwards,
+                    x.drafter_forwards.map_or("—".into(), |d| format!("{d:.1}"))
+                )
+            } else {
+                String::new()
+            },
+            x.latency_ms.mean,
+            x.latency_ms.ci95,
+            x.latency_repeat_std_ms
+                .map_or(String::new(), |sd| format!(" (± {sd:.1})")),
+            100.0 * x.host_share,
+            if shown.rss {
+                format!(" {} |", fmt(x.peak_rss_mb, 0))
+            } else {
+                String::new()
+            },
+            x.speedup.map_or("—".into(), |v| format!("{v:.2}×")),
+            match (x.fd, x.fd_ci95) {
+                (Some(f), Some(ci)) => format!("{f:.2} ± {ci:.2}"),
+                (f, _) => fmt(f, 2),
+            },
+            fmt(x.precision, 3),
+            fmt(x.recall, 3),
+            fmt(x.class_score, 2),
+            score(shown.clip, x.clip_score, x.clip_score_ci95),
+            score(shown.hps, x.hps_score, x.hps_score_ci95),
+            fmt(x.drift_token_agreement, 3),
+            fmt(x.drift_psnr_db, 1),
         );
-        let _ = writeln!(
-            s,
-            "|---|---|---|---|---|---|---|---|{}---|{}{}{}---|---|---|---|{}{}---|---|",
-            if with_forwards { "---|" } else { "" },
-            if with_rss { "---|" } else { "" },
-            if with_pred { "---|" } else { "" },
-            if with_tvd { "---|" } else { "" },
-            if with_clip { "---|" } else { "" },
-            if with_hps { "---|" } else { "" }
-        );
-        for x in summaries.iter().filter(|x| {
-            (
-                x.config.temperature,
-                x.config.top_k,
-                x.config.top_p,
-                x.config.cfg,
-                x.config.temperature_rule.as_str(),
-            ) == (t, k, p, c, rule)
-        }) {
-            let (method, relax) = (method_label(x), relax_label(x));
-            let predicted = match (with_pred, x.predicted_tau, x.predicted_speedup) {
-                (false, _, _) => String::new(),
-                (true, Some(t), Some(v)) => format!(" {t:.2}, {v:.2}× |"),
-                (true, _, _) => " — |".into(),
-            };
-            let tvd = match (with_tvd, x.tvd_emitted) {
-                (false, _) => String::new(),
-                (true, Some(e)) => format!(" {:.4} ± {:.4} |", e.mean, e.ci95),
-                (true, None) => " — |".into(),
-            };
-            let _ = writeln!(
-                s,
-                "| {method} | {} | {} | {relax} | {} | {:.3} ± {:.3} |{} {:.1} ± {:.1}{} | {:.0} |{} {} |{predicted}{tvd} {} | {} | {} | {} |{}{} {} | {} |",
-                opt(x.config.tree.as_deref()),
-                opt(x.config.k),
-                x.images,
-                x.tau.mean,
-                x.tau.ci95,
-                if with_forwards {
-                    format!(
-                        " {:.1}, {} |",
-                        x.forwards,
-                        x.drafter_forwards.map_or("—".into(), |d| format!("{d:.1}"))
-                    )
-                } else {
-                    String::new()
-                },
-                x.latency_ms.mean,
-                x.latency_ms.ci95,
-                x.latency_repeat_std_ms
-                    .map_or(String::new(), |sd| format!(" (± {sd:.1})")),
-                100.0 * x.host_share,
-                if with_rss {
-                    format!(" {} |", fmt(x.peak_rss_mb, 0))
-                } else {
-                    String::new()
-                },
-                x.speedup.map_or("—".into(), |v| format!("{v:.2}×")),
-                match (x.fd, x.fd_ci95) {
-                    (Some(f), Some(ci)) => format!("{f:.2} ± {ci:.2}"),
-                    (f, _) => fmt(f, 2),
-                },
-                fmt(x.precision, 3),
-                fmt(x.recall, 3),
-                fmt(x.class_score, 2),
-                score(with_clip, x.clip_score, x.clip_score_ci95),
-                score(with_hps, x.hps_score, x.hps_score_ci95),
-                fmt(x.drift_token_agreement, 3),
-                fmt(x.drift_psnr_db, 1),
-            );
-        }
-        let _ = writeln!(s);
-        if t <= 1e-5 {
-            let _ = writeln!(s, "{}", greedy_note(summaries, (t, k, p, c, rule)));
-        }
     }
+    let _ = writeln!(s);
+    if t <= 1e-5 {
+        let _ = writeln!(s, "{}", greedy_note(summaries, (t, k, p, c, rule)));
+    }
+    s
+}
+
+/// The notes under the tables: what each column means, and the quality protocol.
+fn notes(shown: &Shown, quality: Option<&Quality>) -> String {
+    let mut s = String::new();
     let _ = writeln!(
         s,
         "τ: mean accepted length per target forward after the prefill, bonus token included (AR = 1). \
@@ -485,7 +525,7 @@ pub fn tables_md(
          forwards (sampling, trees, acceptance, copies). Speedup: AR latency / latency over the same \
          images and sampling settings."
     );
-    if with_forwards {
+    if shown.forwards {
         let _ = writeln!(
             s,
             "\nForwards / image: target forwards per image, prefill included (AR: one per token), and \
@@ -495,7 +535,7 @@ pub fn tables_md(
              distance below a quantile q of the model's pair distances) with their initialisation."
         );
     }
-    if with_tvd {
+    if shown.tvd {
         let _ = writeln!(
             s,
             "\nEmitted TVD: per round, the exact total variation distance between the distribution of \
@@ -510,7 +550,7 @@ pub fn tables_md(
              included in any timing."
         );
     }
-    if with_pred {
+    if shown.pred {
         let _ = writeln!(
             s,
             "\nPredicted: the tree cost model behind `tree = \"auto\"` (for every tree of an acceptance rule \

@@ -246,6 +246,25 @@ pub fn verify_sampled(
     NodeOutcome::Rejected(p)
 }
 
+/// The residual weights `max(p − q, 0)` after a rejected single draft `x` (drawn from `q`;
+/// `None` = one-hot at `x`: p without x), or p itself when nothing is left (p = q, where the draft
+/// is always kept): what the Jacobi family resamples from.
+pub fn single_draft_residual(p: &[f32], q: Option<&[f32]>, x: u32) -> Vec<f32> {
+    let r: Vec<f32> = match q {
+        Some(q) => p.iter().zip(q).map(|(a, b)| (a - b).max(0.0)).collect(),
+        None => {
+            let mut r = p.to_vec();
+            r[x as usize] = 0.0;
+            r
+        }
+    };
+    if r.iter().any(|&v| v > 0.0) {
+        r
+    } else {
+        p.to_vec()
+    }
+}
+
 /// Whether x is the first argmax of `p` once p(x) is raised to p̃(x).
 fn is_boosted_argmax(p: &[f32], x: u32, p_tilde: f32) -> bool {
     let x = x as usize;

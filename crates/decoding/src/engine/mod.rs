@@ -18,7 +18,7 @@ pub use self::host::{HostEngine, HostFeatures};
 use lantern_models::backend::EngineKind;
 use lantern_models::{ModelBundle, Visibility};
 
-use crate::model::{DraftInput, DraftParent, ImageCondition, Logits, ModelCallError, Models};
+use crate::model::{tick, DraftInput, DraftParent, ImageCondition, Logits, ModelCallError, Models};
 use crate::strategy::Strategy;
 use crate::tree::DraftTree;
 
@@ -142,11 +142,6 @@ impl<E: Engine> EngineModels<E> {
     fn state(&mut self) -> &mut ImageState<E::Features> {
         self.state.as_mut().expect("begin() must be called first")
     }
-}
-
-/// Adds the time since `since` to `clock` (ms).
-pub(crate) fn tick(clock: &std::cell::Cell<f64>, since: std::time::Instant) {
-    clock.set(clock.get() + since.elapsed().as_secs_f64() * 1e3);
 }
 
 fn err(e: impl std::fmt::Display) -> ModelCallError {

@@ -17,7 +17,7 @@ use super::gsd::{self, Grouping};
 use super::scd::{self, Coupling};
 use super::sjd::{init_token, JacobiInit};
 use super::{ms_since, pick, target_dist, DecodeError, Generation, StepLog, Streams};
-use crate::accept::tvd;
+use crate::accept::{single_draft_residual, tvd};
 use crate::embeddings::Tables;
 use crate::model::{ImageCondition, Models};
 use crate::rng::Rng;
@@ -54,24 +54,6 @@ type FirstDraft = (Vec<f32>, Option<Vec<f32>>, u32);
 struct Draft {
     token: u32,
     q: Option<Vec<f32>>,
-}
-
-/// The residual weights `max(p − q, 0)` after draft `x` (drawn from `q`; `None` = one-hot at `x`:
-/// p without x), or p itself when nothing is left (p = q, where the draft is always kept).
-pub(super) fn residual(p: &[f32], q: Option<&[f32]>, x: u32) -> Vec<f32> {
-    let r: Vec<f32> = match q {
-        Some(q) => p.iter().zip(q).map(|(a, b)| (a - b).max(0.0)).collect(),
-        None => {
-            let mut r = p.to_vec();
-            r[x as usize] = 0.0;
-            r
-        }
-    };
-    if r.iter().any(|&v| v > 0.0) {
-        r
-    } else {
-        p.to_vec()
-    }
 }
 
 /// Generates one image with a Jacobi-family strategy.
@@ -163,7 +145,7 @@ pub(super) fn generate(
                 } else {
                     streams
                         .accept
-                        .categorical(&residual(&p, d.q.as_deref(), d.token))
+                        .categorical(&single_draft_residual(&p, d.q.as_deref(), d.token))
                         as u32
                 });
                 break;

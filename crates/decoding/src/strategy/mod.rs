@@ -21,7 +21,7 @@ use crate::model::{ImageCondition, ModelCallError, Models};
 use crate::rng::Rng;
 use crate::sampling::Sampling;
 
-pub use drafting::TreeShape;
+pub use crate::tree_shape::TreeShape;
 pub use gsd::{DistanceThreshold, Grouping};
 pub use jacobi::{Jacobi, JacobiMethod};
 pub use scd::Coupling;

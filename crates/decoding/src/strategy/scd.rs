@@ -54,7 +54,7 @@ pub fn maximal_couple(p: &[f32], q: Option<&[f32]>, x: u32, rng: &mut Rng) -> u3
     if q_x > 0.0 && rng.uniform() < (p[xi] as f64 / q_x).min(1.0) {
         return x;
     }
-    rng.categorical(&super::jacobi::residual(p, q, x)) as u32
+    rng.categorical(&crate::accept::single_draft_residual(p, q, x)) as u32
 }
 
 /// Gumbel-max draw from `p` with the noise of one absolute position: `noise` is that position's

@@ -23,7 +23,19 @@ impl SweepConfig {
         }
     }
 
+    /// Checks every key of the sections the harness owns (the error names the file, key, value and
+    /// what is allowed).
     pub(super) fn validate(&self) -> Result<(), ConfigError> {
+        self.validate_name()?;
+        self.validate_model()?;
+        self.validate_sampling()?;
+        self.validate_data()?;
+        self.validate_runs()?;
+        self.validate_quality()
+    }
+
+    /// `name`: a folder name.
+    fn validate_name(&self) -> Result<(), ConfigError> {
         if let Some(name) = &self.name {
             if name.is_empty() || name.contains(['/', '\\']) || name.starts_with('.') {
                 return Err(self.invalid(
@@ -33,7 +45,11 @@ impl SweepConfig {
                 ));
             }
         }
-        self.validate_model()?;
+        Ok(())
+    }
+
+    /// `[sampling]`: warp order, temperature rule and every grid value's range.
+    fn validate_sampling(&self) -> Result<(), ConfigError> {
         let s = &self.sampling;
         if let Some(o) = &self.sampling.order {
             if let Err(allowed) = lantern_decoding::sampling::WarpOrder::parse(o) {
@@ -79,6 +95,11 @@ impl SweepConfig {
                 ));
             }
         }
+        Ok(())
+    }
+
+    /// `[data]`: seeds, classes or prompts, prompt limit.
+    fn validate_data(&self) -> Result<(), ConfigError> {
         let d = &self.data;
         if d.seeds < 1 {
             return Err(self.invalid(
@@ -137,6 +158,11 @@ impl SweepConfig {
             }
             _ => {}
         }
+        Ok(())
+    }
+
+    /// `[[strategy]]` tables (through their grids), `[timing]`, `[runtime]` and `model.dtype`.
+    fn validate_runs(&self) -> Result<(), ConfigError> {
         if self.strategy.is_empty() {
             return Err(self.invalid("strategy", "(none)", "at least one [[strategy]] table"));
         }
@@ -173,6 +199,11 @@ impl SweepConfig {
                 return Err(self.invalid("model.dtype", d, &allowed));
             }
         }
+        Ok(())
+    }
+
+    /// `[quality]`: extractors and their weights, CLIP activation, resize, k, reference set.
+    fn validate_quality(&self) -> Result<(), ConfigError> {
         let q = &self.quality;
         self.validate_extractor("quality.extractor", &q.extractor, &q.extractor_weights)?;
         match (&q.pr_extractor, &q.pr_extractor_weights) {

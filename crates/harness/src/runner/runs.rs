@@ -10,6 +10,7 @@ use std::path::Path;
 use lantern_decoding::cost::Prediction;
 use lantern_decoding::embeddings::Tables;
 use lantern_decoding::engine::{engine_of, models_for};
+use lantern_decoding::spec::TreeChoice;
 use lantern_decoding::strategy::{generate, image_rng, Strategy};
 
 use super::image::{Active, Context};
@@ -103,7 +104,9 @@ pub(super) fn prepare<'a>(
         }
         let (spec, base) = (&run.spec, &loaded.strategies[i]);
         let (strategy, tree_label) = match base {
-            Strategy::Speculative(sp) if spec.strategy.tree.as_deref() == Some("auto") => {
+            Strategy::Speculative(sp)
+                if spec.strategy.tree.as_ref().is_some_and(TreeChoice::is_auto) =>
+            {
                 let (strategy, choice) = auto.choose(sp, &spec.sampling)?;
                 bar.println(&format!(
                     "{}: tree auto → {} (predicted τ {:.2}, {:.2}× AR; {} candidates in auto.json)",
@@ -122,7 +125,7 @@ pub(super) fn prepare<'a>(
                 if let Some(p) = auto.predict(base, &spec.sampling)? {
                     predictions.insert(run.run_id.clone(), p);
                 }
-                (base.clone(), spec.strategy.tree.clone())
+                (base.clone(), spec.strategy.tree.clone().map(String::from))
             }
         };
         write_map(&predictions_path, &predictions)?;
