@@ -171,3 +171,48 @@ impl SweepPlan {
             .filter(move |(_, r)| self.shard.is_none_or(|s| r.shard == Some(s.index)))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::shard::Shard;
+
+    fn spec(kind: Kind) -> RunSpec {
+        RunSpec {
+            strategy: StrategySpec::of(kind).resolved(),
+            sampling: Sampling {
+                temperature: 1.0,
+                top_k: 0,
+                top_p: 1.0,
+                cfg_scale: 3.0,
+                cfg_interval: None,
+                warp_order: WarpOrder::TopKThenTopP,
+                temperature_rule: TemperatureRule::Fixed,
+            },
+            auto_added: false,
+        }
+    }
+
+    #[test]
+    fn a_plan_holds_ids_shards_and_this_invocations_runs() {
+        let specs = vec![spec(Kind::Ar), spec(Kind::Sd), spec(Kind::Sjd)];
+        let whole = SweepPlan::new(specs.clone(), "model".into(), None);
+        assert_eq!(whole.mine().count(), 3);
+        for r in &whole.runs {
+            assert_eq!((r.shard, r.run_id.clone()), (None, r.spec.run_id("model")));
+        }
+        let other = SweepPlan::new(specs.clone(), "other model".into(), None);
+        assert_ne!(whole.runs[0].run_id, other.runs[0].run_id);
+        let halves: Vec<SweepPlan> = (0..2)
+            .map(|index| {
+                let shard = Shard { index, count: 2 };
+                SweepPlan::new(specs.clone(), "model".into(), Some(shard))
+            })
+            .collect();
+        assert_eq!(halves.iter().map(|h| h.mine().count()).sum::<usize>(), 3);
+        for (i, h) in halves.iter().enumerate() {
+            assert!(h.mine().all(|(_, r)| r.shard == Some(i)));
+            assert_eq!(h.runs.len(), 3);
+        }
+    }
+}

@@ -85,7 +85,12 @@ fn wgpu_adapter_is_hardware() -> bool {
 /// Whether wgpu's default adapter is a hardware GPU (not a CPU rasteriser such as lavapipe).
 #[cfg(feature = "wgpu")]
 fn wgpu_adapter_is_hardware() -> bool {
-    let instance = wgpu::Instance::default();
+    // Vulkan, Metal, DX12 and WebGPU only: probing GL (EGL, Wayland) prints errors on headless
+    // machines and finds no GPU the primary backends miss.
+    let instance = wgpu::Instance::new(wgpu::InstanceDescriptor {
+        backends: wgpu::Backends::PRIMARY,
+        ..wgpu::InstanceDescriptor::new_without_display_handle()
+    });
     futures_lite::future::block_on(
         instance.request_adapter(&wgpu::RequestAdapterOptions::default()),
     )

@@ -500,15 +500,21 @@ mod tests {
         for (a, b) in relaxed.iter().zip([0.36, 0.30, 0.34]) {
             assert!((a - b).abs() < 1e-6, "{relaxed:?}");
         }
-        let out = walk_tree(
-            &tree,
-            &mut |_| p.clone(),
-            true,
-            Some(&t),
-            relax,
-            Residuals::Principled,
-            &mut crate::rng::Rng::new(0),
-        );
+        // The greedy walk of `tree` whose node rows are `rows[node]`.
+        let walk = |tree: &DraftTree, rows: &[Vec<f32>]| {
+            let mut row = |node: usize| rows[node.min(rows.len() - 1)].clone();
+            let rng = &mut crate::rng::Rng::new(0);
+            walk_tree(
+                tree,
+                &mut row,
+                true,
+                Some(&t),
+                relax,
+                Residuals::Principled,
+                rng,
+            )
+        };
+        let out = walk(&tree, std::slice::from_ref(&p));
         assert_eq!(
             out,
             WalkOutcome {
@@ -521,16 +527,7 @@ mod tests {
         let mut tree = DraftTree::root(0);
         let c = tree.push(0, 1);
         tree.push(c, 2);
-        let rows = [vec![0.1, 0.6, 0.3], p];
-        let out = walk_tree(
-            &tree,
-            &mut |node| rows[node].clone(),
-            true,
-            Some(&t),
-            relax,
-            Residuals::Principled,
-            &mut crate::rng::Rng::new(0),
-        );
+        let out = walk(&tree, &[vec![0.1, 0.6, 0.3], p]);
         assert_eq!(
             out,
             WalkOutcome {
