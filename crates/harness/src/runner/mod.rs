@@ -22,9 +22,7 @@ use crate::shard::Shard;
 use crate::system::Hardware;
 use progress::Progress;
 
-pub use setup::{
-    device_description, fixture_dir, git_commit, model_identity, model_paths, sweep_identity,
-};
+pub use setup::{device_description, git_commit, model_identity, model_paths, sweep_identity};
 
 /// Anything that stops a sweep.
 #[derive(Debug, thiserror::Error)]

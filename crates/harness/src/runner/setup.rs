@@ -13,11 +13,6 @@ use crate::config::{ConfigError, SweepConfig};
 use crate::extractors::{load_pretrained, ExtractorSpec};
 use crate::prompts::PromptSet;
 
-/// The LlamaGen fixture folder ([`lantern_models::fixtures::llamagen_tiny`]).
-pub fn fixture_dir() -> PathBuf {
-    lantern_models::fixtures::llamagen_tiny()
-}
-
 /// The model files a sweep names.
 pub fn model_paths(cfg: &SweepConfig) -> Result<ModelPaths, ConfigError> {
     let m = &cfg.model;
@@ -29,7 +24,7 @@ pub fn model_paths(cfg: &SweepConfig) -> Result<ModelPaths, ConfigError> {
     };
     let paths = match m.preset.as_deref() {
         Some("fixture") => {
-            let dir = fixture_dir();
+            let dir = lantern_models::fixtures::llamagen_tiny();
             let mut p = ModelPaths::fixture(&dir);
             if let Some(d) = &m.drafter {
                 p.drafter = Some(d.clone());
