@@ -88,15 +88,17 @@ compare NAME: build
 # Re-render the plots of a results folder (the same as `just report`: plots come from the journal).
 plots DIR: (report DIR)
 
-# Extract the package-shipped photos the embedded default trains on into data/photos/.
+# Extract the package-shipped photos the embedded models train on into data/photos/ (one class
+# per photo, `tiny-peaked`) and data/themes/ (themed classes with held-out photos, `tiny`).
 fetch-data:
     scripts/fetch-data.sh data/photos
 
 # Rebuild the embedded default (VQ, GPT, drafter, reference set) from scratch into checkpoints/tiny
-# (seeded; resumes an interrupted run; `just train-tiny 0.05` is a quick trial at 5% of the steps).
-train-tiny SCALE="1.0": build
-    test -d data/photos || scripts/fetch-data.sh data/photos
-    {{lantern}} train tiny --data data/photos --out checkpoints/tiny --scale {{SCALE}}
+# (seeded; resumes an interrupted run; `just train-tiny 0.05` is a quick trial at 5% of the steps;
+# `just train-tiny 1.0 tiny-peaked` rebuilds the earlier model into checkpoints/tiny-peaked).
+train-tiny SCALE="1.0" PRESET="tiny": build
+    test -d data/themes || scripts/fetch-data.sh data/photos
+    {{lantern}} train tiny --preset {{PRESET}} --scale {{SCALE}}
 
 # Everything CI checks, exactly as CI runs it (`.ci/run`): formatting; one release build of every
 # target with the wgpu feature and clippy's lints applied as it compiles; `just test` on that build;

@@ -6,7 +6,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 bin=${1:-$(cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')/release/lantern}
-configs=(configs/smoke.toml configs/fixture/*.toml configs/lantern_k.toml configs/lantern_pp_lambda.toml
+configs=(configs/smoke.toml configs/fixture/*.toml configs/lantern_k.toml configs/ambiguity.toml
+         configs/ambiguity_peaked.toml configs/lantern_pp_lambda.toml
          configs/entropy_temperature.toml configs/paper/*.toml configs/training_free.toml
          configs/methods.toml configs/lantern_delta.toml)
 for c in "${configs[@]}"; do

@@ -11,8 +11,8 @@ use lantern_models::{ModelBundle, ModelPaths, RunOptions};
 /// Where the models come from and how they run.
 #[derive(clap::Args, Clone)]
 pub struct ModelArgs {
-    /// Model set: `tiny` (the embedded default), `fixture` (the shared random-weight fixtures)
-    /// or `custom` (give --gpt …).
+    /// Model set: `tiny` (the embedded default), `tiny-peaked` (the earlier, near-memorising one),
+    /// `fixture` (the random-weight fixtures) or `custom` (give --gpt …).
     #[arg(long, default_value = "tiny")]
     pub models: String,
     /// The LlamaGen fixture folder (default: `llamagen-tiny/` in $LANTERN_FIXTURES or `fixtures/`).
@@ -57,8 +57,8 @@ impl ModelArgs {
     pub fn paths(&self) -> Result<ModelPaths, String> {
         let mut p = match self.models.as_str() {
             "fixture" => ModelPaths::fixture(&fixture_dir(self.fixtures.clone())),
-            "tiny" => {
-                let dir = lantern_models::bundle::tiny_dir();
+            name if lantern_models::bundle::EMBEDDED.contains(&name) => {
+                let dir = lantern_models::bundle::embedded_dir(name);
                 if !dir.join("gpt.safetensors").is_file() {
                     return Err(format!(
                         "the embedded default is missing ({} has no gpt.safetensors); rebuild it with `just train-tiny`, or use --models fixture",
@@ -82,7 +82,7 @@ impl ModelArgs {
             }
             other => {
                 return Err(format!(
-                    "unknown --models '{other}'; allowed: tiny, fixture, custom"
+                    "unknown --models '{other}'; allowed: tiny, tiny-peaked, fixture, custom"
                 ))
             }
         };

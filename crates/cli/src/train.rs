@@ -4,9 +4,9 @@ use std::path::PathBuf;
 
 use lantern_models::bundle::{gpt_config, vq_config};
 use lantern_models::{DrafterConfig, Gpt, VqModel};
-use lantern_train::data::ImageSet;
+use lantern_train::data::{ImageSet, Split};
 use lantern_train::drafter::DrafterTrainConfig;
-use lantern_train::tiny::{build, Recipe};
+use lantern_train::tiny::{build, Preset, Recipe};
 
 /// Arguments of `lantern train`.
 #[derive(clap::Args)]
@@ -26,12 +26,17 @@ enum What {
 /// Arguments of `lantern train tiny`.
 #[derive(clap::Args)]
 struct TinyArgs {
-    /// Photos (one class per file) or ImageNet-style class folders (`just fetch-data` fills data/photos).
-    #[arg(long, default_value = "data/photos")]
-    data: PathBuf,
-    /// Output folder (its `*.state` sub-folders make an interrupted run resumable).
-    #[arg(long, default_value = "checkpoints/tiny")]
-    out: PathBuf,
+    /// Which embedded model: `tiny` (the default) or `tiny-peaked` (the earlier one).
+    #[arg(long, default_value = "tiny")]
+    preset: String,
+    /// Photos (`just fetch-data` fills them): for `tiny`, a folder with `train/<class>/` and
+    /// `heldout/<class>/` (default data/themes); for `tiny-peaked`, one class per file (data/photos).
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Output folder (default checkpoints/<preset>; its `*.state` sub-folders make an interrupted
+    /// run resumable).
+    #[arg(long)]
+    out: Option<PathBuf>,
     /// Multiplies every stage's step count (1 = the shipped recipe; small values for trial runs).
     #[arg(long, default_value_t = 1.0)]
     scale: f64,
@@ -109,8 +114,16 @@ pub fn run(a: Args) -> Result<(), Box<dyn std::error::Error>> {
             if !t.scale.is_finite() || t.scale <= 0.0 {
                 return Err(format!("--scale {} must be > 0", t.scale).into());
             }
-            let report = build(&t.data, &t.out, &Recipe::new(t.scale), !t.quiet)?;
-            loss_curves(&t.out)?;
+            let preset = Preset::named(&t.preset)?;
+            let data = t.data.unwrap_or_else(|| match preset {
+                Preset::Tiny => PathBuf::from("data/themes"),
+                Preset::TinyPeaked => PathBuf::from("data/photos"),
+            });
+            let out = t
+                .out
+                .unwrap_or_else(|| PathBuf::from("checkpoints").join(preset.name()));
+            let report = build(&data, &out, &Recipe::new(preset, t.scale), !t.quiet)?;
+            loss_curves(&out)?;
             println!("{}", serde_json::to_string_pretty(&report)?);
         }
         What::Drafter(d) => {
@@ -147,8 +160,18 @@ pub fn run(a: Args) -> Result<(), Box<dyn std::error::Error>> {
                 seed: d.seed,
                 checkpoint_every: 100,
             };
-            let report =
-                lantern_train::drafter::train(&set, &vq, &target, &dcfg, &tc, &d.out, !d.quiet)?;
+            let report = lantern_train::drafter::train(
+                Split {
+                    train: &set,
+                    heldout: &set,
+                },
+                &vq,
+                &target,
+                &dcfg,
+                &tc,
+                &d.out,
+                !d.quiet,
+            )?;
             let json = serde_json::to_string_pretty(&report)?;
             std::fs::write(d.out.join("drafter_report.json"), &json)?;
             loss_curves(&d.out)?;

@@ -15,6 +15,7 @@ pub mod embeddings;
 pub mod engine;
 pub mod model;
 pub mod neighbours;
+pub mod regime;
 pub mod rng;
 pub mod sampling;
 pub mod spec;

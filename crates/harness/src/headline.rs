@@ -1,6 +1,7 @@
 //! The headline table a sweep ends with, for a terminal of 100 columns: one line per
-//! configuration (method, tree, k and δ/λ/L, τ, median latency, speedup, FD), grouped by sampling
-//! settings; `tables.md` has everything else.
+//! configuration (method, tree, k and δ/λ/L, τ, median latency, speedup by medians, FD), grouped
+//! by sampling settings, and a line on how disturbed the machine was; `tables.md` has everything
+//! else.
 
 use std::fmt::Write as _;
 
@@ -46,10 +47,32 @@ pub fn headline(summaries: &[Summary], records: &[Record]) -> String {
                 relax_label(x),
                 x.tau.mean,
                 median(&latencies),
-                x.speedup.map_or("—".into(), |v| format!("{v:.2}×")),
+                x.speedup.map_or("—".into(), |v| {
+                    // `!`: more than a tenth of the images stayed disturbed (tables.md says why).
+                    let mark = if 10 * x.disturbed_images > x.images {
+                        "!"
+                    } else {
+                        ""
+                    };
+                    format!("{v:.2}×{mark}")
+                }),
                 x.fd.map_or("—".into(), |f| format!("{f:.2}")),
             );
         }
+    }
+    let retimed = records.iter().filter(|r| r.retimed > 0).count();
+    let disturbed = records.iter().filter(|r| r.disturbed.is_some()).count();
+    if retimed > 0 {
+        let _ = writeln!(
+            s,
+            "\nmachine: {retimed} of {} images re-timed (disturbed), {disturbed} stayed disturbed{}",
+            records.len(),
+            if disturbed > 0 {
+                "; `!` marks a speedup from timings a neighbour disturbed (tables.md)"
+            } else {
+                ""
+            }
+        );
     }
     s
 }

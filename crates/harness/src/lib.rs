@@ -11,6 +11,7 @@ pub mod plan;
 pub mod plots;
 pub mod prompts;
 pub mod quality;
+pub mod quiet;
 pub mod records;
 pub mod report;
 pub mod runner;

@@ -136,6 +136,8 @@ fn draw_lines<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, c: &Lines) -> s
                 .configure_mesh()
                 .x_desc(c.x_desc)
                 .y_desc(c.y_desc)
+                .x_label_formatter(&|v| tick(*v))
+                .y_label_formatter(&|v| tick(*v))
                 .label_style(("sans-serif", 14))
                 .draw()
                 .map_err(io)?;
@@ -204,6 +206,15 @@ fn draw_lines<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, c: &Lines) -> s
     root.present().map_err(io)
 }
 
+/// An axis label as people write it: `10`, `1000`, `0.25`, `2.5` (no `10.0`, no float noise).
+pub fn tick(v: f64) -> String {
+    if v.is_finite() && (v - v.round()).abs() < 1e-9 * v.abs().max(1.0) {
+        return format!("{}", v.round() as i64);
+    }
+    let s = format!("{v:.4}");
+    s.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
 /// Where plots go: `<stem>.png` always, `<stem>.svg` beside it on request (`lantern report
 /// --svg`; the PNGs are what the committed results carry).
 #[derive(Clone, Copy, Debug)]
@@ -225,21 +236,39 @@ impl PlotDir<'_> {
 }
 
 fn save_lines(out: PlotDir, stem: &str, chart: &Lines) -> std::io::Result<()> {
-    if chart.series.iter().all(|s| s.1.is_empty()) {
+    save_panels(out, stem, &[chart])
+}
+
+/// Charts side by side in one figure (the empty ones left out; nothing written if all are).
+fn save_panels(out: PlotDir, stem: &str, charts: &[&Lines]) -> std::io::Result<()> {
+    let charts: Vec<&Lines> = charts
+        .iter()
+        .copied()
+        .filter(|c| c.series.iter().any(|s| !s.1.is_empty()))
+        .collect();
+    if charts.is_empty() {
         return Ok(());
     }
-    draw_lines(
-        &BitMapBackend::new(&out.png(stem), (820, 520)).into_drawing_area(),
-        chart,
+    let size = (820 * charts.len() as u32, 520);
+    draw_panels(
+        BitMapBackend::new(&out.png(stem), size).into_drawing_area(),
+        &charts,
     )?;
     crate::images::compact_png(&out.png(stem))?;
     match out.svg(stem) {
-        Some(svg) => draw_lines(
-            &SVGBackend::new(&svg, (820, 520)).into_drawing_area(),
-            chart,
-        ),
+        Some(svg) => draw_panels(SVGBackend::new(&svg, size).into_drawing_area(), &charts),
         None => Ok(()),
     }
+}
+
+fn draw_panels<DB: DrawingBackend>(
+    root: DrawingArea<DB, Shift>,
+    charts: &[&Lines],
+) -> std::io::Result<()> {
+    for (area, chart) in root.split_evenly((1, charts.len())).iter().zip(charts) {
+        draw_lines(area, chart)?;
+    }
+    root.present().map_err(io)
 }
 
 /// A LANTERN configuration's rule for curve names (empty for the paper's principled rule), and
@@ -453,6 +482,7 @@ pub fn write_all(out: PlotDir, summaries: &[Summary], records: &[Record]) -> std
     tvd_vs_delta(out, summaries)?;
     predicted_vs_measured(out, summaries)?;
     speed_quality(out, summaries)?;
+    tau_vs_entropy(out, summaries)?;
     acceptance(out, summaries, records)?;
     Ok(())
 }
@@ -465,6 +495,30 @@ fn lantern_rows(summaries: &[Summary]) -> Vec<&Summary> {
         .collect()
 }
 
+/// Points `(x, y, 95% half-width)` of one curve.
+type Curve = Vec<(f64, f64, f64)>;
+/// Named point series of a chart.
+type Series = Vec<(String, Vec<(f64, f64)>)>;
+/// Per series, per point, the `(dx, dy)` error bars.
+type Bars = Vec<Vec<(f64, f64)>>;
+
+/// The series (each sorted by x) and error bars of named curves; the half-width is y's when
+/// `y_bars`, else x's.
+fn series_and_bars(curves: BTreeMap<String, Curve>, y_bars: bool) -> (Series, Bars) {
+    let mut series = Vec::new();
+    let mut bars = Vec::new();
+    for (name, mut v) in curves {
+        v.sort_by(|a, b| a.0.total_cmp(&b.0));
+        series.push((name, v.iter().map(|p| (p.0, p.1)).collect()));
+        bars.push(
+            v.iter()
+                .map(|p| if y_bars { (0.0, p.2) } else { (p.2, 0.0) })
+                .collect(),
+        );
+    }
+    (series, bars)
+}
+
 /// Points in x order.
 fn sorted(mut v: Vec<(f64, f64)>) -> Vec<(f64, f64)> {
     v.sort_by(|a, b| a.0.total_cmp(&b.0));
@@ -474,54 +528,98 @@ fn sorted(mut v: Vec<(f64, f64)>) -> Vec<(f64, f64)> {
 /// LANTERN's τ against δ (a line per k and rule) and against k (a line per δ).
 fn lantern_curves(out: PlotDir, summaries: &[Summary]) -> std::io::Result<()> {
     let lantern = lantern_rows(summaries);
-    // τ vs δ, one line per k (and rule).
-    let mut by_k: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
-    let mut by_delta: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
+    // τ vs δ, one line per k (rule, tree); τ vs k, one line per δ (tree); 95% CIs over images.
+    type Curves = BTreeMap<String, Curve>;
+    let (mut by_k, mut by_delta): (Curves, Curves) = Default::default();
     for s in &lantern {
         if let (Some(k), Some(d)) = (s.config.k, s.config.delta) {
-            by_k.entry(format!("k={k}{}", rule_suffix(s)))
+            let tree = s.config.tree.as_deref().unwrap_or("");
+            let point = |x: f64| (x, s.tau.mean, s.tau.ci95);
+            by_k.entry(format!("k={k}{} {tree}", rule_suffix(s)))
                 .or_default()
-                .push((d, s.tau.mean));
+                .push(point(d));
             by_delta
-                .entry(format!("{d}"))
+                .entry(format!("δ={d}{} {tree}", rule_suffix(s)))
                 .or_default()
-                .push((k as f64, s.tau.mean));
+                .push(point(k as f64));
         }
     }
+    let chart = |title, x_desc, log_x, curves: Curves| {
+        let (series, bars) = series_and_bars(curves, true);
+        Lines {
+            title,
+            x_desc,
+            y_desc: "τ (tokens per target forward; ± 95% CI)",
+            log_x,
+            series,
+            labels: Vec::new(),
+            bars,
+            scatter: false,
+            diagonal: None,
+        }
+    };
+    let vs_delta = chart(
+        "LANTERN: accepted length vs δ",
+        "δ (TVD budget)",
+        false,
+        by_k,
+    );
+    save_lines(out, "tau_vs_delta", &vs_delta)?;
+    let vs_k = chart(
+        "LANTERN: accepted length vs k",
+        "k (latent neighbours)",
+        true,
+        by_delta,
+    );
+    save_lines(out, "tau_vs_k", &vs_k)
+}
+
+/// τ against the target's mean next-token entropy after CFG (AR's, at each sampling setting), a
+/// curve per configuration: how much drafting gains as the target spreads out (± 95% CI of τ).
+/// Drawn when two or more sampling settings carry AR's regime (e.g. a temperature axis).
+fn tau_vs_entropy(out: PlotDir, summaries: &[Summary]) -> std::io::Result<()> {
+    let same_sampling = |a: &Summary, b: &Summary| {
+        let (x, y) = (&a.config, &b.config);
+        (x.temperature, x.top_k, x.top_p, x.cfg, &x.temperature_rule)
+            == (y.temperature, y.top_k, y.top_p, y.cfg, &y.temperature_rule)
+    };
+    let ar: Vec<&Summary> = summaries
+        .iter()
+        .filter(|s| s.config.strategy == "ar" && s.regime.is_some())
+        .collect();
+    if ar.len() < 2 {
+        return Ok(());
+    }
+    let mut curves: BTreeMap<String, Curve> = BTreeMap::new();
+    for s in summaries.iter().filter(|s| s.config.strategy != "ar") {
+        let entropy = ar
+            .iter()
+            .find(|a| same_sampling(a, s))
+            .and_then(|a| a.regime)
+            .map(|r| r.entropy);
+        if let Some(h) = entropy {
+            curves
+                .entry(s.label.clone())
+                .or_default()
+                .push((h, s.tau.mean, s.tau.ci95));
+        }
+    }
+    let (series, bars) = series_and_bars(curves, true);
     save_lines(
         out,
-        "tau_vs_delta",
+        "tau_vs_entropy",
         &Lines {
-            title: "LANTERN: accepted length vs δ",
-            x_desc: "δ (TVD budget)",
-            y_desc: "τ",
+            title: "Accepted length vs the target's entropy (AR's, after CFG)",
+            x_desc: "mean next-token entropy of the target (nats)",
+            y_desc: "τ (tokens per target forward; ± 95% CI)",
             log_x: false,
-            series: by_k.into_iter().map(|(k, v)| (k, sorted(v))).collect(),
+            series,
             labels: Vec::new(),
-            bars: Vec::new(),
+            bars,
             scatter: false,
             diagonal: None,
         },
-    )?;
-    save_lines(
-        out,
-        "tau_vs_k",
-        &Lines {
-            title: "LANTERN: accepted length vs k",
-            x_desc: "k (neighbours)",
-            y_desc: "τ",
-            log_x: true,
-            series: by_delta
-                .into_iter()
-                .map(|(d, v)| (format!("δ={d}"), sorted(v)))
-                .collect(),
-            labels: Vec::new(),
-            bars: Vec::new(),
-            scatter: false,
-            diagonal: None,
-        },
-    )?;
-    Ok(())
+    )
 }
 
 /// Speedup against τ per method (the speed axis of the speed–quality plot).
@@ -678,22 +776,20 @@ fn speed_quality(out: PlotDir, summaries: &[Summary]) -> std::io::Result<()> {
         // Bars in the series' (name) order.
         let bars = speed_quality.keys().map(|k| fd_bars[k].clone()).collect();
         let x_desc = format!("FD ({x}; lower is better)");
-        save_lines(
-            out,
-            "speedup_vs_fd",
-            &Lines {
-                title: "Speed–quality: speedup over AR vs Fréchet distance (± 95% CI)",
-                x_desc: &x_desc,
-                y_desc: "speedup (×)",
-                log_x: false,
-                // Points stay in configuration order (δ, k, λ ascending), tracing the trade-off curve.
-                series: speed_quality.into_iter().collect(),
-                labels,
-                bars,
-                scatter: false,
-                diagonal: None,
-            },
-        )?;
+        let fd_panel = Lines {
+            title: "Speedup over AR vs Fréchet distance (± 95% CI)",
+            x_desc: &x_desc,
+            y_desc: "speedup (×)",
+            log_x: false,
+            // Points stay in configuration order (δ, k, λ ascending), tracing the trade-off curve.
+            series: speed_quality.into_iter().collect(),
+            labels,
+            bars,
+            scatter: false,
+            diagonal: None,
+        };
+        let tvd_panel = speedup_vs_tvd_panel(summaries);
+        save_panels(out, "speedup_vs_fd", &[&fd_panel, &tvd_panel])?;
         let mut fd_by_k: BTreeMap<String, Vec<(f64, f64, f64)>> = BTreeMap::new();
         for s in &lantern {
             if let (Some(k), Some(d), Some(fd)) = (s.config.k, s.config.delta, s.fd) {
@@ -731,6 +827,38 @@ fn speed_quality(out: PlotDir, summaries: &[Summary]) -> std::io::Result<()> {
         )?;
     }
     Ok(())
+}
+
+/// The second panel of the speed–quality figure: speedup against the exact emitted TVD (0 for
+/// the lossless rules), a curve per method, k and tree, ± 95% CI over images.
+fn speedup_vs_tvd_panel(summaries: &[Summary]) -> Lines<'static> {
+    let mut curves: BTreeMap<String, Curve> = BTreeMap::new();
+    for s in summaries {
+        if let (Some(t), Some(sp)) = (s.tvd_emitted, s.speedup) {
+            let name = match s.config.k {
+                Some(k) => format!(
+                    "{} k={k}{} {}",
+                    s.config.strategy,
+                    rule_suffix(s),
+                    s.config.tree.as_deref().unwrap_or("")
+                ),
+                None => variant(s),
+            };
+            curves.entry(name).or_default().push((t.mean, sp, t.ci95));
+        }
+    }
+    let (series, bars) = series_and_bars(curves, false);
+    Lines {
+        title: "Speedup over AR vs emitted TVD (exact; ± 95% CI)",
+        x_desc: "emitted TVD at the first drafted position (0 = lossless)",
+        y_desc: "speedup (×)",
+        log_x: false,
+        bars,
+        series,
+        labels: Vec::new(),
+        scatter: false,
+        diagonal: None,
+    }
 }
 
 /// Where drafts are accepted and how many tokens each round emits, per speculative strategy kind.
@@ -841,4 +969,19 @@ pub fn training_curve(
         },
     )?;
     Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tick;
+
+    #[test]
+    fn axis_labels_read_as_written() {
+        assert_eq!(tick(10.0), "10");
+        assert_eq!(tick(1000.0), "1000");
+        assert_eq!(tick(0.25), "0.25");
+        assert_eq!(tick(2.5), "2.5");
+        assert_eq!(tick(0.1 + 0.2), "0.3");
+        assert_eq!(tick(-3.0), "-3");
+    }
 }

@@ -54,6 +54,21 @@ pub struct Record {
     /// drafted position and the target there (speculative kinds; see `accept::emitted_tvd`).
     #[serde(default)]
     pub tvd_emitted: Option<f64>,
+    /// Mean over rounds of the target's distribution statistics after CFG (entropy, largest
+    /// probability, top-10 mass) and of the drafter's single-draft acceptance 1 − TV(p, q) at the
+    /// round's first position (AR and the drafted kinds; see `lantern_decoding::regime`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub regime: Option<lantern_decoding::regime::Regime>,
+    /// What the machine did during the kept timing (the first repeat's): this process's CPU time
+    /// and run-queue wait, steal and CPU pressure (see `quiet`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quiet: Option<crate::quiet::Quietness>,
+    /// Times the image was re-timed because the machine was disturbed (all repeats together).
+    #[serde(default)]
+    pub retimed: u32,
+    /// Why a kept timing was still disturbed after the last re-timing (`None`: quiet).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disturbed: Option<String>,
     /// Milliseconds decoding tokens to pixels (when a tokenizer is loaded).
     pub vq_decode_ms: Option<f64>,
     /// Accepted draft tokens per step.
@@ -314,6 +329,16 @@ pub fn to_frame(records: &[Record], equals_ar: &[Option<bool>]) -> PolarsResult<
         c!("forward_ms", |r| r.forward_ms),
         c!("prefill_ms", |r| r.prefill_ms),
         c!("tvd_emitted", |r| r.tvd_emitted),
+        c!("target_entropy", |r| r.regime.map(|g| g.entropy)),
+        c!("target_max_p", |r| r.regime.map(|g| g.max_p)),
+        c!("target_top10", |r| r.regime.map(|g| g.top10)),
+        c!("draft_accept1", |r| r.regime.and_then(|g| g.accept1)),
+        c!("retimed", |r| r.retimed),
+        c!("disturbed", |r| r.disturbed.clone()),
+        c!("cpu_ms", |r| r.quiet.and_then(|q| q.cpu_ms)),
+        c!("runqueue_wait_ms", |r| r.quiet.and_then(|q| q.wait_ms)),
+        c!("steal_share", |r| r.quiet.and_then(|q| q.steal)),
+        c!("cpu_pressure", |r| r.quiet.and_then(|q| q.pressure)),
         c!("vq_decode_ms", |r| r.vq_decode_ms),
         list_u32(
             "accepted_per_step",

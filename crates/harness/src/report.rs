@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
 
+use lantern_metrics::stats::median;
+
 use crate::plots;
 use crate::quality::Quality;
 use crate::records::{self, Record};
@@ -321,10 +323,43 @@ pub fn tables_md(
             samplings.push(key);
         }
     }
-    for key in samplings {
-        s += &sampling_table(summaries, key, &shown);
+    for key in &samplings {
+        s += &sampling_table(summaries, *key, &shown);
     }
+    s += &regime_table(summaries, &samplings);
     s + &notes(&shown, quality)
+}
+
+/// The target's regime per configuration (where recorded): how spread its next-token
+/// distribution is after CFG and how often one draft from the drafter would be accepted.
+fn regime_table(summaries: &[Summary], samplings: &[SamplingKey]) -> String {
+    if summaries.iter().all(|x| x.regime.is_none()) {
+        return String::new();
+    }
+    let mut s = String::from(
+        "## Target regime
+
+Means over the rounds of every image (AR: every position; drafted kinds: each round's first drafted position, so on the accepted path) of the target's next-token distribution p after CFG and temperature, and the single-draft acceptance Σ min(p, q) = 1 − TV(p, q) of the drafter's q there (sampled drafts only). Not timed.\n\n| T | top-k | top-p | CFG | method | tree | k | δ / λ | entropy (nats) | top-1 p | top-10 mass | 1 − TV(p, q) |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+    );
+    for &key in samplings {
+        for x in summaries.iter().filter(|x| sampling_key(x) == key) {
+            let Some(r) = x.regime else { continue };
+            let (t, k, p, c, _) = key;
+            let _ = writeln!(
+                s,
+                "| {t} | {k} | {p} | {c} | {} | {} | {} | {} | {:.3} | {:.3} | {:.3} | {} |",
+                method_label(x),
+                opt(x.config.tree.clone()),
+                opt(x.config.k),
+                relax_label(x),
+                r.entropy,
+                r.max_p,
+                r.top10,
+                fmt(r.accept1, 3)
+            );
+        }
+    }
+    s + "\n"
 }
 
 /// Temperature, top-k, top-p, CFG scale and temperature rule.
@@ -408,11 +443,54 @@ fn preamble(summaries: &[Summary], records: &[Record], provenance: &Provenance) 
             r.git_commit
         );
     }
+    s += &quietness_md(summaries, records);
     if summaries.iter().any(|x| x.drafter_is_random) {
         let _ = writeln!(
             s,
             "**The drafter is untrained (random weights):** acceptance and speedups of `sd`, `lantern` and \
              `lantern++` say nothing about trained drafters; they exercise the machinery.\n"
+        );
+    }
+    s
+}
+
+/// How quiet the machine was: images re-timed and still disturbed, median run-queue wait, steal
+/// and CPU pressure over the kept timings, and a warning per configuration whose timing is
+/// unreliable (more than a tenth of its images stayed disturbed).
+fn quietness_md(summaries: &[Summary], records: &[Record]) -> String {
+    let measured: Vec<&crate::quiet::Quietness> =
+        records.iter().filter_map(|r| r.quiet.as_ref()).collect();
+    if measured.is_empty() {
+        return String::new();
+    }
+    let med = |f: &dyn Fn(&crate::quiet::Quietness) -> Option<f64>| {
+        let v: Vec<f64> = measured.iter().filter_map(|q| f(q)).collect();
+        (!v.is_empty()).then(|| format!("{:.1}%", 100.0 * median(&v)))
+    };
+    let retimed = records.iter().filter(|r| r.retimed > 0).count();
+    let disturbed = records.iter().filter(|r| r.disturbed.is_some()).count();
+    let rule = crate::quiet::RULE;
+    let mut s = format!(
+        "**Machine quietness.** {retimed} of {} timed images ({:.1}%) were re-timed because the machine was disturbed, {disturbed} stayed disturbed after {} re-timings (flagged in runs.parquet: `retimed`, `disturbed`). Medians over the kept timings: run-queue wait of this process's threads {} of wall time, steal {}, CPU pressure {}. Disturbed means: run-queue wait above {:.0}% of wall, steal above {:.0}%, or a latency above {}× the configuration's median of quiet images (once it has {}).\n\n",
+        records.len(),
+        100.0 * retimed as f64 / records.len().max(1) as f64,
+        rule.max_retimes,
+        med(&|q| q.wait_share()).unwrap_or("—".into()),
+        med(&|q| q.steal).unwrap_or("—".into()),
+        med(&|q| q.pressure).unwrap_or("—".into()),
+        100.0 * rule.max_wait_share,
+        100.0 * rule.max_steal,
+        rule.max_over_median,
+        rule.min_images,
+    );
+    for x in summaries
+        .iter()
+        .filter(|x| 10 * x.disturbed_images > x.images)
+    {
+        let _ = writeln!(
+            s,
+            "**Unreliable timing:** `{}` — {} of {} images stayed disturbed; its latency and speedup are not to be trusted.\n",
+            x.label, x.disturbed_images, x.images
         );
     }
     s
@@ -435,7 +513,7 @@ fn sampling_table(summaries: &[Summary], key: SamplingKey, shown: &Shown) -> Str
     let _ = writeln!(s, "## {temp}, top-k {k}, top-p {p}, CFG {c}\n");
     let _ = writeln!(
         s,
-        "| method | tree | k | δ / λ | images | τ (95% CI) |{} latency ms (95% CI{}) | host % |{} speedup |{}{} FD (95% CI) | precision | recall | class score |{}{} tokens = AR | PSNR vs AR (dB) |",
+        "| method | tree | k | δ / λ | images | τ (95% CI) |{} latency ms: median [IQR] | latency ms: mean (95% CI{}) | host % |{} speedup by medians [95% CI] |{}{} FD (95% CI) | precision | recall | class score |{}{} tokens = AR | PSNR vs AR (dB) |",
         if shown.forwards { " forwards / image: target, drafter |" } else { "" },
         if shown.repeats { "; ± std over repeats" } else { "" },
         if shown.rss { " peak RSS MiB |" } else { "" },
@@ -446,7 +524,7 @@ fn sampling_table(summaries: &[Summary], key: SamplingKey, shown: &Shown) -> Str
     );
     let _ = writeln!(
         s,
-        "|---|---|---|---|---|---|---|---|{}---|{}{}{}---|---|---|---|{}{}---|---|",
+        "|---|---|---|---|---|---|---|---|---|{}---|{}{}{}---|---|---|---|{}{}---|---|",
         if shown.forwards { "---|" } else { "" },
         if shown.rss { "---|" } else { "" },
         if shown.pred { "---|" } else { "" },
@@ -468,7 +546,7 @@ fn sampling_table(summaries: &[Summary], key: SamplingKey, shown: &Shown) -> Str
         };
         let _ = writeln!(
             s,
-            "| {method} | {} | {} | {relax} | {} | {:.3} ± {:.3} |{} {:.1} ± {:.1}{} | {:.0} |{} {} |{predicted}{tvd} {} | {} | {} | {} |{}{} {} | {} |",
+            "| {method} | {} | {} | {relax} | {} | {:.3} ± {:.3} |{} {:.1} [{:.1}, {:.1}] | {:.1} ± {:.1}{} | {:.0} |{} {} |{predicted}{tvd} {} | {} | {} | {} |{}{} {} | {} |",
             opt(x.config.tree.as_deref()),
             opt(x.config.k),
             x.images,
@@ -483,6 +561,9 @@ fn sampling_table(summaries: &[Summary], key: SamplingKey, shown: &Shown) -> Str
             } else {
                 String::new()
             },
+            x.latency_spread.median,
+            x.latency_spread.q1,
+            x.latency_spread.q3,
             x.latency_ms.mean,
             x.latency_ms.ci95,
             x.latency_repeat_std_ms
@@ -493,7 +574,10 @@ fn sampling_table(summaries: &[Summary], key: SamplingKey, shown: &Shown) -> Str
             } else {
                 String::new()
             },
-            x.speedup.map_or("—".into(), |v| format!("{v:.2}×")),
+            match (x.speedup, x.speedup_ci) {
+                (Some(v), Some((lo, hi))) => format!("{v:.2}× [{lo:.2}, {hi:.2}]"),
+                (v, _) => v.map_or("—".into(), |v| format!("{v:.2}×")),
+            },
             match (x.fd, x.fd_ci95) {
                 (Some(f), Some(ci)) => format!("{f:.2} ± {ci:.2}"),
                 (f, _) => fmt(f, 2),
@@ -522,8 +606,11 @@ fn notes(shown: &Shown, quality: Option<&Quality>) -> String {
         "τ: mean accepted length per target forward after the prefill, bonus token included (AR = 1). \
          Latency: prefill through the last token, one image at a time, warm-up excluded, VQ decoding \
          excluded. Host %: share of the rounds' time (drafting and verification) spent outside model \
-         forwards (sampling, trees, acceptance, copies). Speedup: AR latency / latency over the same \
-         images and sampling settings."
+         forwards (sampling, trees, acceptance, copies). Latencies are summarised by their median and \
+         interquartile range (one stalled image moves a mean, not these); the mean and its 95% CI stand \
+         beside them. Speedup: AR's median latency / this configuration's, over the same images and \
+         sampling settings, with a percentile-bootstrap 95% interval that resamples the paired images \
+         (1000 draws; the ratio of means is `speedup_of_means` in summary.parquet)."
     );
     if shown.forwards {
         let _ = writeln!(

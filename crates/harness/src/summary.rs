@@ -9,7 +9,11 @@ use serde::Serialize;
 use crate::columns::Config;
 use crate::quality::Quality;
 use crate::records::Record;
-use lantern_metrics::stats::Estimate;
+use lantern_metrics::stats::{ratio_of_medians, Estimate, Spread, RATIO_RESAMPLES};
+
+/// Seed of the speedup intervals' bootstrap (fixed: a report rebuilt from the same journal
+/// prints the same intervals).
+const SPEEDUP_SEED: u64 = 0x5EED_0FA2;
 
 /// Summary of one configuration.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -32,6 +36,8 @@ pub struct Summary {
     /// Latency per image (ms): mean and 95% CI across images (each image's latency being the
     /// mean of its repeats).
     pub latency_ms: Estimate,
+    /// Latency per image (ms): median and interquartile range across images.
+    pub latency_spread: Spread,
     /// Timed generations per image (`[timing] repeats`).
     pub repeats: usize,
     /// Standard deviation across an image's repeats, averaged over images (ms; `None` with one
@@ -57,8 +63,20 @@ pub struct Summary {
     /// Mean and 95% CI over images of the exact emitted-vs-target TVD at the first drafted
     /// position (images where it was computed).
     pub tvd_emitted: Option<Estimate>,
-    /// AR latency / this latency over the images both have (`None` without an AR baseline).
+    /// Images re-timed at least once because the machine was disturbed.
+    pub retimed_images: usize,
+    /// Images whose kept timing was still disturbed after the last re-timing.
+    pub disturbed_images: usize,
+    /// Mean over images of the target's regime statistics (see `Record::regime`).
+    pub regime: Option<lantern_decoding::regime::Regime>,
+    /// Speedup over AR: AR's median latency over this configuration's, on the images both have
+    /// (`None` without an AR baseline).
     pub speedup: Option<f64>,
+    /// Percentile-bootstrap 95% interval of `speedup`, resampling the paired images.
+    pub speedup_ci: Option<(f64, f64)>,
+    /// The ratio of mean latencies on the same images (the pre-median definition; one stalled
+    /// image moves it).
+    pub speedup_of_means: Option<f64>,
     /// Images the speedup is computed over.
     pub speedup_images: usize,
     /// Whether the drafter was untrained.
@@ -179,9 +197,10 @@ pub fn summarise(
                 })
                 .collect();
             let q = quality.and_then(|q| q.run(&r0.run_id).filter(|x| x.images == rs.len()));
-            let speedup = (!pairs.is_empty()).then(|| {
+            let speedup_of_means = (!pairs.is_empty()).then(|| {
                 pairs.iter().map(|p| p.0).sum::<f64>() / pairs.iter().map(|p| p.1).sum::<f64>()
             });
+            let speedup = ratio_of_medians(&pairs, RATIO_RESAMPLES, SPEEDUP_SEED);
             Summary {
                 run_id: r0.run_id.clone(),
                 label: r0.label.clone(),
@@ -205,6 +224,7 @@ pub fn summarise(
                     (v.len() == rs.len()).then(|| Estimate::of(&v).mean)
                 },
                 latency_ms: Estimate::of(&col(|r| r.latency_ms)),
+                latency_spread: Spread::of(&col(|r| r.latency_ms)),
                 repeats: r0.latencies_ms.len().max(1),
                 latency_repeat_std_ms: (r0.latencies_ms.len() > 1).then(|| {
                     let stds: Vec<f64> = rs
@@ -243,7 +263,14 @@ pub fn summarise(
                     let v: Vec<f64> = rs.iter().filter_map(|r| r.tvd_emitted).collect();
                     (!v.is_empty()).then(|| Estimate::of(&v))
                 },
-                speedup,
+                retimed_images: rs.iter().filter(|r| r.retimed > 0).count(),
+                disturbed_images: rs.iter().filter(|r| r.disturbed.is_some()).count(),
+                regime: lantern_decoding::regime::Regime::mean(
+                    rs.iter().filter_map(|r| r.regime.as_ref()),
+                ),
+                speedup: speedup.map(|r| r.value),
+                speedup_ci: speedup.map(|r| (r.lo, r.hi)),
+                speedup_of_means,
                 speedup_images: pairs.len(),
                 drafter_is_random: r0.drafter_model.as_deref() == Some("random"),
                 extractor: q
@@ -288,6 +315,9 @@ pub fn to_frame(s: &[Summary]) -> PolarsResult<DataFrame> {
         c!("drafter_forwards", |r| r.drafter_forwards),
         c!("latency_ms_mean", |r| r.latency_ms.mean),
         c!("latency_ms_ci95", |r| r.latency_ms.ci95),
+        c!("latency_median_ms", |r| r.latency_spread.median),
+        c!("latency_q1_ms", |r| r.latency_spread.q1),
+        c!("latency_q3_ms", |r| r.latency_spread.q3),
         c!("repeats", |r| r.repeats as u32),
         c!("latency_repeat_std_ms", |r| r.latency_repeat_std_ms),
         c!("warmup", |r| r.warmup),
@@ -297,10 +327,19 @@ pub fn to_frame(s: &[Summary]) -> PolarsResult<DataFrame> {
         c!("verify_ms_mean", |r| r.verify_ms),
         c!("host_share", |r| r.host_share),
         c!("speedup", |r| r.speedup),
+        c!("speedup_lo", |r| r.speedup_ci.map(|c| c.0)),
+        c!("speedup_hi", |r| r.speedup_ci.map(|c| c.1)),
+        c!("speedup_of_means", |r| r.speedup_of_means),
         c!("predicted_tau", |r| r.predicted_tau),
         c!("predicted_speedup", |r| r.predicted_speedup),
         c!("tvd_emitted", |r| r.tvd_emitted.map(|e| e.mean)),
         c!("tvd_emitted_ci95", |r| r.tvd_emitted.map(|e| e.ci95)),
+        c!("retimed_images", |r| r.retimed_images as u32),
+        c!("disturbed_images", |r| r.disturbed_images as u32),
+        c!("target_entropy", |r| r.regime.map(|g| g.entropy)),
+        c!("target_max_p", |r| r.regime.map(|g| g.max_p)),
+        c!("target_top10", |r| r.regime.map(|g| g.top10)),
+        c!("draft_accept1", |r| r.regime.and_then(|g| g.accept1)),
         c!("speedup_images", |r| r.speedup_images as u32),
         c!("drafter_is_random", |r| r.drafter_is_random),
         c!("extractor", |r| r.extractor.clone()),

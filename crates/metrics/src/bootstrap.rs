@@ -11,7 +11,7 @@ use crate::{FeatureSet, FeatureStats, MetricError};
 pub const RESAMPLES: usize = 100;
 
 /// SplitMix64 step: the next 64 random bits of `state`.
-fn splitmix(state: &mut u64) -> u64 {
+pub(crate) fn splitmix(state: &mut u64) -> u64 {
     *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
     let mut z = *state;
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);

@@ -184,6 +184,90 @@ pub fn median(xs: &[f64]) -> f64 {
     }
 }
 
+/// The `q`-quantile of a sample, interpolating linearly between order statistics (NaN when empty).
+pub fn quantile(xs: &[f64], q: f64) -> f64 {
+    let mut v = xs.to_vec();
+    v.sort_by(f64::total_cmp);
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    let pos = q.clamp(0.0, 1.0) * (v.len() - 1) as f64;
+    let (i, frac) = (pos.floor() as usize, pos.fract());
+    match v.get(i + 1) {
+        Some(&next) => v[i] + frac * (next - v[i]),
+        None => v[i],
+    }
+}
+
+/// Median and interquartile range of a sample: what a latency is summarised by, since one
+/// stalled image moves a mean but not these.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct Spread {
+    /// Median.
+    pub median: f64,
+    /// First quartile.
+    pub q1: f64,
+    /// Third quartile.
+    pub q3: f64,
+}
+
+impl Spread {
+    /// The spread of `xs`.
+    pub fn of(xs: &[f64]) -> Self {
+        Self {
+            median: median(xs),
+            q1: quantile(xs, 0.25),
+            q3: quantile(xs, 0.75),
+        }
+    }
+}
+
+/// A ratio with a 95% interval.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct Ratio {
+    /// Point value.
+    pub value: f64,
+    /// Lower end of the 95% interval.
+    pub lo: f64,
+    /// Upper end of the 95% interval.
+    pub hi: f64,
+}
+
+/// Bootstrap resamples of [`ratio_of_medians`].
+pub const RATIO_RESAMPLES: usize = 1000;
+
+/// median(a) / median(b) over paired samples `(a, b)` (e.g. AR's and a method's latency on the
+/// same images: a speedup), with a percentile-bootstrap 95% interval that resamples the pairs
+/// (`resamples` draws, seeded so reruns agree). `None` without pairs.
+pub fn ratio_of_medians(pairs: &[(f64, f64)], resamples: usize, seed: u64) -> Option<Ratio> {
+    if pairs.is_empty() {
+        return None;
+    }
+    let ratio = |ps: &[(f64, f64)]| {
+        let a: Vec<f64> = ps.iter().map(|p| p.0).collect();
+        let b: Vec<f64> = ps.iter().map(|p| p.1).collect();
+        median(&a) / median(&b)
+    };
+    let value = ratio(pairs);
+    let mut state = seed;
+    let mut draws: Vec<f64> = (0..resamples)
+        .map(|_| {
+            let sample: Vec<(f64, f64)> = (0..pairs.len())
+                .map(|_| {
+                    pairs[(crate::bootstrap::splitmix(&mut state) % pairs.len() as u64) as usize]
+                })
+                .collect();
+            ratio(&sample)
+        })
+        .collect();
+    draws.retain(|d| d.is_finite());
+    Some(Ratio {
+        value,
+        lo: quantile(&draws, 0.025).min(value),
+        hi: quantile(&draws, 0.975).max(value),
+    })
+}
+
 /// Sample standard deviation (0 for fewer than two values).
 pub fn std_dev(xs: &[f64]) -> f64 {
     let n = xs.len();
@@ -197,6 +281,46 @@ pub fn std_dev(xs: &[f64]) -> f64 {
 #[cfg(test)]
 mod estimate_tests {
     use super::*;
+
+    #[test]
+    fn quantiles_interpolate_and_spread_ignores_one_outlier() {
+        let xs = [1.0, 2.0, 3.0, 4.0, 5.0];
+        assert_eq!(quantile(&xs, 0.0), 1.0);
+        assert_eq!(quantile(&xs, 0.25), 2.0);
+        assert_eq!(quantile(&xs, 0.6), 3.4);
+        assert_eq!(quantile(&xs, 1.0), 5.0);
+        assert!(quantile(&[], 0.5).is_nan());
+        // One stalled image (the 2,613 ms of the issue) moves the mean, not the median or IQR.
+        let quiet = [140.0, 141.0, 142.0, 143.0, 144.0, 145.0, 146.0, 147.0];
+        let mut noisy = quiet;
+        noisy[3] = 2613.0;
+        let (a, b) = (Spread::of(&quiet), Spread::of(&noisy));
+        assert!((a.median - b.median).abs() <= 1.0 && (a.q3 - b.q3).abs() <= 1.5);
+        assert!(Estimate::of(&noisy).mean > 1.9 * Estimate::of(&quiet).mean);
+    }
+
+    #[test]
+    fn ratio_of_medians_brackets_its_value_and_resists_a_stalled_pair() {
+        let pairs: Vec<(f64, f64)> = (0..40)
+            .map(|i| (200.0 + i as f64, 100.0 + (i % 7) as f64))
+            .collect();
+        let r = ratio_of_medians(&pairs, RATIO_RESAMPLES, 1).unwrap();
+        assert!(r.lo <= r.value && r.value <= r.hi);
+        assert!((r.value - 219.5 / 103.0).abs() < 1e-9, "{}", r.value);
+        assert!(r.hi - r.lo < 0.25, "{r:?}");
+        let mut stalled = pairs.clone();
+        stalled[5].0 = 3000.0;
+        let s = ratio_of_medians(&stalled, RATIO_RESAMPLES, 1).unwrap();
+        assert!(
+            (s.value - r.value).abs() < 0.02,
+            "{} vs {}",
+            s.value,
+            r.value
+        );
+        assert_eq!(ratio_of_medians(&[], 10, 1), None);
+        // Seeded: the interval is the same on a rerun.
+        assert_eq!(ratio_of_medians(&pairs, RATIO_RESAMPLES, 1), Some(r));
+    }
 
     #[test]
     fn estimate_matches_hand_computation() {

@@ -57,17 +57,34 @@ impl ModelPaths {
     }
 }
 
-/// Folder of the embedded default: `$LANTERN_TINY`, else `checkpoints/tiny` under the working
-/// directory, else the one in the source tree this binary was built from.
+/// The embedded model sets: `tiny` (the default, ambiguous like LlamaGen) and `tiny-peaked` (the
+/// earlier, near-memorising one), each a folder under `checkpoints/`.
+pub const EMBEDDED: [&str; 2] = ["tiny", "tiny-peaked"];
+
+/// Folder of the embedded default: `$LANTERN_TINY`, else [`embedded_dir`]`("tiny")`.
 pub fn tiny_dir() -> PathBuf {
     if let Some(d) = std::env::var_os("LANTERN_TINY") {
         return PathBuf::from(d);
     }
-    let local = PathBuf::from("checkpoints/tiny");
+    embedded_dir("tiny")
+}
+
+/// Folder of the embedded model set `name` (one of [`EMBEDDED`]; `tiny` honours `$LANTERN_TINY`):
+/// `checkpoints/<name>` under the working directory, else the one in the source tree this binary
+/// was built from.
+pub fn embedded_dir(name: &str) -> PathBuf {
+    if name == "tiny" {
+        if let Some(d) = std::env::var_os("LANTERN_TINY") {
+            return PathBuf::from(d);
+        }
+    }
+    let local = Path::new("checkpoints").join(name);
     if local.join("gpt.safetensors").is_file() {
         return local;
     }
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../checkpoints/tiny")
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../checkpoints")
+        .join(name)
 }
 
 /// How a bundle's models run: the engine and the storage of their weights.

@@ -15,7 +15,7 @@ use lantern_models::{Condition, Drafter, DrafterConfig, Gpt, VqModel};
 use serde::{Deserialize, Serialize};
 
 use crate::common::{adamw, learning_rate, LossLog, Resume};
-use crate::data::ImageSet;
+use crate::data::{ImageSet, Split};
 use crate::gpt::{drop_labels, int_rows, token_batch};
 use crate::vq::bar;
 
@@ -87,7 +87,7 @@ fn smooth_l1(a: Tensor<3>, b: Tensor<3>) -> Tensor<1> {
 
 /// Trains (or resumes) a drafter for `target` and writes `out/drafter.safetensors`.
 pub fn train(
-    set: &ImageSet,
+    data: Split<'_>,
     vq: &VqModel,
     target: &Gpt,
     cfg: &DrafterConfig,
@@ -95,6 +95,10 @@ pub fn train(
     out: &Path,
     progress: bool,
 ) -> Result<DrafterReport, String> {
+    let Split {
+        train: set,
+        heldout,
+    } = data;
     let device = lantern_models::backend::default_device().autodiff();
     device.seed(tc.seed);
     let resume = Resume::new(out, "drafter");
@@ -170,7 +174,7 @@ pub fn train(
     full.save_f16(&shipped).map_err(|e| e.to_string())?;
     let half = Drafter::load(cfg, &shipped, &lantern_models::backend::default_device())
         .map_err(|e| e.to_string())?;
-    evaluate(&half, target, set, vq, tc.crop, tc.seed ^ 0xE7A1)
+    evaluate(&half, target, heldout, vq, tc.crop, tc.seed ^ 0xE7A1)
 }
 
 /// Held-out top-1 agreement and TVD between drafter and target next-token distributions.

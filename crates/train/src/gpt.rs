@@ -14,7 +14,7 @@ use lantern_models::{Condition, Gpt, GptConfig, VqModel};
 use serde::{Deserialize, Serialize};
 
 use crate::common::{adamw, learning_rate, LossLog, Resume};
-use crate::data::ImageSet;
+use crate::data::{ImageSet, Split};
 use crate::vq::bar;
 
 /// Hyper-parameters of GPT training.
@@ -96,6 +96,9 @@ pub struct GptReport {
     pub max_prob_histogram: Vec<u64>,
     /// Mean entropy of the next-token distribution (nats).
     pub mean_entropy: f64,
+    /// Mean probability mass of the ten most likely tokens.
+    #[serde(default)]
+    pub mean_top10_mass: f64,
     /// Positions evaluated.
     pub positions: usize,
     /// Largest |logit| change from storing the weights as f16 (the shipped file is f16).
@@ -104,13 +107,17 @@ pub struct GptReport {
 
 /// Trains (or resumes) the target on tokens of `vq` and writes `out/gpt.safetensors`.
 pub fn train(
-    set: &ImageSet,
+    data: Split<'_>,
     vq: &VqModel,
     cfg: &GptConfig,
     tc: &GptTrainConfig,
     out: &Path,
     progress: bool,
 ) -> Result<GptReport, String> {
+    let Split {
+        train: set,
+        heldout,
+    } = data;
     let device = lantern_models::backend::default_device().autodiff();
     device.seed(tc.seed);
     let resume = Resume::new(out, "gpt");
@@ -177,7 +184,7 @@ pub fn train(
     full.save_f16(&shipped).map_err(|e| e.to_string())?;
     let half = Gpt::load(cfg, &shipped, &lantern_models::backend::default_device())
         .map_err(|e| e.to_string())?;
-    let mut report = evaluate(&half, set, vq, tc.crop, tc.seed ^ 0xE7A1)?;
+    let mut report = evaluate(&half, heldout, vq, tc.crop, tc.seed ^ 0xE7A1)?;
     report.f16_max_logit_diff = Some(f16_logit_diff(&full, &half, set, vq, tc.crop)?);
     Ok(report)
 }
@@ -217,7 +224,7 @@ pub fn evaluate(
     let mut rng = Rng::new(seed);
     let cfg = gpt.config();
     let (n, v) = (cfg.block_size, cfg.vocab_size);
-    let (mut nll, mut maxp, mut ent, mut count) = (0.0, 0.0, 0.0, 0usize);
+    let (mut nll, mut maxp, mut ent, mut top10, mut count) = (0.0, 0.0, 0.0, 0.0, 0usize);
     let mut hist = vec![0u64; 10];
     for _ in 0..4 {
         let batch = token_batch(set, vq, 16, crop, &mut rng)?;
@@ -236,6 +243,7 @@ pub fn evaluate(
                 let row = &p[(b * n + k) * v..(b * n + k + 1) * v];
                 nll -= (row[t as usize].max(1e-12) as f64).ln();
                 let m = row.iter().copied().fold(0f32, f32::max) as f64;
+                top10 += top_mass(row, 10);
                 maxp += m;
                 hist[((m * 10.0) as usize).min(9)] += 1;
                 ent -= row
@@ -252,7 +260,16 @@ pub fn evaluate(
         mean_max_prob: maxp / count as f64,
         max_prob_histogram: hist,
         mean_entropy: ent / count as f64,
+        mean_top10_mass: top10 / count as f64,
         positions: count,
         f16_max_logit_diff: None,
     })
+}
+
+/// Probability mass of the `k` largest entries of `p`.
+pub fn top_mass(p: &[f32], k: usize) -> f64 {
+    let mut v = p.to_vec();
+    let k = k.min(v.len());
+    v.select_nth_unstable_by(k.saturating_sub(1), |a, b| b.total_cmp(a));
+    v[..k].iter().map(|&x| x as f64).sum()
 }

@@ -1,4 +1,6 @@
-//! The recipe that rebuilds `checkpoints/tiny`: shapes, step counts and seeds of each stage.
+//! The recipes that rebuild the embedded models: `checkpoints/tiny` (the default, ambiguous like
+//! LlamaGen) and `checkpoints/tiny-peaked` (the earlier, near-memorising one): data layout, shapes,
+//! step counts and seeds of each stage.
 
 use std::path::Path;
 
@@ -7,13 +9,15 @@ use serde::Serialize;
 
 use lantern_metrics::ReferenceTokens;
 
-use crate::data::ImageSet;
+use crate::data::{ImageSet, Split};
 use crate::drafter::{DrafterReport, DrafterTrainConfig};
 use crate::gpt::{GptReport, GptTrainConfig};
 use crate::vq::{VqReport, VqTrainConfig};
 
-/// Photos are resized so their short side has this many pixels before cropping.
+/// `tiny-peaked`: photos are resized so their short side has this many pixels before cropping.
 pub const SHORT_SIDE: u32 = 256;
+/// `tiny`: photos are kept at native resolution, longer side capped at this many pixels.
+pub const MAX_SIDE: u32 = 2560;
 /// Crop side: 64 px through 4× downsampling gives 16×16 tokens, like LlamaGen at 256 px.
 pub const CROP: u32 = 64;
 
@@ -27,7 +31,7 @@ pub fn vq_config() -> VqConfig {
     .expect("valid VQ config")
 }
 
-/// The tiny target: LlamaGen c2i GPT, `layers` × 256 wide, 4 heads, one class per photo.
+/// The tiny target: LlamaGen c2i GPT, `layers` × 256 wide, 4 heads.
 pub fn gpt_config(classes: usize, layers: usize) -> GptConfig {
     let mut c = GptConfig::with_shape(layers, 4, 256);
     c.vocab_size = vq_config().codebook_size;
@@ -37,8 +41,51 @@ pub fn gpt_config(classes: usize, layers: usize) -> GptConfig {
     c
 }
 
+/// Which embedded model a recipe builds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Preset {
+    /// The default: themed classes of several photos, crops at every zoom, photos held out.
+    Tiny,
+    /// The earlier default: one class per photo, 256-px downsizes, nearly memorised.
+    TinyPeaked,
+}
+
+impl Preset {
+    /// The preset called `name` (`tiny`, `tiny-peaked`).
+    pub fn named(name: &str) -> Result<Self, String> {
+        match name {
+            "tiny" => Ok(Self::Tiny),
+            "tiny-peaked" => Ok(Self::TinyPeaked),
+            other => Err(format!(
+                "unknown preset '{other}'; allowed: tiny, tiny-peaked"
+            )),
+        }
+    }
+
+    /// Its folder under `checkpoints/`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Tiny => "tiny",
+            Self::TinyPeaked => "tiny-peaked",
+        }
+    }
+}
+
+/// How a recipe reads its photos.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DataLayout {
+    /// A flat folder, one class per photo, resized to [`SHORT_SIDE`]; held-out metrics use other
+    /// crops of the same photos.
+    PhotoPerClass,
+    /// `train/<class>/` and `heldout/<class>/` folders at native resolution, crops at every zoom;
+    /// held-out metrics and the reference set use only the held-out photos.
+    HeldOutPhotos,
+}
+
 /// Step counts and seeds of the three stages (scaled by `scale` for quick trial runs).
 pub struct Recipe {
+    /// How the photos are read.
+    pub data: DataLayout,
     /// Tokenizer stage.
     pub vq: VqTrainConfig,
     /// Target stage.
@@ -50,10 +97,44 @@ pub struct Recipe {
 }
 
 impl Recipe {
-    /// The shipped recipe with steps multiplied by `scale` (1.0 = the shipped weights).
-    pub fn new(scale: f64) -> Self {
+    /// The shipped recipe of `preset` with steps multiplied by `scale` (1.0 = the shipped weights).
+    pub fn new(preset: Preset, scale: f64) -> Self {
+        match preset {
+            Preset::Tiny => Self::tiny(scale),
+            Preset::TinyPeaked => Self::peaked(scale),
+        }
+    }
+
+    /// `tiny`: a 16-layer target on zoomed crops of themed classes (see its README).
+    fn tiny(scale: f64) -> Self {
+        let steps = |n: usize| ((n as f64 * scale).round() as usize).max(2);
+        let peaked = Self::peaked(scale);
+        Self {
+            data: DataLayout::HeldOutPhotos,
+            vq: VqTrainConfig {
+                steps: steps(800),
+                seed: 11,
+                ..peaked.vq
+            },
+            gpt: GptTrainConfig {
+                steps: steps(TINY_GPT_STEPS),
+                seed: 12,
+                ..peaked.gpt
+            },
+            drafter: DrafterTrainConfig {
+                steps: steps(300),
+                seed: 13,
+                ..peaked.drafter
+            },
+            layers: TINY_LAYERS,
+        }
+    }
+
+    /// `tiny-peaked`: the earlier default's recipe, unchanged.
+    fn peaked(scale: f64) -> Self {
         let steps = |n: usize| ((n as f64 * scale).round() as usize).max(2);
         Self {
+            data: DataLayout::PhotoPerClass,
             // The tokenizer is fully convolutional: 32-px crops train it at a quarter of the cost.
             vq: VqTrainConfig {
                 steps: steps(1200),
@@ -90,6 +171,11 @@ impl Recipe {
     }
 }
 
+/// Depth of the `tiny` target.
+pub const TINY_LAYERS: usize = 16;
+/// Optimiser steps of the `tiny` target.
+pub const TINY_GPT_STEPS: usize = 600;
+
 /// Crops in the shipped quality reference set.
 pub const REFERENCE_CROPS: usize = 1024;
 
@@ -111,7 +197,9 @@ pub fn reference_tokens(
     }
     Ok(ReferenceTokens {
         source: format!(
-            "{count} random {crop}×{crop} crops (seed {seed}) of the {} training photos",
+            "{count} random {crop}×{crop} crops (seed {seed}, {:?} scale) of {} photos in {} classes",
+            set.scale,
+            set.images.len(),
             set.classes.len()
         ),
         grid: crop as usize / vq.config().downsample(),
@@ -123,8 +211,12 @@ pub fn reference_tokens(
 /// Everything the recipe measured, written to `report.json`.
 #[derive(Serialize)]
 pub struct TinyReport {
-    /// Classes (source photos).
+    /// Classes (source photos or themes).
     pub classes: Vec<String>,
+    /// Training photos.
+    pub train_photos: usize,
+    /// Held-out photos (the training photos themselves for `tiny-peaked`).
+    pub heldout_photos: usize,
     /// Tokenizer quality.
     pub vq: VqReport,
     /// Target statistics.
@@ -135,6 +227,22 @@ pub struct TinyReport {
     pub seconds: [f64; 3],
 }
 
+/// The training and held-out photos of `layout` under `data`.
+pub fn load_data(data: &Path, layout: DataLayout) -> Result<(ImageSet, ImageSet), String> {
+    match layout {
+        DataLayout::PhotoPerClass => Ok((
+            ImageSet::load(data, SHORT_SIDE)?,
+            ImageSet::load(data, SHORT_SIDE)?,
+        )),
+        DataLayout::HeldOutPhotos => {
+            let train = ImageSet::load_zoomed(&data.join("train"), MAX_SIDE, None)?;
+            let heldout =
+                ImageSet::load_zoomed(&data.join("heldout"), MAX_SIDE, Some(&train.classes))?;
+            Ok((train, heldout))
+        }
+    }
+}
+
 /// Runs all three stages into `out` (resuming any that were interrupted).
 pub fn build(
     data: &Path,
@@ -143,7 +251,11 @@ pub fn build(
     progress: bool,
 ) -> Result<TinyReport, String> {
     std::fs::create_dir_all(out).map_err(|e| e.to_string())?;
-    let set = ImageSet::load(data, SHORT_SIDE)?;
+    let (set, heldout) = load_data(data, recipe.data)?;
+    let split = Split {
+        train: &set,
+        heldout: &heldout,
+    };
     let vq_cfg = vq_config();
     let gpt_cfg = gpt_config(set.classes.len(), recipe.layers);
     let dcfg = DrafterConfig::for_target(&gpt_cfg);
@@ -163,7 +275,7 @@ pub fn build(
     )?;
 
     let t = std::time::Instant::now();
-    let vq_report = crate::vq::train(&set, &vq_cfg, &recipe.vq, out, progress)?;
+    let vq_report = crate::vq::train(split, &vq_cfg, &recipe.vq, out, progress)?;
     let s_vq = t.elapsed().as_secs_f64();
     let vq = VqModel::load(
         &vq_cfg,
@@ -173,13 +285,13 @@ pub fn build(
     .map_err(|e| e.to_string())?;
     let reference = out.join("reference.json");
     if !reference.is_file() {
-        reference_tokens(&set, &vq, REFERENCE_CROPS, CROP, 0x5EF)?
+        reference_tokens(&heldout, &vq, REFERENCE_CROPS, CROP, 0x5EF)?
             .save(&reference)
             .map_err(|e| e.to_string())?;
     }
 
     let t = std::time::Instant::now();
-    let gpt_report = crate::gpt::train(&set, &vq, &gpt_cfg, &recipe.gpt, out, progress)?;
+    let gpt_report = crate::gpt::train(split, &vq, &gpt_cfg, &recipe.gpt, out, progress)?;
     let s_gpt = t.elapsed().as_secs_f64();
     let gpt = Gpt::load(
         &gpt_cfg,
@@ -189,10 +301,12 @@ pub fn build(
     .map_err(|e| e.to_string())?;
 
     let t = std::time::Instant::now();
-    let d_report = crate::drafter::train(&set, &vq, &gpt, &dcfg, &recipe.drafter, out, progress)?;
+    let d_report = crate::drafter::train(split, &vq, &gpt, &dcfg, &recipe.drafter, out, progress)?;
     let s_d = t.elapsed().as_secs_f64();
 
     let report = TinyReport {
+        train_photos: set.images.len(),
+        heldout_photos: heldout.images.len(),
         classes: set.classes,
         vq: vq_report,
         gpt: gpt_report,

@@ -13,7 +13,7 @@ use lantern_models::{VqConfig, VqModel};
 use serde::{Deserialize, Serialize};
 
 use crate::common::{adamw, learning_rate, LossLog, Resume};
-use crate::data::ImageSet;
+use crate::data::{ImageSet, Split};
 
 /// Hyper-parameters of VQ training.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -51,12 +51,16 @@ pub struct VqReport {
 
 /// Trains (or resumes) a tokenizer and writes `out/vq.safetensors`; returns its held-out report.
 pub fn train(
-    set: &ImageSet,
+    data: Split<'_>,
     cfg: &VqConfig,
     tc: &VqTrainConfig,
     out: &Path,
     progress: bool,
 ) -> Result<VqReport, String> {
+    let Split {
+        train: set,
+        heldout,
+    } = data;
     let device = lantern_models::backend::default_device().autodiff();
     device.seed(tc.seed);
     let resume = Resume::new(out, "vq");
@@ -122,7 +126,7 @@ pub fn train(
     inference
         .save(&out.join("vq.safetensors"))
         .map_err(|e| e.to_string())?;
-    evaluate(&inference, set, tc.eval_crop, tc.seed ^ 0xE7A1)
+    evaluate(&inference, heldout, tc.eval_crop, tc.seed ^ 0xE7A1)
 }
 
 /// Reconstruction error and codebook usage on 256 held-out crops (a seed no training step uses).

@@ -225,6 +225,8 @@ mod tests {
             ],
             draft_root_ms: Some(0.2),
             draft_expand_ms: vec![(1, 0.2), (4, 0.3), (10, 0.5)],
+            spread: 0.0,
+            passes: 1,
         }
     }
 

@@ -4,6 +4,7 @@ use std::time::Instant;
 
 use super::{ms_since, pick, target_dist, DecodeError, Generation, StepLog, Streams};
 use crate::model::{ImageCondition, Models};
+use crate::regime::Regime;
 use crate::rng::Rng;
 use crate::sampling::Sampling;
 use crate::tree::DraftTree;
@@ -23,6 +24,7 @@ pub(super) fn generate(
     let mut tokens = vec![pick(sampling, &first, &mut streams.accept)];
     let prefill_ms = ms_since(start);
     let mut steps = Vec::with_capacity(n);
+    let mut dists = Vec::with_capacity(n);
     while tokens.len() < n {
         let t = Instant::now();
         let f0 = models.forward_ms();
@@ -32,6 +34,7 @@ pub(super) fn generate(
         let next = pick(sampling, &dist, &mut streams.accept);
         models.accept(&[0]);
         tokens.push(next);
+        dists.push(dist);
         steps.push(StepLog {
             accepted_ranks: Vec::new(),
             drafted: 0,
@@ -42,12 +45,17 @@ pub(super) fn generate(
             verify_ms: ms_since(t),
             forward_ms: models.forward_ms() - f0,
             tvd_emitted: None,
+            regime: None,
         });
+    }
+    let latency_ms = ms_since(start);
+    for (step, p) in steps.iter_mut().zip(&dists) {
+        step.regime = Some(Regime::of(p, None));
     }
     Ok(Generation {
         tokens,
         steps,
         prefill_ms,
-        latency_ms: ms_since(start),
+        latency_ms,
     })
 }

@@ -206,6 +206,7 @@ pub(super) fn generate(
             verify_ms: ms_since(t),
             forward_ms: models.forward_ms() - f0,
             tvd_emitted: None,
+            regime: None,
         });
     }
     let latency_ms = ms_since(start);

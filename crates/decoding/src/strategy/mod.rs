@@ -150,6 +150,11 @@ pub struct StepLog {
     /// cheap (several sampled siblings), for greedy rounds and for strategies without drafts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tvd_emitted: Option<f64>,
+    /// The target's distribution where the round sampled or drafted first (after CFG), and the
+    /// drafter's single-draft acceptance there; computed after the image (not timed). AR and the
+    /// drafted kinds record it; `None` elsewhere.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub regime: Option<crate::regime::Regime>,
 }
 
 /// One generated image: tokens and the per-step log.
@@ -202,6 +207,11 @@ impl Generation {
     pub fn tvd_emitted(&self) -> Option<f64> {
         let v: Vec<f64> = self.steps.iter().filter_map(|s| s.tvd_emitted).collect();
         (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
+    }
+
+    /// Mean regime statistics over the rounds that recorded them.
+    pub fn regime(&self) -> Option<crate::regime::Regime> {
+        crate::regime::Regime::mean(self.steps.iter().filter_map(|s| s.regime.as_ref()))
     }
 
     /// Milliseconds inside model forwards after the prefill (drafter and target).

@@ -120,11 +120,15 @@ pub(super) fn generate(
             verify_ms: verify_ms + ms_since(t),
             forward_ms: models.forward_ms() - f0,
             tvd_emitted: None,
+            regime: None,
         });
     }
     let latency_ms = ms_since(start);
     tokens.truncate(n);
     for (step, root) in steps.iter_mut().zip(roots) {
+        step.regime = root
+            .as_ref()
+            .map(|(p, q, _)| crate::regime::Regime::of(p, q.as_deref()));
         step.tvd_emitted = root.and_then(|(p, q, tokens)| {
             let drafts = match &q {
                 Some(q) => Drafts::Sampled {

@@ -68,6 +68,7 @@ pub(super) fn generate(
         verify_ms: ms_since(t),
         forward_ms: models.forward_ms() - f0,
         tvd_emitted: None,
+        regime: None,
     };
     // Row 0: plain decoding.
     while rows[0].len() < grid {

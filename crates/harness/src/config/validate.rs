@@ -307,11 +307,11 @@ impl SweepConfig {
         let m = &self.model;
         match (&m.preset, &m.gpt) {
             (Some(p), None) => {
-                if !["tiny", "fixture"].contains(&p.as_str()) {
+                if p != "fixture" && !lantern_models::bundle::EMBEDDED.contains(&p.as_str()) {
                     return Err(self.invalid(
                         "model.preset",
                         p,
-                        "tiny or fixture (or give gpt = \"…\")",
+                        "tiny, tiny-peaked or fixture (or give gpt = \"…\")",
                     ));
                 }
             }

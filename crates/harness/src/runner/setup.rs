@@ -31,14 +31,14 @@ pub fn model_paths(cfg: &SweepConfig) -> Result<ModelPaths, ConfigError> {
             }
             p
         }
-        Some("tiny") => {
-            let dir = lantern_models::bundle::tiny_dir();
+        Some(name) if lantern_models::bundle::EMBEDDED.contains(&name) => {
+            let dir = lantern_models::bundle::embedded_dir(name);
             if !dir.join("gpt.safetensors").is_file() {
                 return Err(invalid(
                     "model.preset",
-                    "\"tiny\"".into(),
+                    format!("\"{name}\""),
                     &format!(
-                        "the embedded default is missing ({} has no gpt.safetensors; rebuild it with `just train-tiny`); use preset = \"fixture\" or give explicit files",
+                        "an embedded model set that is present ({} has no gpt.safetensors; rebuild it with `just train-tiny`); use preset = \"fixture\" or give explicit files",
                         dir.display()
                     ),
                 ));
@@ -263,8 +263,8 @@ pub(super) fn quality_extractor(
 ) -> Result<Box<dyn FeatureExtractor>, HarnessError> {
     let q = &cfg.quality;
     if name == "vq-encoder" {
-        let label = if cfg.model.preset.as_deref() == Some("tiny") {
-            "tiny".to_string()
+        let label = if let Some(name) = embedded_preset(cfg) {
+            name.to_string()
         } else {
             paths
                 .vq
@@ -296,6 +296,14 @@ pub(super) fn quality_extractor(
     })
 }
 
+/// The embedded model set the sweep's `model.preset` names, if it names one.
+fn embedded_preset(cfg: &SweepConfig) -> Option<&str> {
+    cfg.model
+        .preset
+        .as_deref()
+        .filter(|p| lantern_models::bundle::EMBEDDED.contains(p))
+}
+
 /// The reference set of a sweep: `[quality] reference`, else the one the `tiny` preset ships.
 pub(super) fn quality_reference(
     cfg: &SweepConfig,
@@ -303,8 +311,9 @@ pub(super) fn quality_reference(
 ) -> Result<Option<ReferenceTokens>, HarnessError> {
     let path = match (&cfg.quality.reference, cfg.model.preset.as_deref()) {
         (Some(p), _) => Some(cfg.resolve_path(p)),
-        (None, Some("tiny")) => {
-            Some(lantern_models::bundle::tiny_dir().join("reference.json")).filter(|p| p.is_file())
+        (None, Some(name)) if lantern_models::bundle::EMBEDDED.contains(&name) => {
+            Some(lantern_models::bundle::embedded_dir(name).join("reference.json"))
+                .filter(|p| p.is_file())
         }
         _ => None,
     };

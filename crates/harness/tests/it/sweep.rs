@@ -101,7 +101,7 @@ fn bad_inputs_name_file_key_value_and_allowed() {
         ),
         (
             variant("preset = \"fixture\"", "preset = \"huge\""),
-            &["model.preset", "tiny"],
+            &["model.preset", "tiny, tiny-peaked or fixture"],
         ),
         (variant("classes = [3]", "classes = []"), &["data.classes"]),
         (

@@ -101,6 +101,24 @@ window = 8
     let runs = read_parquet(&out.dir.join("runs.parquet")).unwrap();
     let dtype = runs.column("dtype").unwrap().str().unwrap().clone();
     assert!((0..dtype.len()).all(|i| dtype.get(i) == Some("f16")));
+    // The target's regime is recorded for AR and the drafted kinds, not for SJD (4 images).
+    let entropy = runs
+        .column("target_entropy")
+        .unwrap()
+        .f64()
+        .unwrap()
+        .clone();
+    assert_eq!(entropy.null_count(), 4);
+    assert!((0..entropy.len())
+        .filter_map(|i| entropy.get(i))
+        .all(|h| h > 0.0 && h < 4096f64.ln()));
+    // Speedups are ratios of medians inside their bootstrap interval.
+    let col = |name: &str| summary.column(name).unwrap().f64().unwrap().clone();
+    let (sp, lo, hi) = (col("speedup"), col("speedup_lo"), col("speedup_hi"));
+    for i in 0..summary.height() {
+        let (v, l, h) = (sp.get(i).unwrap(), lo.get(i).unwrap(), hi.get(i).unwrap());
+        assert!(l <= v && v <= h, "row {i}: {l} ≤ {v} ≤ {h}");
+    }
     for col in ["fd", "precision", "recall", "class_score"] {
         let c = summary.column(col).unwrap().f64().unwrap().clone();
         assert_eq!(c.null_count(), 0, "{col} computed for every configuration");

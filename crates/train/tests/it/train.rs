@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use lantern_decoding::rng::Rng;
 use lantern_models::bundle::vq_config;
 use lantern_models::{DrafterConfig, Gpt, GptConfig, VqConfig, VqModel};
-use lantern_train::data::ImageSet;
+use lantern_train::data::{ImageSet, Split};
 use lantern_train::drafter::DrafterTrainConfig;
 use lantern_train::gpt::GptTrainConfig;
 use lantern_train::vq::VqTrainConfig;
@@ -100,9 +100,29 @@ fn three_stages_train_resume_and_reload() {
         seed: 1,
         checkpoint_every: 1,
     };
-    lantern_train::vq::train(&set, &vq_cfg, &tc, &out, false).unwrap();
+    lantern_train::vq::train(
+        Split {
+            train: &set,
+            heldout: &set,
+        },
+        &vq_cfg,
+        &tc,
+        &out,
+        false,
+    )
+    .unwrap();
     tc.steps = 4;
-    let report = lantern_train::vq::train(&set, &vq_cfg, &tc, &out, false).unwrap();
+    let report = lantern_train::vq::train(
+        Split {
+            train: &set,
+            heldout: &set,
+        },
+        &vq_cfg,
+        &tc,
+        &out,
+        false,
+    )
+    .unwrap();
     assert_eq!(
         std::fs::read_to_string(out.join("vq.state/step")).unwrap(),
         "4"
@@ -139,7 +159,18 @@ fn three_stages_train_resume_and_reload() {
         seed: 2,
         checkpoint_every: 10,
     };
-    let report = lantern_train::gpt::train(&set, &vq, &g, &gt, &out, false).unwrap();
+    let report = lantern_train::gpt::train(
+        Split {
+            train: &set,
+            heldout: &set,
+        },
+        &vq,
+        &g,
+        &gt,
+        &out,
+        false,
+    )
+    .unwrap();
     let losses = rows(&out.join("gpt_loss.csv"));
     assert!(losses.last().unwrap()[1] < losses[0][1], "{losses:?}");
     assert_eq!(
@@ -167,7 +198,19 @@ fn three_stages_train_resume_and_reload() {
         seed: 3,
         checkpoint_every: 10,
     };
-    let report = lantern_train::drafter::train(&set, &vq, &gpt, &dcfg, &dt, &out, false).unwrap();
+    let report = lantern_train::drafter::train(
+        Split {
+            train: &set,
+            heldout: &set,
+        },
+        &vq,
+        &gpt,
+        &dcfg,
+        &dt,
+        &out,
+        false,
+    )
+    .unwrap();
     let losses = rows(&out.join("drafter_loss.csv"));
     assert!(
         losses.last().unwrap()[2] < losses[0][2],
