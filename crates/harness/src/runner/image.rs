@@ -199,9 +199,14 @@ impl Context<'_> {
                 wall_ms,
                 self.hardware.cores_available,
             );
+            // On the host engine every thread of this process is the decoder's; on a burn
+            // backend the driver's own workers (lavapipe, CUDA) share the process and wait on
+            // each other, so only the stall rule and steal judge those timings.
+            let own_threads = self.hardware.engine == "host";
             let verdict = RULE.verdict(
                 &Quietness {
                     wall_ms: g.latency_ms,
+                    wait_ms: q.wait_ms.filter(|_| own_threads),
                     ..q
                 },
                 &a.quiet_latencies,
