@@ -27,12 +27,7 @@ impl Regime {
             .map(|&x| x as f64 * (x as f64).ln())
             .sum::<f64>();
         let max_p = p.iter().copied().fold(0f32, f32::max) as f64;
-        let mut sorted = p.to_vec();
-        let k = 10.min(sorted.len());
-        if k > 0 {
-            sorted.select_nth_unstable_by(k - 1, |a, b| b.total_cmp(a));
-        }
-        let top10 = sorted[..k].iter().map(|&x| x as f64).sum();
+        let top10 = top_mass(p, 10);
         let accept1 = q.map(|q| p.iter().zip(q).map(|(&a, &b)| a.min(b) as f64).sum::<f64>());
         Self {
             entropy,
@@ -63,6 +58,16 @@ impl Regime {
             accept1: (n_accept > 0).then(|| accept / n_accept as f64),
         })
     }
+}
+
+/// Probability mass of the `k` largest entries of `p`.
+pub fn top_mass(p: &[f32], k: usize) -> f64 {
+    let mut v = p.to_vec();
+    let k = k.min(v.len());
+    if k > 0 {
+        v.select_nth_unstable_by(k - 1, |a, b| b.total_cmp(a));
+    }
+    v[..k].iter().map(|&x| x as f64).sum()
 }
 
 #[cfg(test)]

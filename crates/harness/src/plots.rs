@@ -740,16 +740,7 @@ fn speed_quality(out: PlotDir, summaries: &[Summary]) -> std::io::Result<()> {
         let mut labels = Vec::new();
         for s in summaries.iter().filter(|s| s.config.strategy != "ar") {
             if let (Some(fd), Some(sp)) = (s.fd, s.speedup) {
-                // One curve per method and k (and tree), traced along δ or λ.
-                let curve = match s.config.k {
-                    Some(k) => format!(
-                        "{} k={k}{} {}",
-                        s.config.strategy,
-                        rule_suffix(s),
-                        s.config.tree.as_deref().unwrap_or("")
-                    ),
-                    None => variant(s),
-                };
+                let curve = trade_off_curve(s);
                 speed_quality
                     .entry(curve.clone())
                     .or_default()
@@ -829,22 +820,30 @@ fn speed_quality(out: PlotDir, summaries: &[Summary]) -> std::io::Result<()> {
     Ok(())
 }
 
+/// The curve a configuration belongs to in the speed–quality figure: one per method and k (and
+/// tree), traced along δ or λ; other kinds by their variant.
+fn trade_off_curve(s: &Summary) -> String {
+    match s.config.k {
+        Some(k) => format!(
+            "{} k={k}{} {}",
+            s.config.strategy,
+            rule_suffix(s),
+            s.config.tree.as_deref().unwrap_or("")
+        ),
+        None => variant(s),
+    }
+}
+
 /// The second panel of the speed–quality figure: speedup against the exact emitted TVD (0 for
 /// the lossless rules), a curve per method, k and tree, ± 95% CI over images.
 fn speedup_vs_tvd_panel(summaries: &[Summary]) -> Lines<'static> {
     let mut curves: BTreeMap<String, Curve> = BTreeMap::new();
     for s in summaries {
         if let (Some(t), Some(sp)) = (s.tvd_emitted, s.speedup) {
-            let name = match s.config.k {
-                Some(k) => format!(
-                    "{} k={k}{} {}",
-                    s.config.strategy,
-                    rule_suffix(s),
-                    s.config.tree.as_deref().unwrap_or("")
-                ),
-                None => variant(s),
-            };
-            curves.entry(name).or_default().push((t.mean, sp, t.ci95));
+            curves
+                .entry(trade_off_curve(s))
+                .or_default()
+                .push((t.mean, sp, t.ci95));
         }
     }
     let (series, bars) = series_and_bars(curves, false);

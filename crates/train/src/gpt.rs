@@ -4,6 +4,7 @@
 use std::path::Path;
 use std::time::Instant;
 
+use lantern_decoding::regime::Regime;
 use lantern_decoding::rng::Rng;
 use lantern_models::burn::nn::loss::CrossEntropyLossConfig;
 use lantern_models::burn::optim::GradientsParams;
@@ -242,15 +243,11 @@ pub fn evaluate(
             for (k, &t) in row_tokens.iter().enumerate() {
                 let row = &p[(b * n + k) * v..(b * n + k + 1) * v];
                 nll -= (row[t as usize].max(1e-12) as f64).ln();
-                let m = row.iter().copied().fold(0f32, f32::max) as f64;
-                top10 += top_mass(row, 10);
-                maxp += m;
-                hist[((m * 10.0) as usize).min(9)] += 1;
-                ent -= row
-                    .iter()
-                    .filter(|&&q| q > 0.0)
-                    .map(|&q| q as f64 * (q as f64).ln())
-                    .sum::<f64>();
+                let r = Regime::of(row, None);
+                maxp += r.max_p;
+                top10 += r.top10;
+                hist[((r.max_p * 10.0) as usize).min(9)] += 1;
+                ent += r.entropy;
                 count += 1;
             }
         }
@@ -264,12 +261,4 @@ pub fn evaluate(
         positions: count,
         f16_max_logit_diff: None,
     })
-}
-
-/// Probability mass of the `k` largest entries of `p`.
-pub fn top_mass(p: &[f32], k: usize) -> f64 {
-    let mut v = p.to_vec();
-    let k = k.min(v.len());
-    v.select_nth_unstable_by(k.saturating_sub(1), |a, b| b.total_cmp(a));
-    v[..k].iter().map(|&x| x as f64).sum()
 }

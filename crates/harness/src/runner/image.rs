@@ -226,12 +226,14 @@ impl Context<'_> {
                 .as_ref()
                 .is_none_or(|b| t.g.latency_ms < b.g.latency_ms)
             {
-                best = Some(Timed { retimes, ..t });
-            } else if let Some(b) = best.as_mut() {
-                b.retimes = retimes;
+                best = Some(t);
             }
         }
-        Ok(best.expect("at least one timing"))
+        // Every re-timing was spent: the fastest timing is kept, flagged.
+        Ok(Timed {
+            retimes: RULE.max_retimes as u32,
+            ..best.expect("at least one timing")
+        })
     }
 
     /// Decodes the tokens to pixels (timed), keeping the first 8 images for the sample grid.
