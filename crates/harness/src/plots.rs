@@ -24,7 +24,7 @@ fn io<E: std::fmt::Display>(e: E) -> std::io::Error {
     std::io::Error::other(e.to_string())
 }
 
-const PALETTE: [RGBColor; 8] = [
+const PALETTE: [RGBColor; 12] = [
     RGBColor(31, 119, 180),
     RGBColor(255, 127, 14),
     RGBColor(44, 160, 44),
@@ -33,6 +33,10 @@ const PALETTE: [RGBColor; 8] = [
     RGBColor(140, 86, 75),
     RGBColor(227, 119, 194),
     RGBColor(23, 190, 207),
+    RGBColor(188, 189, 34),
+    RGBColor(127, 127, 127),
+    RGBColor(0, 0, 128),
+    RGBColor(255, 187, 0),
 ];
 
 /// A line chart: one labelled series of (x, y) points per entry.
@@ -821,7 +825,8 @@ fn speed_quality(out: PlotDir, summaries: &[Summary]) -> std::io::Result<()> {
 }
 
 /// The curve a configuration belongs to in the speed–quality figure: one per method and k (and
-/// tree), traced along δ or λ; other kinds by their variant.
+/// tree), traced along δ or λ; other kinds by their variant (and tree: exact SD on two trees is
+/// two points, not a line).
 fn trade_off_curve(s: &Summary) -> String {
     match s.config.k {
         Some(k) => format!(
@@ -830,7 +835,10 @@ fn trade_off_curve(s: &Summary) -> String {
             rule_suffix(s),
             s.config.tree.as_deref().unwrap_or("")
         ),
-        None => variant(s),
+        None => match &s.config.tree {
+            Some(tree) => format!("{} {tree}", variant(s)),
+            None => variant(s),
+        },
     }
 }
 
