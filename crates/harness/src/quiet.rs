@@ -125,8 +125,6 @@ pub struct Rule {
     pub max_over_median: f64,
     /// … once it has this many undisturbed images.
     pub min_images: usize,
-    /// Re-timings of a disturbed image before its best timing is kept (and flagged).
-    pub max_retimes: usize,
 }
 
 /// The rule the runner applies.
@@ -135,7 +133,6 @@ pub const RULE: Rule = Rule {
     max_steal: 0.05,
     max_over_median: 2.0,
     min_images: 4,
-    max_retimes: 3,
 };
 
 impl Rule {

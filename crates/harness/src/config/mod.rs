@@ -208,11 +208,21 @@ pub struct TimingSection {
     /// random stream (same tokens) and every latency is recorded.
     #[serde(default = "one_usize")]
     pub repeats: usize,
+    /// Re-timings of an image the quietness rule finds disturbed, 0–10 (0: flag, never re-time).
+    #[serde(default = "three_usize")]
+    pub retimes: usize,
+}
+
+fn three_usize() -> usize {
+    3
 }
 
 impl Default for TimingSection {
     fn default() -> Self {
-        Self { repeats: 1 }
+        Self {
+            repeats: 1,
+            retimes: 3,
+        }
     }
 }
 

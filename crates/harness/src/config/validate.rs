@@ -8,6 +8,9 @@ use lantern_models::cpu::WeightDtype;
 
 use super::{ConfigError, SweepConfig, EXTRACTORS, NEEDS_WEIGHTS};
 
+/// Most re-timings `[timing] retimes` allows (each costs one more generation of the image).
+const MAX_RETIMES: usize = 10;
+
 impl SweepConfig {
     pub(super) fn invalid(
         &self,
@@ -174,6 +177,13 @@ impl SweepConfig {
                 "timing.repeats",
                 self.timing.repeats,
                 "an integer ≥ 1 (timed generations per image)",
+            ));
+        }
+        if self.timing.retimes > MAX_RETIMES {
+            return Err(self.invalid(
+                "timing.retimes",
+                self.timing.retimes,
+                &format!("an integer 0–{MAX_RETIMES} (re-timings of a disturbed image)"),
             ));
         }
         let backends = ["auto", "cpu", "flex", "wgpu", "cuda", "tch-cpu", "tch-cuda"];

@@ -41,6 +41,8 @@ pub(super) struct Context<'a> {
     pub commit: String,
     pub warmup: usize,
     pub repeats: usize,
+    /// Re-timings of a disturbed image (`[timing] retimes`).
+    pub retimes: usize,
 }
 
 /// A configuration being generated: its models (set up and warmed up) and what it has made.
@@ -177,11 +179,11 @@ impl Context<'_> {
     }
 
     /// One timed generation of the image, re-timed while [`RULE`] finds it disturbed (at most
-    /// `max_retimes` more times; same random stream, so the same tokens): the first quiet timing
+    /// `retimes` more times; same random stream, so the same tokens): the first quiet timing
     /// is kept, else the fastest, flagged with why it was disturbed.
     fn timed(&self, a: &mut Active, c: &Cond, rng: &Rng) -> Result<Timed, HarnessError> {
         let mut best: Option<Timed> = None;
-        for retimes in 0..=RULE.max_retimes as u32 {
+        for retimes in 0..=self.retimes as u32 {
             let mut counted = Counted::new(a.models.as_mut());
             let (before, t0) = (quiet::read(), Instant::now());
             let g = generate(
@@ -231,7 +233,7 @@ impl Context<'_> {
         }
         // Every re-timing was spent: the fastest timing is kept, flagged.
         Ok(Timed {
-            retimes: RULE.max_retimes as u32,
+            retimes: self.retimes as u32,
             ..best.expect("at least one timing")
         })
     }

@@ -118,6 +118,7 @@ pub fn run_sweep(cfg: &SweepConfig, opts: &SweepOptions) -> Result<SweepOutcome,
         commit: git_commit(),
         warmup: cfg.runtime.warmup,
         repeats: cfg.timing.repeats,
+        retimes: cfg.timing.retimes,
     };
     let generated = runs::generate_images(
         &mut active,
@@ -158,7 +159,7 @@ fn write_plan(
         "config": cfg.file.display().to_string(),
         "overrides": cfg.overrides,
         "shard": plan.shard,
-        "timing": {"warmup": cfg.runtime.warmup, "repeats": cfg.timing.repeats},
+        "timing": {"warmup": cfg.runtime.warmup, "repeats": cfg.timing.repeats, "retimes": cfg.timing.retimes},
         "hardware": hardware,
         "identity": plan.identity,
         "runs": plan.runs,

@@ -125,6 +125,10 @@ fn bad_inputs_name_file_key_value_and_allowed() {
             &["timing.repeats", "≥ 1"],
         ),
         (
+            format!("{GOOD}[timing]\nretimes = 11\n"),
+            &["timing.retimes", "11", "0–10"],
+        ),
+        (
             variant(
                 "preset = \"fixture\"",
                 "preset = \"fixture\"\ndtype = \"f8\"",
