@@ -1,16 +1,18 @@
 //! `tree = "auto"` in sweeps, and the predictions beside the measurements.
 //!
-//! Step costs are measured once per sweep (`verify_cost.json`). Every acceptance rule (kind,
+//! Step costs are measured at set-up (`verify_cost.json`). Every acceptance rule (kind,
 //! relaxation, residuals) and sampling setting that has an `auto` tree gets one pilot; the tree
 //! cost model then picks the auto tree and predicts every other tree of that rule in the sweep,
 //! so that `predictions.json` (and `predicted_speedup` in the summary) shows where the model is
-//! wrong. `auto.json` lists every candidate's prediction.
+//! wrong. `auto.json` lists every candidate's prediction, and the in-run checks of each choice
+//! (`runner/recheck.rs`): measured cost per round against the prediction, and the choice re-made
+//! on step costs measured again when they disagree.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use lantern_decoding::cost::{
-    choose, measure_step_costs, predict, run_pilot, Pilot, Prediction, StepCosts,
+    choose, measure_step_costs, predict, run_pilot, Pilot, Prediction, RoundCheck, StepCosts,
 };
 use lantern_decoding::engine::models_sized;
 use lantern_decoding::model::ImageCondition;
@@ -31,10 +33,54 @@ fn group(spec: &Speculative, sampling: &Sampling) -> String {
 /// What `auto.json` holds for one auto configuration.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct AutoChoice {
-    /// The tree chosen.
+    /// The tree chosen at set-up.
     pub chosen: Prediction,
     /// Every candidate's prediction.
     pub candidates: Vec<Prediction>,
+    /// The in-run checks of the choice (absent in files written before them).
+    #[serde(default)]
+    pub checks: Vec<AutoCheck>,
+}
+
+/// One in-run check of an `auto` configuration's tree.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AutoCheck {
+    /// Images of the configuration recorded when it was checked.
+    pub after_images: usize,
+    /// The tree that ran.
+    pub tree: String,
+    /// Measured against predicted cost per round.
+    pub check: RoundCheck,
+    /// AR step of the step costs the choice was made with, ms.
+    pub ar_step_ms: f64,
+    /// When the check disagreed: the AR step of the costs measured again, ms …
+    pub remeasured_ar_step_ms: Option<f64>,
+    /// … and the choice re-made with them (possibly the same tree).
+    pub rechosen: Option<Prediction>,
+}
+
+/// The tree the cost model picks for `base` from `pilot` and `costs`, with its prediction and
+/// every candidate's.
+pub fn choose_tree(
+    base: &Speculative,
+    pilot: &Pilot,
+    costs: &StepCosts,
+) -> Result<(Strategy, AutoChoice), DecodeError> {
+    let (tree, candidates) = choose(pilot, costs).ok_or_else(|| {
+        DecodeError::Setup("the tree cost model has no candidate to choose from".into())
+    })?;
+    let chosen = predict(&tree, pilot, costs).expect("a candidate is predictable");
+    Ok((
+        Strategy::Speculative(Speculative {
+            tree,
+            ..base.clone()
+        }),
+        AutoChoice {
+            chosen,
+            candidates,
+            checks: Vec::new(),
+        },
+    ))
 }
 
 /// Pilots and predictions of one sweep.
@@ -103,27 +149,18 @@ impl<'a> AutoTrees<'a> {
     }
 
     /// The strategy an `auto` spec runs: the base strategy with the tree the cost model predicts
-    /// fastest, with every candidate's prediction.
+    /// fastest, with every candidate's prediction, and the pilot it was chosen from.
     pub fn choose(
         &mut self,
         base: &Speculative,
         sampling: &Sampling,
-    ) -> Result<(Strategy, AutoChoice), DecodeError> {
+    ) -> Result<(Strategy, AutoChoice, Pilot), DecodeError> {
         let costs = self.costs;
         let pilot = self
             .pilot(base, sampling)?
             .ok_or_else(|| DecodeError::Setup("no pilot for an auto tree".into()))?;
-        let (tree, candidates) = choose(pilot, costs).ok_or_else(|| {
-            DecodeError::Setup("the tree cost model has no candidate to choose from".into())
-        })?;
-        let chosen = predict(&tree, pilot, costs).expect("a candidate is predictable");
-        Ok((
-            Strategy::Speculative(Speculative {
-                tree,
-                ..base.clone()
-            }),
-            AutoChoice { chosen, candidates },
-        ))
+        let (strategy, choice) = choose_tree(base, pilot, costs)?;
+        Ok((strategy, choice, pilot.clone()))
     }
 
     /// The prediction for a fixed-tree strategy whose group has a pilot.
@@ -142,8 +179,11 @@ impl<'a> AutoTrees<'a> {
     }
 }
 
+/// Timings per size behind each measured step cost (their median is kept).
+pub const COST_REPEATS: usize = 5;
+
 /// Measures a sweep's step costs through `Models`: verifies of 1–128 tokens (up to half the
-/// context) and drafter expansions of 1–32 elements, 5 repeats each, on `cond`.
+/// context) and drafter expansions of 1–32 elements, [`COST_REPEATS`] each, on `cond`.
 pub fn measure_costs(
     bundle: &ModelBundle,
     cond: &ImageCondition,
@@ -166,7 +206,7 @@ pub fn measure_costs(
         cfg_rows,
         &sizes,
         &expands,
-        5,
+        COST_REPEATS,
     )?)
 }
 

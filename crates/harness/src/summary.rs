@@ -160,6 +160,21 @@ pub fn equals_ar(records: &[Record]) -> Vec<Option<bool>> {
         .collect()
 }
 
+/// The tree of a configuration from its records' trees: an `auto` tree re-chosen during the
+/// run reads `auto→chain:6→chain:3` (every tree in the order it ran).
+fn tree_of<'a>(records: impl Iterator<Item = Option<&'a str>>) -> Option<String> {
+    let mut trees: Vec<&str> = Vec::new();
+    for t in records.flatten() {
+        if trees.last() != Some(&t) {
+            trees.push(t);
+        }
+    }
+    let (first, rest) = trees.split_first()?;
+    Some(rest.iter().fold(first.to_string(), |acc, t| {
+        format!("{acc}→{}", t.strip_prefix("auto→").unwrap_or(t))
+    }))
+}
+
 /// Summarises records by run id, in first-seen order, with each record's [`equals_ar`], quality
 /// and the tree cost model's predictions (by run id) where computed.
 pub fn summarise(
@@ -205,6 +220,7 @@ pub fn summarise(
                 run_id: r0.run_id.clone(),
                 label: r0.label.clone(),
                 config: Config {
+                    tree: tree_of(rs.iter().map(|r| r.config.tree.as_deref())),
                     temperature_rule: if r0.config.temperature_rule.is_empty() {
                         "fixed".into()
                     } else {
@@ -357,4 +373,25 @@ pub fn to_frame(s: &[Summary]) -> PolarsResult<DataFrame> {
         c!("drift_psnr_db", |r| r.drift_psnr_db),
     ]);
     DataFrame::new(s.len(), columns)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tree_of;
+
+    #[test]
+    fn a_rechosen_auto_tree_names_every_tree_in_order() {
+        let one = [Some("auto→chain:6"), Some("auto→chain:6")];
+        assert_eq!(tree_of(one.into_iter()).as_deref(), Some("auto→chain:6"));
+        let switched = [
+            Some("auto→chain:6"),
+            Some("auto→chain:3"),
+            Some("auto→chain:3"),
+        ];
+        assert_eq!(
+            tree_of(switched.into_iter()).as_deref(),
+            Some("auto→chain:6→chain:3")
+        );
+        assert_eq!(tree_of([None, None].into_iter()), None);
+    }
 }

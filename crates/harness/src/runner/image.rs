@@ -6,12 +6,14 @@ use std::time::Instant;
 
 use lantern_decoding::counted::Counted;
 use lantern_decoding::embeddings::Tables;
-use lantern_decoding::engine::engine_of;
-use lantern_decoding::model::Models;
+use lantern_decoding::engine::{engine_of, models_for};
+use lantern_decoding::model::{ImageCondition, Models};
 use lantern_decoding::rng::Rng;
 use lantern_decoding::strategy::{generate, image_rng, Generation, Strategy};
 use lantern_models::{ModelBundle, ModelPaths};
 
+use super::recheck::AutoRun;
+use super::runs::AutoFiles;
 use super::setup::Cond;
 use super::HarnessError;
 use crate::columns::Config;
@@ -41,8 +43,12 @@ pub(super) struct Context<'a> {
     pub commit: String,
     pub warmup: usize,
     pub repeats: usize,
+    /// The condition warm-up images are made on (the sweep's first).
+    pub warm_cond: &'a ImageCondition,
     /// Re-timings of a disturbed image (`[timing] retimes`).
     pub retimes: usize,
+    /// Where `auto` checks are recorded.
+    pub auto_files: AutoFiles,
 }
 
 /// A configuration being generated: its models (set up and warmed up) and what it has made.
@@ -52,6 +58,8 @@ pub(super) struct Active<'b> {
     strategy: Strategy,
     tree_label: Option<String>,
     models: Box<dyn Models + 'b>,
+    /// An `auto` tree's choice under check (`recheck.rs`).
+    pub auto: Option<AutoRun>,
     taus: Vec<f64>,
     /// Latencies of the timings kept undisturbed so far (the stall rule's reference).
     quiet_latencies: Vec<f64>,
@@ -73,11 +81,34 @@ impl<'b> Active<'b> {
             strategy,
             tree_label,
             models,
+            auto: None,
             taus: Vec::new(),
             quiet_latencies: Vec::new(),
             grid_images: Vec::new(),
             img_size: (0, 0),
         }
+    }
+
+    /// Images made so far.
+    pub fn images(&self) -> usize {
+        self.taus.len()
+    }
+
+    /// Runs `strategy` from now on (an `auto` tree re-chosen): its own models, warmed up as at
+    /// set-up; the stall rule starts a new reference, since the latencies change.
+    pub fn switch(
+        &mut self,
+        strategy: Strategy,
+        tree_label: String,
+        ctx: &Context<'b>,
+    ) -> Result<(), HarnessError> {
+        let mut models = models_for(ctx.bundle, &strategy);
+        warm_up(models.as_mut(), &strategy, self.spec, ctx, ctx.warmup)?;
+        self.models = models;
+        self.strategy = strategy;
+        self.tree_label = Some(tree_label);
+        self.quiet_latencies.clear();
+        Ok(())
     }
 
     /// Mean τ of the images so far.
@@ -93,6 +124,29 @@ impl<'b> Active<'b> {
         let (w, h) = self.img_size;
         crate::images::write_grid(dir, &self.spec.label(), &self.grid_images, w, h)
     }
+}
+
+/// Generates `n` untimed images of `strategy` on the sweep's first condition (seeds no timed
+/// image uses), so that the timed ones find caches and allocations warm.
+pub(super) fn warm_up(
+    models: &mut dyn Models,
+    strategy: &Strategy,
+    spec: &RunSpec,
+    ctx: &Context,
+    n: usize,
+) -> Result<(), HarnessError> {
+    for w in 0..n {
+        let rng = image_rng(u64::MAX - 2, w as u64);
+        generate(
+            models,
+            strategy,
+            &spec.sampling,
+            ctx.tables,
+            ctx.warm_cond,
+            &rng,
+        )?;
+    }
+    Ok(())
 }
 
 impl Context<'_> {

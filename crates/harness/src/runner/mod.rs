@@ -7,6 +7,7 @@
 mod image;
 mod load;
 mod progress;
+mod recheck;
 mod runs;
 mod score;
 mod setup;
@@ -108,7 +109,6 @@ pub fn run_sweep(cfg: &SweepConfig, opts: &SweepOptions) -> Result<SweepOutcome,
         shard: opts.shard,
         conds: &inputs.conds,
     };
-    let mut active = runs::prepare(&at, &plan, &loaded, &tables, |id| left(id) > 0, &bar)?;
     let context = image::Context {
         bundle: &loaded.bundle,
         paths: &inputs.paths,
@@ -118,8 +118,11 @@ pub fn run_sweep(cfg: &SweepConfig, opts: &SweepOptions) -> Result<SweepOutcome,
         commit: git_commit(),
         warmup: cfg.runtime.warmup,
         repeats: cfg.timing.repeats,
+        warm_cond: &inputs.conds[0].cond,
         retimes: cfg.timing.retimes,
+        auto_files: runs::AutoFiles::of(&at),
     };
+    let mut active = runs::prepare(&at, &plan, &loaded, &context, |id| left(id) > 0, &bar)?;
     let generated = runs::generate_images(
         &mut active,
         &context,

@@ -5,17 +5,17 @@
 //! of latencies, stay fair. Each record is durable before the next image starts.
 
 use std::collections::{BTreeMap, HashSet};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use lantern_decoding::cost::Prediction;
-use lantern_decoding::embeddings::Tables;
 use lantern_decoding::engine::{engine_of, models_for};
 use lantern_decoding::spec::TreeChoice;
-use lantern_decoding::strategy::{generate, image_rng, Strategy};
+use lantern_decoding::strategy::Strategy;
 
-use super::image::{Active, Context};
+use super::image::{warm_up, Active, Context};
 use super::load::Loaded;
 use super::progress::Progress;
+use super::recheck::{check_auto, describe, AutoRun};
 use super::setup::Cond;
 use super::{shard_file, HarnessError};
 use crate::auto::{read_map, write_map, AutoChoice, AutoTrees};
@@ -55,7 +55,7 @@ pub(super) fn prepare<'a>(
     at: &Setting,
     plan: &'a SweepPlan,
     loaded: &'a Loaded,
-    tables: &Tables,
+    ctx: &Context<'a>,
     todo: impl Fn(&str) -> bool,
     bar: &Progress,
 ) -> Result<Vec<Active<'a>>, HarnessError> {
@@ -93,21 +93,20 @@ pub(super) fn prepare<'a>(
         pilots,
         &mine,
     );
-    let predictions_path = at.dir.join(shard_file("predictions", "json", at.shard));
-    let auto_path = at.dir.join(shard_file("auto", "json", at.shard));
-    let mut predictions: BTreeMap<String, Prediction> = read_map(&predictions_path);
-    let mut choices: BTreeMap<String, AutoChoice> = read_map(&auto_path);
+    let files = AutoFiles::of(at);
+    let mut predictions: BTreeMap<String, Prediction> = read_map(&files.predictions);
+    let mut choices: BTreeMap<String, AutoChoice> = read_map(&files.auto);
     let mut active = Vec::new();
     for (i, run) in plan.mine() {
         if !todo(&run.run_id) {
             continue;
         }
         let (spec, base) = (&run.spec, &loaded.strategies[i]);
-        let (strategy, tree_label) = match base {
+        let (strategy, tree_label, auto_run) = match base {
             Strategy::Speculative(sp)
                 if spec.strategy.tree.as_ref().is_some_and(TreeChoice::is_auto) =>
             {
-                let (strategy, choice) = auto.choose(sp, &spec.sampling)?;
+                let (strategy, choice, pilot) = auto.choose(sp, &spec.sampling)?;
                 bar.println(&format!(
                     "{}: tree auto → {} (predicted τ {:.2}, {:.2}× AR; {} candidates in auto.json)",
                     run.label,
@@ -118,40 +117,72 @@ pub(super) fn prepare<'a>(
                 ));
                 let label = format!("auto→{}", choice.chosen.tree);
                 predictions.insert(run.run_id.clone(), choice.chosen.clone());
-                choices.insert(run.label.clone(), choice);
-                (strategy, Some(label))
+                choices.insert(run.label.clone(), choice.clone());
+                let measure_on = (at.conds[0].cond.clone(), cfg_rows, drafted);
+                let check = AutoRun::new(sp.clone(), pilot, costs.clone(), choice, measure_on);
+                (strategy, Some(label), Some(check))
             }
             _ => {
                 if let Some(p) = auto.predict(base, &spec.sampling)? {
                     predictions.insert(run.run_id.clone(), p);
                 }
-                (base.clone(), spec.strategy.tree.clone().map(String::from))
+                (
+                    base.clone(),
+                    spec.strategy.tree.clone().map(String::from),
+                    None,
+                )
             }
         };
-        write_map(&predictions_path, &predictions)?;
-        write_map(&auto_path, &choices)?;
+        write_map(&files.predictions, &predictions)?;
+        write_map(&files.auto, &choices)?;
         let mut models = models_for(bundle, &strategy);
-        for w in 0..at.cfg.runtime.warmup {
-            let rng = image_rng(u64::MAX - 2, w as u64);
-            let cond = &at.conds[0].cond;
-            generate(
-                models.as_mut(),
-                &strategy,
-                &spec.sampling,
-                tables,
-                cond,
-                &rng,
-            )?;
-        }
-        active.push(Active::new(spec, &run.run_id, strategy, tree_label, models));
+        warm_up(models.as_mut(), &strategy, spec, ctx, at.cfg.runtime.warmup)?;
+        let mut a = Active::new(spec, &run.run_id, strategy, tree_label, models);
+        a.auto = auto_run;
+        active.push(a);
     }
     Ok(active)
 }
 
-/// Generates every image of `active` not in `done` into `journal`; returns how many.
-pub(super) fn generate_images(
-    active: &mut [Active],
-    context: &Context,
+/// Where a sweep (or shard) keeps the cost model's predictions and `auto` choices.
+pub(super) struct AutoFiles {
+    /// `predictions.json`.
+    pub predictions: PathBuf,
+    /// `auto.json`.
+    pub auto: PathBuf,
+}
+
+impl AutoFiles {
+    /// The files of `at`'s sweep and shard.
+    pub fn of(at: &Setting) -> Self {
+        Self {
+            predictions: at.dir.join(shard_file("predictions", "json", at.shard)),
+            auto: at.dir.join(shard_file("auto", "json", at.shard)),
+        }
+    }
+
+    /// Records `a`'s latest `auto` check: its choice in `auto.json`, its current prediction in
+    /// `predictions.json`.
+    pub fn record(&self, a: &Active) -> Result<(), HarnessError> {
+        let Some(run) = &a.auto else {
+            return Ok(());
+        };
+        let mut choices: BTreeMap<String, AutoChoice> = read_map(&self.auto);
+        choices.insert(a.spec.label(), run.choice.clone());
+        write_map(&self.auto, &choices)?;
+        let mut predictions: BTreeMap<String, Prediction> = read_map(&self.predictions);
+        predictions.insert(a.run_id.clone(), run.prediction().clone());
+        write_map(&self.predictions, &predictions)?;
+        Ok(())
+    }
+}
+
+/// Generates every image of `active` not in `done` into `journal`; returns how many. `auto`
+/// configurations check their tree as they go (`recheck.rs`), recorded in the context's
+/// `auto_files`.
+pub(super) fn generate_images<'b>(
+    active: &mut [Active<'b>],
+    context: &Context<'b>,
     conds: &[Cond],
     seeds: u64,
     done: &HashSet<ImageKey>,
@@ -168,6 +199,10 @@ pub(super) fn generate_images(
                 let record = context.image(a, cond, seed)?;
                 journal.append(&record)?;
                 generated += 1;
+                if let Some(check) = check_auto(a, &record, context)? {
+                    bar.println(&describe(&a.spec.label(), &check));
+                    context.auto_files.record(a)?;
+                }
                 bar.inc(&format!("{} τ={:.2}", a.spec.label(), a.mean_tau()));
             }
         }

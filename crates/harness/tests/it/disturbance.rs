@@ -44,6 +44,7 @@ fn hog(threads: usize, stop: Arc<AtomicBool>, limit: Duration) -> Vec<std::threa
 
 #[test]
 fn images_timed_beside_a_cpu_hog_are_retimed_and_flagged() {
+    let _machine = crate::machine();
     let root = std::env::temp_dir().join(format!("lantern-disturb-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&root);
     std::fs::create_dir_all(&root).unwrap();

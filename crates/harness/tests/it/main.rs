@@ -7,3 +7,10 @@ mod shards;
 mod sweep;
 mod t2i;
 mod tiny;
+
+/// Tests that load the machine (sweeps on the embedded default, the CPU hog) run one at a time:
+/// side by side each would be the other's disturbance.
+fn machine() -> std::sync::MutexGuard<'static, ()> {
+    static MACHINE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    MACHINE.lock().unwrap_or_else(|e| e.into_inner())
+}

@@ -31,6 +31,7 @@ fn reference_slice(root: &Path, n: usize) -> PathBuf {
 
 #[test]
 fn every_strategy_runs_on_the_embedded_default_with_quality() {
+    let _machine = crate::machine();
     let root = tmp("sweep");
     let reference_file = reference_slice(&root, 64);
     let text = format!(
@@ -43,7 +44,7 @@ dtype = "f16"
 classes = [0, 5]
 seeds = 2
 [timing]
-retimes = 0     # not a timing test; the other sweep of this binary runs beside it
+retimes = 0     # not a timing test; the binary's light tests may run beside it
 [quality]
 reference = "{}"
 [[strategy]]
@@ -154,6 +155,7 @@ window = 8
 
 #[test]
 fn user_given_clip_and_inception_weights_are_quality_spaces() {
+    let _machine = crate::machine();
     let clip = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../metrics/tests/data/clip-tiny.safetensors");
     let root = tmp("clip");

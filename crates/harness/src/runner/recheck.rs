@@ -1,0 +1,153 @@
+//! `tree = "auto"` checks itself while the sweep runs: after 4, 8, 16, … quiet images of the
+//! chosen tree, their median cost per round is compared with the cost model's prediction
+//! ([`RoundCheck`]). When the two disagree beyond the noise, the step costs are measured again
+//! and the tree re-chosen from the same pilot (at most [`MAX_RECHOICES`] times); a new tree gets
+//! its own models and warm-up, and later records name it. Every check goes into `auto.json`.
+
+use lantern_decoding::cost::check::{due, RoundCheck};
+use lantern_decoding::cost::{Pilot, Prediction, StepCosts};
+use lantern_decoding::model::ImageCondition;
+use lantern_decoding::strategy::Speculative;
+
+use super::image::{Active, Context};
+use super::HarnessError;
+use crate::auto::{choose_tree, measure_costs, AutoCheck, AutoChoice, COST_REPEATS};
+use crate::records::Record;
+
+/// Choices re-made per configuration at most (each costs a measurement of the step costs).
+pub const MAX_RECHOICES: usize = 2;
+
+/// An `auto` configuration's choice, under check.
+pub(super) struct AutoRun {
+    /// The strategy without its tree.
+    base: Speculative,
+    /// The pilot the choice replays.
+    pilot: Pilot,
+    /// The step costs the current choice was made with.
+    costs: StepCosts,
+    /// The current choice's prediction.
+    prediction: Prediction,
+    /// What `auto.json` records for the configuration.
+    pub choice: AutoChoice,
+    /// Milliseconds per round of the quiet images since the current choice.
+    round_ms: Vec<f64>,
+    /// Choices re-made so far.
+    rechoices: usize,
+    /// What step costs are measured on: the sweep's first condition, with CFG rows or not,
+    /// with the drafter or not.
+    measure_on: (ImageCondition, bool, bool),
+}
+
+impl AutoRun {
+    /// A choice made at set-up from `pilot` and `costs`.
+    pub fn new(
+        base: Speculative,
+        pilot: Pilot,
+        costs: StepCosts,
+        choice: AutoChoice,
+        measure_on: (ImageCondition, bool, bool),
+    ) -> Self {
+        Self {
+            base,
+            pilot,
+            costs,
+            prediction: choice.chosen.clone(),
+            choice,
+            round_ms: Vec::new(),
+            rechoices: 0,
+            measure_on,
+        }
+    }
+
+    /// The current choice's prediction.
+    pub fn prediction(&self) -> &Prediction {
+        &self.prediction
+    }
+}
+
+/// Adds `record` (just made by `a`) to its `auto` check and runs the check when due; returns the
+/// check made, if any. A disagreeing check re-measures the step costs and re-chooses the tree.
+pub(super) fn check_auto<'b>(
+    a: &mut Active<'b>,
+    record: &Record,
+    ctx: &Context<'b>,
+) -> Result<Option<AutoCheck>, HarnessError> {
+    let Some(mut run) = a.auto.take() else {
+        return Ok(None);
+    };
+    let entry = check_run(a, &mut run, record, ctx);
+    a.auto = Some(run);
+    entry
+}
+
+fn check_run<'b>(
+    a: &mut Active<'b>,
+    run: &mut AutoRun,
+    record: &Record,
+    ctx: &Context<'b>,
+) -> Result<Option<AutoCheck>, HarnessError> {
+    if record.disturbed.is_some() || record.steps == 0 {
+        return Ok(None);
+    }
+    run.round_ms
+        .push((record.latency_ms - record.prefill_ms).max(0.0) / record.steps as f64);
+    if !due(run.round_ms.len()) {
+        return Ok(None);
+    }
+    let check = RoundCheck::new(
+        run.prediction.round_ms,
+        &run.round_ms,
+        run.costs.spread,
+        COST_REPEATS,
+    )
+    .expect("rounds measured");
+    let mut entry = AutoCheck {
+        after_images: a.images(),
+        tree: run.prediction.tree.clone(),
+        check: check.clone(),
+        ar_step_ms: run.costs.ar_step(),
+        remeasured_ar_step_ms: None,
+        rechosen: None,
+    };
+    if check.disagrees() && run.rechoices < MAX_RECHOICES {
+        let (cond, cfg_rows, drafted) = &run.measure_on;
+        let costs = measure_costs(ctx.bundle, cond, *cfg_rows, *drafted)?;
+        let (strategy, choice) = choose_tree(&run.base, &run.pilot, &costs)?;
+        entry.remeasured_ar_step_ms = Some(costs.ar_step());
+        entry.rechosen = Some(choice.chosen.clone());
+        let changed = choice.chosen.tree != run.prediction.tree;
+        run.rechoices += 1;
+        run.round_ms.clear();
+        run.costs = costs;
+        run.prediction = choice.chosen;
+        if changed {
+            a.switch(strategy, format!("auto→{}", run.prediction.tree), ctx)?;
+        }
+    }
+    run.choice.checks.push(entry.clone());
+    Ok(Some(entry))
+}
+
+/// One line for the terminal about a check.
+pub(super) fn describe(label: &str, c: &AutoCheck) -> String {
+    let head = format!(
+        "{label}: auto check after {} images: {} measured {:.2} ms/round vs predicted {:.2} ({:+.0}%, tolerance ±{:.0}%)",
+        c.after_images,
+        c.tree,
+        c.check.measured_ms,
+        c.check.predicted_ms,
+        100.0 * c.check.error(),
+        100.0 * c.check.tolerance
+    );
+    match &c.rechosen {
+        Some(p) if p.tree != c.tree => format!(
+            "{head}; step costs measured again, re-chosen → {} (predicted {:.2} ms/round, {:.2}× AR)",
+            p.tree, p.round_ms, p.speedup
+        ),
+        Some(p) => format!(
+            "{head}; step costs measured again, {} kept (predicted {:.2} ms/round)",
+            p.tree, p.round_ms
+        ),
+        None => head,
+    }
+}
