@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::measure::UNSTABLE_IQR;
+use super::measure::{median, relative_iqr, UNSTABLE_IQR};
 
 /// Quiet images of the chosen tree before the first check; later checks follow at twice as
 /// many, and so on (4, 8, 16, …).
@@ -50,21 +50,18 @@ impl RoundCheck {
         if measured.is_empty() {
             return None;
         }
-        let mut v = measured.to_vec();
-        v.sort_by(f64::total_cmp);
-        let q = |p: f64| v[((v.len() - 1) as f64 * p).round() as usize];
-        let measured_ms = q(0.5);
-        let measured_spread = (q(0.75) - q(0.25)) / measured_ms.max(1e-12);
+        let measured_ms = median(measured.to_vec());
+        let measured_spread = relative_iqr(measured);
         // Step costs that spread beyond UNSTABLE_IQR were measured beside a neighbour: their
         // spread says how disturbed they were, not how uncertain the cost is.
         let cost_se = median_se(cost_spread.min(UNSTABLE_IQR), cost_repeats);
-        let se = median_se(measured_spread, v.len()).hypot(cost_se);
+        let se = median_se(measured_spread, measured.len()).hypot(cost_se);
         Some(Self {
             predicted_ms,
             measured_ms,
             measured_spread,
             tolerance: MIN_TOLERANCE.max(2.0 * se),
-            images: v.len(),
+            images: measured.len(),
         })
     }
 

@@ -46,7 +46,7 @@ pub const UNSTABLE_IQR: f64 = 0.25;
 pub const MAX_PASSES: usize = 3;
 
 /// Interquartile range over median of `v` (0 for fewer than four values).
-fn relative_iqr(v: &[f64]) -> f64 {
+pub(crate) fn relative_iqr(v: &[f64]) -> f64 {
     if v.len() < 4 {
         return 0.0;
     }
@@ -103,7 +103,7 @@ pub fn binary_tree(root: u32, n: usize, vocab: usize) -> DraftTree {
     tree
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
+pub(crate) fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
 }

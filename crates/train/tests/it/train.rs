@@ -100,29 +100,13 @@ fn three_stages_train_resume_and_reload() {
         seed: 1,
         checkpoint_every: 1,
     };
-    lantern_train::vq::train(
-        Split {
-            train: &set,
-            heldout: &set,
-        },
-        &vq_cfg,
-        &tc,
-        &out,
-        false,
-    )
-    .unwrap();
+    let split = || Split {
+        train: &set,
+        heldout: &set,
+    };
+    lantern_train::vq::train(split(), &vq_cfg, &tc, &out, false).unwrap();
     tc.steps = 4;
-    let report = lantern_train::vq::train(
-        Split {
-            train: &set,
-            heldout: &set,
-        },
-        &vq_cfg,
-        &tc,
-        &out,
-        false,
-    )
-    .unwrap();
+    let report = lantern_train::vq::train(split(), &vq_cfg, &tc, &out, false).unwrap();
     assert_eq!(
         std::fs::read_to_string(out.join("vq.state/step")).unwrap(),
         "4"
@@ -159,18 +143,7 @@ fn three_stages_train_resume_and_reload() {
         seed: 2,
         checkpoint_every: 10,
     };
-    let report = lantern_train::gpt::train(
-        Split {
-            train: &set,
-            heldout: &set,
-        },
-        &vq,
-        &g,
-        &gt,
-        &out,
-        false,
-    )
-    .unwrap();
+    let report = lantern_train::gpt::train(split(), &vq, &g, &gt, &out, false).unwrap();
     let losses = rows(&out.join("gpt_loss.csv"));
     assert!(losses.last().unwrap()[1] < losses[0][1], "{losses:?}");
     assert_eq!(
@@ -198,19 +171,8 @@ fn three_stages_train_resume_and_reload() {
         seed: 3,
         checkpoint_every: 10,
     };
-    let report = lantern_train::drafter::train(
-        Split {
-            train: &set,
-            heldout: &set,
-        },
-        &vq,
-        &gpt,
-        &dcfg,
-        &dt,
-        &out,
-        false,
-    )
-    .unwrap();
+    let report =
+        lantern_train::drafter::train(split(), &vq, &gpt, &dcfg, &dt, &out, false).unwrap();
     let losses = rows(&out.join("drafter_loss.csv"));
     assert!(
         losses.last().unwrap()[2] < losses[0][2],
