@@ -1,14 +1,22 @@
-//! A disturbance the runner must notice: a bounded CPU hog (one spinning thread more than the
-//! machine has cores) runs beside part of a small sweep; the images it overlapped are re-timed and
-//! flagged, and the images timed after it are quiet again. Linux only (the run-queue counters);
-//! elsewhere the test checks nothing beyond the sweep running.
+//! Disturbances the runner must survive, made by a bounded CPU hog (one spinning thread more than
+//! the machine has cores):
+//! - beside part of a small sweep: the images it overlapped are re-timed and flagged, and the
+//!   images timed after it are quiet again (Linux only, the run-queue counters; elsewhere that
+//!   test checks nothing beyond the sweep running);
+//! - beside an `auto` sweep's step-cost measurement: the in-run check finds the quiet rounds
+//!   cheaper than predicted and re-chooses; the fixed trees' speedups by medians match a quiet
+//!   run of the same sweep within their noise, and `auto` is within 10% of the best fixed tree in
+//!   both runs.
 
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use lantern_harness::auto::{read_map, AutoChoice};
 use lantern_harness::config::SweepConfig;
-use lantern_harness::records::read_journal;
+use lantern_harness::records::{read_journal, read_parquet};
 use lantern_harness::runner::{run_sweep, SweepOptions};
 
 const SWEEP: &str = r#"
@@ -97,5 +105,126 @@ fn images_timed_beside_a_cpu_hog_are_retimed_and_flagged() {
     // Same tokens whether disturbed or not: re-timing never changes the image.
     for (a, b) in loud.iter().zip(&quiet) {
         assert_eq!((a.seed, &a.tokens), (b.seed, &b.tokens));
+    }
+}
+
+/// `auto` beside a neighbour: LANTERN on two fixed chains and `auto` on the 8-layer embedded
+/// model. Its step costs are measured while the hog runs (the hog stops once they are
+/// written); the pilots and images then run quietly.
+const AUTO_SWEEP: &str = r#"
+name = "auto_disturbed"
+[model]
+preset = "tiny-peaked"
+dtype = "f16"
+[sampling]
+temperature = 1.0
+cfg = 3.0
+[data]
+classes = [0]
+seeds = 10
+[runtime]
+pilot_images = 1
+[quality]
+enabled = false
+[[strategy]]
+kind = "ar"
+[[strategy]]
+kind = "lantern"
+tree = ["chain:2", "chain:6", "auto"]
+k = 1000
+delta = 0.1
+"#;
+
+/// (tree, speedup, lo, hi) of every configuration but AR, by medians with their 95% intervals.
+fn speedups(dir: &Path) -> Vec<(String, f64, f64, f64)> {
+    let s = read_parquet(&dir.join("summary.parquet")).unwrap();
+    let tree = s.column("tree").unwrap().str().unwrap().clone();
+    let col = |c: &str| s.column(c).unwrap().f64().unwrap().clone();
+    let (x, lo, hi) = (col("speedup"), col("speedup_lo"), col("speedup_hi"));
+    (0..s.height())
+        .filter_map(|i| {
+            let t = tree.get(i)?;
+            Some((t.to_string(), x.get(i)?, lo.get(i)?, hi.get(i)?))
+        })
+        .collect()
+}
+
+/// Whether speedups `a` and `b` agree within their noise: 10% apart, or one inside the other's
+/// 95% interval.
+fn within_noise(a: &(String, f64, f64, f64), b: &(String, f64, f64, f64)) -> bool {
+    (a.1 - b.1).abs() <= 0.1 * b.1 || (a.2..=a.3).contains(&b.1) || (b.2..=b.3).contains(&a.1)
+}
+
+/// Runs `AUTO_SWEEP` as `name`, the hog beside its step-cost measurement when `hogged`.
+fn auto_run(root: &Path, name: &str, hogged: bool) -> PathBuf {
+    let text = AUTO_SWEEP.replace("auto_disturbed", name);
+    let cfg = SweepConfig::parse(&text, &root.join(format!("{name}.toml"))).unwrap();
+    let opts = SweepOptions {
+        results_root: root.to_path_buf(),
+        progress: false,
+        shard: None,
+    };
+    let costs = root.join(name).join("verify_cost.json");
+    let stop = Arc::new(AtomicBool::new(!hogged));
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let spinners = hog(cores + 1, stop.clone(), Duration::from_secs(300));
+    let watcher = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) && !costs.exists() {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            stop.store(true, Ordering::Relaxed);
+        })
+    };
+    let out = run_sweep(&cfg, &opts).unwrap();
+    stop.store(true, Ordering::Relaxed);
+    watcher.join().unwrap();
+    spinners.into_iter().for_each(|t| t.join().unwrap());
+    out.dir
+}
+
+#[test]
+fn auto_rechooses_when_its_costs_were_measured_beside_a_hog() {
+    let _machine = crate::machine();
+    let root = std::env::temp_dir().join(format!("lantern-auto-hog-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    std::fs::create_dir_all(&root).unwrap();
+    let loud = auto_run(&root, "auto_disturbed", true);
+    let quiet = auto_run(&root, "auto_quiet", false);
+    let choices: BTreeMap<String, AutoChoice> = read_map(&loud.join("auto.json"));
+    let (loud_x, quiet_x) = (speedups(&loud), speedups(&quiet));
+    let _ = std::fs::remove_dir_all(&root);
+    // The costs were measured beside the hog, the rounds quietly: the first check finds them
+    // cheaper than predicted beyond the noise, measures the costs again (faster) and re-chooses.
+    let checks = &choices.values().next().expect("one auto choice").checks;
+    let first = checks.first().expect("auto checked its tree");
+    assert!(
+        first.check.disagrees() && first.check.error() < 0.0,
+        "{first:?}"
+    );
+    let again = first.remeasured_ar_step_ms.expect("costs measured again");
+    assert!(
+        again < first.ar_step_ms && first.rechosen.is_some(),
+        "{first:?}"
+    );
+    // Fixed trees: the same speedups, by medians, within their noise.
+    for (l, q) in loud_x.iter().zip(&quiet_x) {
+        if !l.0.starts_with("auto") {
+            assert!(within_noise(l, q), "beside the hog {l:?}, quiet {q:?}");
+        }
+    }
+    // auto within 10% of the best fixed tree (or inside its interval), in both runs.
+    for (run, rows) in [("beside the hog", &loud_x), ("quiet", &quiet_x)] {
+        let auto = rows.iter().find(|r| r.0.starts_with("auto")).unwrap();
+        let best = rows
+            .iter()
+            .filter(|r| r.0.starts_with("chain"))
+            .max_by(|a, b| a.1.total_cmp(&b.1))
+            .unwrap();
+        assert!(
+            auto.1 >= 0.9 * best.1 || (best.2..=best.3).contains(&auto.1),
+            "{run}: {auto:?} against the best fixed tree {best:?}"
+        );
     }
 }
