@@ -55,7 +55,7 @@ pub struct AutoCheck {
     pub ar_step_ms: f64,
     /// When the check disagreed: the AR step of the costs measured again, ms …
     pub remeasured_ar_step_ms: Option<f64>,
-    /// … and the choice re-made with them (possibly the same tree).
+    /// … and the choice re-made with them and a new pilot (possibly the same tree).
     pub rechosen: Option<Prediction>,
 }
 

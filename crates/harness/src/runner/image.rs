@@ -59,7 +59,7 @@ pub(super) struct Active<'b> {
     tree_label: Option<String>,
     models: Box<dyn Models + 'b>,
     /// An `auto` tree's choice under check (`recheck.rs`).
-    pub auto: Option<AutoRun>,
+    pub auto: Option<AutoRun<'b>>,
     taus: Vec<f64>,
     /// Latencies of the timings kept undisturbed so far (the stall rule's reference).
     quiet_latencies: Vec<f64>,

@@ -1,12 +1,14 @@
 //! `tree = "auto"` checks itself while the sweep runs: after 4, 8, 16, … quiet images of the
 //! chosen tree, their median cost per round is compared with the cost model's prediction
-//! ([`RoundCheck`]). When the two disagree beyond the noise, the step costs are measured again
-//! and the tree re-chosen from the same pilot (at most [`MAX_RECHOICES`] times); a new tree gets
-//! its own models and warm-up, and later records name it. Every check goes into `auto.json`.
+//! ([`RoundCheck`]). When the two disagree beyond the noise, everything the prediction timed is
+//! measured again — the step costs, and the pilot (its host work per row is timed) — and the tree
+//! re-chosen (at most [`MAX_RECHOICES`] times); a new tree gets its own models and warm-up, and
+//! later records name it. Every check goes into `auto.json`.
 
 use lantern_decoding::cost::check::{due, RoundCheck};
-use lantern_decoding::cost::{Pilot, Prediction, StepCosts};
+use lantern_decoding::cost::{run_pilot, Pilot, Prediction, StepCosts};
 use lantern_decoding::model::ImageCondition;
+use lantern_decoding::neighbours::NeighbourTable;
 use lantern_decoding::strategy::Speculative;
 
 use super::image::{Active, Context};
@@ -14,11 +16,26 @@ use super::HarnessError;
 use crate::auto::{choose_tree, measure_costs, AutoCheck, AutoChoice, COST_REPEATS};
 use crate::records::Record;
 
-/// Choices re-made per configuration at most (each costs a measurement of the step costs).
+/// Choices re-made per configuration at most (each costs a measurement of the step costs and a
+/// pilot).
 pub const MAX_RECHOICES: usize = 2;
 
+/// What the cost model's inputs are measured on, as at set-up.
+pub(super) struct MeasureOn<'a> {
+    /// The sweep's conditions (step costs on the first, pilots over all).
+    pub conds: Vec<ImageCondition>,
+    /// Whether forwards carry CFG rows.
+    pub cfg_rows: bool,
+    /// Whether drafter passes are measured.
+    pub drafted: bool,
+    /// Latent neighbours of the relaxed rules.
+    pub neighbours: Option<&'a NeighbourTable>,
+    /// Pilot images per tree (`[runtime] pilot_images`).
+    pub pilot_images: usize,
+}
+
 /// An `auto` configuration's choice, under check.
-pub(super) struct AutoRun {
+pub(super) struct AutoRun<'a> {
     /// The strategy without its tree.
     base: Speculative,
     /// The pilot the choice replays.
@@ -33,19 +50,18 @@ pub(super) struct AutoRun {
     round_ms: Vec<f64>,
     /// Choices re-made so far.
     rechoices: usize,
-    /// What step costs are measured on: the sweep's first condition, with CFG rows or not,
-    /// with the drafter or not.
-    measure_on: (ImageCondition, bool, bool),
+    /// What step costs and pilots are measured on.
+    measure_on: MeasureOn<'a>,
 }
 
-impl AutoRun {
+impl<'a> AutoRun<'a> {
     /// A choice made at set-up from `pilot` and `costs`.
     pub fn new(
         base: Speculative,
         pilot: Pilot,
         costs: StepCosts,
         choice: AutoChoice,
-        measure_on: (ImageCondition, bool, bool),
+        measure_on: MeasureOn<'a>,
     ) -> Self {
         Self {
             base,
@@ -82,7 +98,7 @@ pub(super) fn check_auto<'b>(
 
 fn check_run<'b>(
     a: &mut Active<'b>,
-    run: &mut AutoRun,
+    run: &mut AutoRun<'b>,
     record: &Record,
     ctx: &Context<'b>,
 ) -> Result<Option<AutoCheck>, HarnessError> {
@@ -110,15 +126,24 @@ fn check_run<'b>(
         rechosen: None,
     };
     if check.disagrees() && run.rechoices < MAX_RECHOICES {
-        let (cond, cfg_rows, drafted) = &run.measure_on;
-        let costs = measure_costs(ctx.bundle, cond, *cfg_rows, *drafted)?;
-        let (strategy, choice) = choose_tree(&run.base, &run.pilot, &costs)?;
+        let m = &run.measure_on;
+        let costs = measure_costs(ctx.bundle, &m.conds[0], m.cfg_rows, m.drafted)?;
+        let pilot = run_pilot(
+            ctx.bundle,
+            &run.base,
+            &a.spec.sampling,
+            m.neighbours,
+            &m.conds,
+            m.pilot_images,
+        )?;
+        let (strategy, choice) = choose_tree(&run.base, &pilot, &costs)?;
         entry.remeasured_ar_step_ms = Some(costs.ar_step());
         entry.rechosen = Some(choice.chosen.clone());
         let changed = choice.chosen.tree != run.prediction.tree;
         run.rechoices += 1;
         run.round_ms.clear();
         run.costs = costs;
+        run.pilot = pilot;
         run.prediction = choice.chosen;
         if changed {
             a.switch(strategy, format!("auto→{}", run.prediction.tree), ctx)?;
@@ -141,11 +166,11 @@ pub(super) fn describe(label: &str, c: &AutoCheck) -> String {
     );
     match &c.rechosen {
         Some(p) if p.tree != c.tree => format!(
-            "{head}; step costs measured again, re-chosen → {} (predicted {:.2} ms/round, {:.2}× AR)",
+            "{head}; step costs and pilot measured again, re-chosen → {} (predicted {:.2} ms/round, {:.2}× AR)",
             p.tree, p.round_ms, p.speedup
         ),
         Some(p) => format!(
-            "{head}; step costs measured again, {} kept (predicted {:.2} ms/round)",
+            "{head}; step costs and pilot measured again, {} kept (predicted {:.2} ms/round)",
             p.tree, p.round_ms
         ),
         None => head,

@@ -15,7 +15,7 @@ use lantern_decoding::strategy::Strategy;
 use super::image::{warm_up, Active, Context};
 use super::load::Loaded;
 use super::progress::Progress;
-use super::recheck::{check_auto, describe, AutoRun};
+use super::recheck::{check_auto, describe, AutoRun, MeasureOn};
 use super::setup::Cond;
 use super::{shard_file, HarnessError};
 use crate::auto::{read_map, write_map, AutoChoice, AutoTrees};
@@ -118,7 +118,13 @@ pub(super) fn prepare<'a>(
                 let label = format!("auto→{}", choice.chosen.tree);
                 predictions.insert(run.run_id.clone(), choice.chosen.clone());
                 choices.insert(run.label.clone(), choice.clone());
-                let measure_on = (at.conds[0].cond.clone(), cfg_rows, drafted);
+                let measure_on = MeasureOn {
+                    conds: at.conds.iter().map(|c| c.cond.clone()).collect(),
+                    cfg_rows,
+                    drafted,
+                    neighbours: loaded.neighbours.as_ref(),
+                    pilot_images: pilots,
+                };
                 let check = AutoRun::new(sp.clone(), pilot, costs.clone(), choice, measure_on);
                 (strategy, Some(label), Some(check))
             }
