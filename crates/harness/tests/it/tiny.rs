@@ -45,6 +45,8 @@ classes = [0, 5]
 seeds = 2
 [timing]
 retimes = 0     # not a timing test; the binary's light tests may run beside it
+[runtime]
+pilot_images = 1
 [quality]
 reference = "{}"
 [[strategy]]
