@@ -149,7 +149,7 @@ fn is_torchscript(path: &Path) -> bool {
 /// Reads every tensor, stripping the first wrapper LlamaGen's loader would use.
 fn read_tensors(
     path: &Path,
-    layout: Option<&KeyLayout>,
+    rename: Option<&dyn Fn(&str) -> String>,
 ) -> Result<(Format, BTreeMap<String, PackTensor>), ModelError> {
     let format = detect_format(path)?;
     let raw: BTreeMap<String, PackTensor> = match format {
@@ -177,7 +177,7 @@ fn read_tensors(
     let tensors = raw
         .into_iter()
         .map(|(k, mut t)| {
-            let k = layout.map_or(k.clone(), |l| l.file_to_module(&k));
+            let k = rename.map_or(k.clone(), |r| r(&k));
             t.name = k.clone();
             (k, t)
         })
@@ -186,12 +186,32 @@ fn read_tensors(
 }
 
 /// Loads `path` into `module`, refusing any key or shape disagreement (see the module docs).
-pub fn load_module<M: Module>(
+pub fn load_module<M: Module>(module: M, path: &Path, layout: &KeyLayout) -> Result<M, ModelError> {
+    let renames = KeyRenames {
+        to_module: &|k| layout.file_to_module(k),
+        to_file: &|k| layout.module_to_file(k),
+    };
+    load_module_renamed(module, path, layout, &renames)
+}
+
+/// Key renames that prefixes cannot express (e.g. a level index counted from the other end):
+/// file key → module key and back (for messages).
+pub struct KeyRenames<'a> {
+    /// File key → module key.
+    pub to_module: &'a dyn Fn(&str) -> String,
+    /// Module key → file key.
+    pub to_file: &'a dyn Fn(&str) -> String,
+}
+
+/// [`load_module`] with `renames` in place of the layout's prefix renames (the layout still
+/// names the model and its ignored keys, in the file's naming).
+pub fn load_module_renamed<M: Module>(
     mut module: M,
     path: &Path,
     layout: &KeyLayout,
+    renames: &KeyRenames<'_>,
 ) -> Result<M, ModelError> {
-    let (_, file) = read_tensors(path, Some(layout))?;
+    let (_, file) = read_tensors(path, Some(renames.to_module))?;
     let expected: BTreeMap<String, Vec<usize>> = module
         .collect(None, Some(Box::new(BurnToPyTorchAdapter)), true)
         .into_iter()
@@ -201,12 +221,12 @@ pub fn load_module<M: Module>(
     for (key, want) in &expected {
         match file.get(key) {
             None => problems.push(KeyProblem::Missing {
-                key: layout.module_to_file(key),
+                key: (renames.to_file)(key),
                 expected: want.clone(),
             }),
             Some(t) if t.shape.as_slice() != want.as_slice() => {
                 problems.push(KeyProblem::ShapeMismatch {
-                    key: layout.module_to_file(key),
+                    key: (renames.to_file)(key),
                     expected: want.clone(),
                     found: t.shape.to_vec(),
                 })
@@ -215,7 +235,7 @@ pub fn load_module<M: Module>(
         }
     }
     for (key, t) in &file {
-        let file_key = layout.module_to_file(key);
+        let file_key = (renames.to_file)(key);
         if !expected.contains_key(key) && !layout.is_ignored(&file_key) {
             problems.push(KeyProblem::Unexpected {
                 key: file_key,

@@ -309,6 +309,14 @@ pub struct VqConfig {
     /// Normalisation: `groupN` (GroupNorm with N groups, eps 1e-6).
     #[serde(default = "default_norm")]
     pub norm: String,
+    /// Taming/Meta VQGAN attention placement: attention blocks at the levels whose side (from
+    /// `resolution`, halved per level) is listed; `None` = LlamaGen's (last encoder level, first
+    /// decoder level).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attn_resolutions: Option<Vec<usize>>,
+    /// Image side the attention placement counts from (taming's `resolution`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolution: Option<usize>,
     /// Training only (ignored).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub codebook_show_usage: Option<bool>,
@@ -390,6 +398,17 @@ impl VqConfig {
                     self.norm
                 ),
             })
+    }
+
+    /// Whether encoder level `level` (0 = finest) has attention blocks; the decoder's level of
+    /// the same side does too.
+    pub fn level_has_attention(&self, level: usize) -> bool {
+        let levels = self.encoder_ch_mult.len();
+        match (&self.attn_resolutions, self.resolution) {
+            (Some(sides), Some(res)) => sides.contains(&(res >> level)),
+            (Some(_), None) => false,
+            (None, _) => level + 1 == levels,
+        }
     }
 
     /// Spatial downsampling factor of the encoder (16 for VQ-16).

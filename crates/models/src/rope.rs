@@ -74,10 +74,22 @@ impl RopeTable {
         extra_zero_rows: usize,
     ) -> Self {
         let positions = cls_token_num + grid * grid + extra_zero_rows.max(1);
+        Self::from_angles(positions, head_dim, |p| {
+            rope_angles(p, grid, head_dim, base, cls_token_num)
+        })
+    }
+
+    /// A table of `positions` rows whose row p rotates pair m by `angles(p)[m]` (`None`: a zero
+    /// row).
+    pub fn from_angles(
+        positions: usize,
+        head_dim: usize,
+        angles: impl Fn(usize) -> Option<Vec<f32>>,
+    ) -> Self {
         let mut cos = vec![0f32; positions * head_dim];
         let mut sin = vec![0f32; positions * head_dim];
         for p in 0..positions {
-            if let Some(angles) = rope_angles(p, grid, head_dim, base, cls_token_num) {
+            if let Some(angles) = angles(p) {
                 for (m, a) in angles.iter().enumerate() {
                     let (s, c) = (*a as f64).sin_cos();
                     let i = p * head_dim + 2 * m;
@@ -128,8 +140,15 @@ impl Rope2d {
         extra_zero_rows: usize,
         device: &Device,
     ) -> Self {
-        let t = RopeTable::new(grid, head_dim, base, cls_token_num, extra_zero_rows);
-        let shape = [t.positions, head_dim];
+        Self::from_table(
+            RopeTable::new(grid, head_dim, base, cls_token_num, extra_zero_rows),
+            device,
+        )
+    }
+
+    /// The host table `t` on `device`.
+    pub fn from_table(t: RopeTable, device: &Device) -> Self {
+        let shape = [t.positions, t.head_dim];
         Self {
             cos: Tensor::from_data(TensorData::new(t.cos, shape), device),
             sin: Tensor::from_data(TensorData::new(t.sin, shape), device),

@@ -205,12 +205,13 @@ impl VqModel {
         for (i, &m) in enc_mult.iter().enumerate() {
             let block_out = ch * m;
             let last = i + 1 == enc_mult.len();
+            let with_attn = config.level_has_attention(i);
             let mut res = Vec::new();
             let mut attn = Vec::new();
             for _ in 0..nres {
                 res.push(ResnetBlock::new(block_in, block_out, g, device));
                 block_in = block_out;
-                if last {
+                if with_attn {
                     attn.push(AttnBlock::new(block_in, g, device));
                 }
             }
@@ -246,13 +247,13 @@ impl VqModel {
         let mut dec_levels = Vec::new();
         for i in (0..dec_mult.len()).rev() {
             let block_out = ch * dec_mult[i];
-            let top = i + 1 == dec_mult.len();
+            let with_attn = config.level_has_attention(i);
             let mut res = Vec::new();
             let mut attn = Vec::new();
             for _ in 0..nres + 1 {
                 res.push(ResnetBlock::new(block_in, block_out, g, device));
                 block_in = block_out;
-                if top {
+                if with_attn {
                     attn.push(AttnBlock::new(block_in, g, device));
                 }
             }
@@ -300,6 +301,27 @@ impl VqModel {
     /// The raw (un-normalised) codebook `[codebook_size, embed_dim]`, as stored in the file.
     pub fn codebook(&self) -> Tensor<2> {
         self.quantize.embedding.weight.val()
+    }
+
+    /// Replaces codebook rows: `rows` pairs a code index with its new `embed_dim` values (dead-code
+    /// restarts during training). The parameter keeps its id, so optimiser state follows it.
+    pub fn restart_codes(mut self, rows: &[(usize, Vec<f32>)]) -> Self {
+        let d = self.config.codebook_embed_dim;
+        let weight = self.quantize.embedding.weight.clone();
+        let old = weight.val();
+        let device = old.device();
+        let require_grad = old.is_require_grad();
+        let mut values: Vec<f32> = old.into_data().try_into_vec_as().expect("f32 codebook");
+        for (code, row) in rows {
+            assert_eq!(row.len(), d, "a restarted code needs {d} values");
+            values[code * d..(code + 1) * d].copy_from_slice(row);
+        }
+        let n = values.len() / d;
+        self.quantize.embedding.weight = weight.map(|_| {
+            Tensor::<2>::from_data(TensorData::new(values, [n, d]), &device)
+                .set_require_grad(require_grad)
+        });
+        self
     }
 
     /// The codebook used for lookups: L2-normalised when `codebook_l2_norm` is set.
@@ -388,13 +410,18 @@ impl VqModel {
     /// Code indices `[B, grid²]` (row-major) → image `[B, 3, grid·f, grid·f]`, roughly in [-1, 1]
     /// and not clamped (`decode_code`).
     pub fn decode_code(&self, codes: Tensor<2, Int>, grid: usize) -> Tensor<4> {
+        self.decode_grid(codes, [grid, grid])
+    }
+
+    /// Code indices `[B, h·w]` (row-major) of an `h × w` grid → image `[B, 3, h·f, w·f]`.
+    pub fn decode_grid(&self, codes: Tensor<2, Int>, [h, w]: [usize; 2]) -> Tensor<4> {
         let [b, n] = codes.dims();
-        assert_eq!(n, grid * grid, "{n} codes do not fill a {grid}×{grid} grid");
+        assert_eq!(n, h * w, "{n} codes do not fill a {h}×{w} grid");
         let d = self.config.codebook_embed_dim;
         let z = self
             .lookup_codebook()
             .select(0, codes.reshape([b * n]))
-            .reshape([b, grid, grid, d])
+            .reshape([b, h, w, d])
             .permute([0, 3, 1, 2]);
         self.decode(z)
     }

@@ -170,6 +170,34 @@ impl ImageSet {
         (box_filter(img, (x0, y0, region), size, flip), *label)
     }
 
+    /// A batch of `window`-pixel squares, each cut at random from a `size` crop: the pixel
+    /// statistics of `size` crops at a fraction of the pixels (`[B, 3, window, window]`).
+    pub fn batch_windows(
+        &self,
+        b: usize,
+        (size, window): (u32, u32),
+        rng: &mut Rng,
+        device: &Device,
+    ) -> Tensor<4> {
+        assert!(
+            window <= size,
+            "a window of {window} px does not fit a {size} px crop"
+        );
+        let (s, w) = (size as usize, window as usize);
+        let mut data = Vec::with_capacity(b * 3 * w * w);
+        for _ in 0..b {
+            let (c, _) = self.crop(size, rng);
+            let x0 = (rng.next_u64() % (s - w + 1) as u64) as usize;
+            let y0 = (rng.next_u64() % (s - w + 1) as u64) as usize;
+            for plane in c.chunks_exact(s * s) {
+                for y in y0..y0 + w {
+                    data.extend_from_slice(&plane[y * s + x0..y * s + x0 + w]);
+                }
+            }
+        }
+        Tensor::from_data(TensorData::new(data, [b, 3, w, w]), device)
+    }
+
     /// A batch of crops: `[B, 3, size, size]` and labels.
     pub fn batch(
         &self,

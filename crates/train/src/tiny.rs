@@ -112,8 +112,13 @@ impl Recipe {
         Self {
             data: DataLayout::HeldOutPhotos,
             vq: VqTrainConfig {
-                steps: steps(800),
+                steps: steps(TINY_VQ_STEPS),
                 seed: 11,
+                restart_every: 25,
+                // Zoomed crops: a 32-px crop is a stronger downsizing than a 64-px one, so the
+                // tokenizer trains on 32-px windows of the GPT's 64-px crops instead.
+                crop: CROP,
+                window: CROP / 2,
                 ..peaked.vq
             },
             gpt: GptTrainConfig {
@@ -140,11 +145,13 @@ impl Recipe {
                 steps: steps(1200),
                 batch: 16,
                 crop: CROP / 2,
+                window: 0,
                 eval_crop: CROP,
                 lr: 1e-3,
                 beta: 0.25,
                 seed: 1,
                 checkpoint_every: 100,
+                restart_every: 0,
             },
             gpt: GptTrainConfig {
                 steps: steps(1200),
@@ -171,6 +178,8 @@ impl Recipe {
     }
 }
 
+/// Optimiser steps of the `tiny` tokenizer.
+pub const TINY_VQ_STEPS: usize = 1000;
 /// Depth of the `tiny` target.
 pub const TINY_LAYERS: usize = 16;
 /// Optimiser steps of the `tiny` target.

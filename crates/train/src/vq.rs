@@ -24,6 +24,11 @@ pub struct VqTrainConfig {
     pub batch: usize,
     /// Crop side in pixels for training.
     pub crop: u32,
+    /// When non-zero, each training crop keeps only a random square of this side (crops of the
+    /// GPT's size, so the pixel statistics match the images the GPT sees, at a fraction of the
+    /// cost: the tokenizer is fully convolutional).
+    #[serde(default)]
+    pub window: u32,
     /// Crop side of the held-out evaluation (the image size the GPT sees).
     pub eval_crop: u32,
     /// Peak learning rate.
@@ -34,6 +39,11 @@ pub struct VqTrainConfig {
     pub seed: u64,
     /// Steps between checkpoints.
     pub checkpoint_every: usize,
+    /// Dead-code restarts: every this many steps, each code no batch chose in that window is moved
+    /// onto a random encoder output of the current batch (0 = never; restarts stop at 3/4 of the
+    /// steps so the codebook settles).
+    #[serde(default)]
+    pub restart_every: usize,
 }
 
 /// Held-out quality of a tokenizer.
@@ -77,11 +87,24 @@ pub fn train(
     )
     .map_err(|e| e.to_string())?;
     let bar = bar(progress, tc.steps, start, "vq");
+    let mut restarts = Restarts::new(cfg.codebook_size, tc, start);
     let t0 = Instant::now();
     for step in start..tc.steps {
         let mut rng = Rng::new(tc.seed).fork(step as u64);
-        let (x, _) = set.batch(tc.batch, tc.crop, &mut rng, &device);
-        let q = model.quantize_train(model.encode_latent(x.clone()));
+        let x = if tc.window > 0 {
+            set.batch_windows(tc.batch, (tc.crop, tc.window), &mut rng, &device)
+        } else {
+            set.batch(tc.batch, tc.crop, &mut rng, &device).0
+        };
+        let z = model.encode_latent(x.clone());
+        let q = model.quantize_train(z.clone());
+        let chosen: Vec<i64> = q
+            .codes
+            .clone()
+            .into_data()
+            .try_into_vec_as()
+            .map_err(|e| format!("{e:?}"))?;
+        restarts.observe(&chosen, step);
         let recon = model.decode(q.quant);
         let rec = (recon - x).square().mean();
         let loss = rec.clone() + q.codebook_loss.clone() + q.commit_loss.clone() * tc.beta;
@@ -91,14 +114,17 @@ pub fn train(
             model,
             grads,
         );
+        if restarts.due(step) {
+            let dead = restarts.dead(step);
+            if !dead.is_empty() {
+                let rows = restarts.rows(&dead, latents(z)?, &mut rng.fork(0x5EED));
+                model = model.restart_codes(&rows);
+                restarts.revived(&dead, step);
+            }
+        }
         if step % 20 == 0 || step + 1 == tc.steps {
-            let codes: Vec<i64> = q
-                .codes
-                .into_data()
-                .try_into_vec_as()
-                .map_err(|e| format!("{e:?}"))?;
             let usage =
-                codes.iter().collect::<HashSet<_>>().len() as f64 / cfg.codebook_size as f64;
+                chosen.iter().collect::<HashSet<_>>().len() as f64 / cfg.codebook_size as f64;
             let scalar = |t: Tensor<1>| t.into_scalar::<f32>() as f64;
             let (l, r) = (scalar(loss), scalar(rec));
             log.row(&[
@@ -127,6 +153,91 @@ pub fn train(
         .save(&out.join("vq.safetensors"))
         .map_err(|e| e.to_string())?;
     evaluate(&inference, heldout, tc.eval_crop, tc.seed ^ 0xE7A1)
+}
+
+/// Dead-code restart bookkeeping: the last step each code was chosen.
+struct Restarts {
+    last_used: Vec<usize>,
+    every: usize,
+    until: usize,
+}
+
+impl Restarts {
+    /// A fresh window at `start` (a resumed run treats every code as just used).
+    fn new(codebook_size: usize, tc: &VqTrainConfig, start: usize) -> Self {
+        Self {
+            last_used: vec![start; codebook_size],
+            every: tc.restart_every,
+            until: tc.steps * 3 / 4,
+        }
+    }
+
+    /// Records the codes a batch chose at `step`.
+    fn observe(&mut self, codes: &[i64], step: usize) {
+        for &c in codes {
+            self.last_used[c as usize] = step;
+        }
+    }
+
+    /// Whether restarts run after `step`.
+    fn due(&self, step: usize) -> bool {
+        self.every > 0 && step > 0 && step.is_multiple_of(self.every) && step < self.until
+    }
+
+    /// Codes no batch chose in the last `every` steps.
+    fn dead(&self, step: usize) -> Vec<usize> {
+        (0..self.last_used.len())
+            .filter(|&c| self.last_used[c] + self.every <= step)
+            .collect()
+    }
+
+    /// New rows for `dead`: random L2-normalised encoder outputs from `latents`, jittered so codes
+    /// placed on the same output separate.
+    fn rows(
+        &self,
+        dead: &[usize],
+        latents: Vec<Vec<f32>>,
+        rng: &mut Rng,
+    ) -> Vec<(usize, Vec<f32>)> {
+        dead.iter()
+            .map(|&code| {
+                let pick = (rng.next_u64() % latents.len() as u64) as usize;
+                let mut row: Vec<f32> = latents[pick]
+                    .iter()
+                    .map(|v| v + 0.02 * (2.0 * rng.uniform() as f32 - 1.0))
+                    .collect();
+                let norm = row.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-12);
+                row.iter_mut().for_each(|v| *v /= norm);
+                (code, row)
+            })
+            .collect()
+    }
+
+    /// Marks restarted codes as fresh, so they get a full window to be chosen.
+    fn revived(&mut self, dead: &[usize], step: usize) {
+        for &c in dead {
+            self.last_used[c] = step;
+        }
+    }
+}
+
+/// The L2-normalised encoder outputs of a latent `[B, D, h, w]`, one row per position.
+fn latents(z: Tensor<4>) -> Result<Vec<Vec<f32>>, String> {
+    let [b, d, h, w] = z.dims();
+    let flat: Vec<f32> = z
+        .detach()
+        .permute([0, 2, 3, 1])
+        .reshape([b * h * w, d])
+        .into_data()
+        .try_into_vec_as()
+        .map_err(|e| format!("{e:?}"))?;
+    Ok(flat
+        .chunks(d)
+        .map(|r| {
+            let norm = r.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-12);
+            r.iter().map(|v| v / norm).collect()
+        })
+        .collect())
 }
 
 /// Reconstruction error and codebook usage on 256 held-out crops (a seed no training step uses).
@@ -178,4 +289,48 @@ pub fn bar(show: bool, total: usize, start: usize, stage: &str) -> ProgressBar {
         .progress_chars("=> "),
     );
     b
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(steps: usize, restart_every: usize) -> VqTrainConfig {
+        VqTrainConfig {
+            steps,
+            batch: 1,
+            crop: 8,
+            window: 0,
+            eval_crop: 8,
+            lr: 1e-3,
+            beta: 0.25,
+            seed: 1,
+            checkpoint_every: 1,
+            restart_every,
+        }
+    }
+
+    #[test]
+    fn codes_unchosen_for_a_window_are_dead_and_revived_codes_get_a_new_window() {
+        let mut r = Restarts::new(4, &config(100, 10), 0);
+        r.observe(&[0, 1], 5);
+        r.observe(&[1], 12);
+        assert!(!r.due(5) && r.due(20) && !r.due(80));
+        assert_eq!(r.dead(14), vec![2, 3]);
+        assert_eq!(r.dead(20), vec![0, 2, 3]);
+        r.revived(&[0, 2, 3], 20);
+        assert_eq!(r.dead(29), vec![1]);
+        assert_eq!(r.dead(30), vec![0, 1, 2, 3]);
+        assert!(!Restarts::new(4, &config(100, 0), 0).due(10));
+    }
+
+    #[test]
+    fn restarted_rows_are_unit_vectors_near_a_batch_output() {
+        let r = Restarts::new(2, &config(10, 1), 0);
+        let rows = r.rows(&[1], vec![vec![0.6, 0.8]], &mut Rng::new(3));
+        assert_eq!(rows[0].0, 1);
+        let v = &rows[0].1;
+        assert!(((v[0] * v[0] + v[1] * v[1]).sqrt() - 1.0).abs() < 1e-5);
+        assert!((v[0] - 0.6).abs() < 0.03 && (v[1] - 0.8).abs() < 0.03);
+    }
 }

@@ -45,6 +45,7 @@ impl HostDrafter {
                         heads: a.n_head,
                         kv_heads: a.n_kv_head,
                         head_dim: a.head_dim,
+                        qk_norm: None,
                     },
                     post_norm: norm(&l.post_attention_layernorm),
                     mlp: Mlp {

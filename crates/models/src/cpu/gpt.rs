@@ -116,6 +116,7 @@ impl HostGpt {
                     heads: c.n_head,
                     kv_heads: c.kv_heads(),
                     head_dim: c.head_dim(),
+                    qk_norm: None,
                 },
                 ffn_norm: norm(&b.ffn_norm),
                 mlp: Mlp {

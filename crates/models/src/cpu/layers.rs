@@ -318,6 +318,53 @@ pub(crate) struct Attention {
     pub heads: usize,
     pub kv_heads: usize,
     pub head_dim: usize,
+    /// Chameleon's qk-norm, applied to q and k before RoPE (`None` for LlamaGen).
+    pub qk_norm: Option<QkNorm>,
+}
+
+/// Per-head LayerNorm of q and k over `head_dim` (fixed eps, no affine in the statistics), then
+/// a per-head affine: `[heads · head_dim]` for q, `[kv_heads · head_dim]` for k.
+#[derive(Debug, Clone)]
+pub(crate) struct QkNorm {
+    pub q_weight: Vec<f32>,
+    pub q_bias: Vec<f32>,
+    pub k_weight: Vec<f32>,
+    pub k_bias: Vec<f32>,
+    pub eps: f32,
+}
+
+impl QkNorm {
+    /// Normalises the q and k heads at the start of every row of `qkv` (rows of `width`).
+    fn apply(&self, qkv: &mut [f32], width: usize, hd: usize) {
+        let q_len = self.q_weight.len();
+        for row in qkv.chunks_exact_mut(width) {
+            let (q, rest) = row.split_at_mut(q_len);
+            let k = &mut rest[..self.k_weight.len()];
+            for (x, (w, b)) in [
+                (q, (&self.q_weight, &self.q_bias)),
+                (k, (&self.k_weight, &self.k_bias)),
+            ] {
+                for ((head, w), b) in x
+                    .chunks_exact_mut(hd)
+                    .zip(w.chunks_exact(hd))
+                    .zip(b.chunks_exact(hd))
+                {
+                    layer_norm_affine(head, w, b, self.eps);
+                }
+            }
+        }
+    }
+}
+
+/// `x ← (x − mean) / √(var + eps) · w + b` over one vector (biased variance, as `F.layer_norm`).
+fn layer_norm_affine(x: &mut [f32], w: &[f32], b: &[f32], eps: f32) {
+    let n = x.len() as f32;
+    let mean = x.iter().sum::<f32>() / n;
+    let var = x.iter().map(|v| (v - mean) * (v - mean)).sum::<f32>() / n;
+    let inv = 1.0 / (var + eps).sqrt();
+    for ((v, w), b) in x.iter_mut().zip(w).zip(b) {
+        *v = (*v - mean) * inv * w + b;
+    }
 }
 
 impl Attention {
@@ -337,6 +384,9 @@ impl Attention {
         let width = (hq + 2 * hk) * hd;
         let mut qkv = vec![0f32; m * width];
         matmul(h, m, &self.qkv, &mut qkv, false);
+        if let Some(norm) = &self.qk_norm {
+            norm.apply(&mut qkv, width, hd);
+        }
         rotate_rows(
             &mut qkv,
             width,

@@ -8,6 +8,7 @@
 //! of threads ([`pool`]). Tests hold both paths to the same fixtures.
 
 pub mod cache;
+pub mod chameleon;
 pub mod drafter;
 pub mod gpt;
 pub mod isa;
@@ -18,6 +19,7 @@ pub mod roofline;
 pub mod simd;
 
 pub use cache::HostKvCache;
+pub use chameleon::HostChameleon;
 pub use drafter::HostDrafter;
 pub use gpt::{HostCondition, HostGpt, HostStep, LogitChange};
 pub use matmul::{PackedMatrix, WeightDtype};

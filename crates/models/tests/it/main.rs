@@ -3,8 +3,10 @@
 
 mod common;
 mod drafter;
+mod fixture_chameleon;
 mod fixture_gpt;
 mod fixture_vq;
+mod fixture_vqgan;
 mod host_engine;
 mod loader_errors;
 mod tree_verify;

@@ -94,11 +94,13 @@ fn three_stages_train_resume_and_reload() {
         steps: 2,
         batch: 4,
         crop,
+        window: crop / 2,
         eval_crop: crop,
         lr: 1e-3,
         beta: 0.25,
         seed: 1,
         checkpoint_every: 1,
+        restart_every: 1,
     };
     let split = || Split {
         train: &set,

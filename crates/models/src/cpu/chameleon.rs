@@ -1,0 +1,196 @@
+//! The Chameleon decoder on the host engine: the weights of a burn [`Chameleon`] packed once
+//! (q and k already in adjacent-pair RoPE order), qk-norm before RoPE, pre-norm or Swin-norm
+//! blocks, and the extend protocol over a [`HostKvCache`].
+
+use std::sync::Arc;
+
+use super::cache::HostKvCache;
+use super::gpt::HostStep;
+use super::layers::{host, norm, pack_side_by_side, Attention, Mlp, Plan, QkNorm};
+use super::matmul::{matmul, PackedMatrix, WeightDtype};
+use super::simd::rms_norm;
+use crate::attention::Visibility;
+use crate::chameleon::{rope_table, Chameleon, ChameleonConfig, ChameleonVocab, QK_NORM_EPS};
+use crate::rope::RopeTable;
+
+#[derive(Debug, Clone)]
+struct Layer {
+    attention: Attention,
+    mlp: Mlp,
+    input_norm: (Vec<f32>, f32),
+    post_norm: (Vec<f32>, f32),
+}
+
+/// A Chameleon decoder packed for the host engine.
+#[derive(Debug, Clone)]
+pub struct HostChameleon {
+    config: ChameleonConfig,
+    vocab: ChameleonVocab,
+    dtype: WeightDtype,
+    embed_tokens: Vec<f32>,
+    layers: Vec<Layer>,
+    norm: (Vec<f32>, f32),
+    head: Arc<PackedMatrix>,
+    rope: RopeTable,
+}
+
+impl HostChameleon {
+    /// Packs the weights of `model` (matrices in `dtype`; embeddings and norms stay f32).
+    pub fn from_burn(model: &Chameleon, dtype: WeightDtype) -> Self {
+        let c = model.config().clone();
+        let layers = model
+            .layers
+            .iter()
+            .map(|l| {
+                let a = &l.self_attn;
+                Layer {
+                    attention: Attention {
+                        qkv: pack_side_by_side(&[&a.q_proj, &a.k_proj, &a.v_proj], dtype),
+                        o: pack_side_by_side(&[&a.o_proj], dtype),
+                        heads: a.heads,
+                        kv_heads: a.kv_heads,
+                        head_dim: a.head_dim,
+                        qk_norm: Some(QkNorm {
+                            q_weight: host(a.q_norm.weight.val()),
+                            q_bias: host(a.q_norm.bias.val()),
+                            k_weight: host(a.k_norm.weight.val()),
+                            k_bias: host(a.k_norm.bias.val()),
+                            eps: QK_NORM_EPS,
+                        }),
+                    },
+                    mlp: Mlp {
+                        gate_up: pack_side_by_side(&[&l.mlp.gate_proj, &l.mlp.up_proj], dtype),
+                        down: pack_side_by_side(&[&l.mlp.down_proj], dtype),
+                    },
+                    input_norm: norm(&l.input_layernorm),
+                    post_norm: norm(&l.post_attention_layernorm),
+                }
+            })
+            .collect();
+        Self {
+            embed_tokens: host(model.embed_tokens.weight.val()),
+            layers,
+            norm: norm(&model.norm),
+            head: Arc::new(pack_side_by_side(&[model.head()], dtype)),
+            rope: rope_table(&c),
+            vocab: model.vocab().clone(),
+            dtype,
+            config: c,
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &ChameleonConfig {
+        &self.config
+    }
+
+    /// The special and image token ids.
+    pub fn vocab(&self) -> &ChameleonVocab {
+        &self.vocab
+    }
+
+    /// How the matrices are stored.
+    pub fn dtype(&self) -> WeightDtype {
+        self.dtype
+    }
+
+    /// The output head `[d, vocab]`.
+    pub fn head(&self) -> &Arc<PackedMatrix> {
+        &self.head
+    }
+
+    /// A cache for `batch` rows with room for `capacity` tokens.
+    pub fn new_cache(&self, batch: usize, capacity: usize) -> HostKvCache {
+        let c = &self.config;
+        HostKvCache::new(
+            c.num_hidden_layers,
+            batch,
+            c.num_key_value_heads,
+            c.head_dim(),
+            capacity.div_ceil(8) * 8,
+        )
+    }
+
+    /// Runs `x: [rows · n, d]` through every layer after the cache's committed and pending
+    /// slots; returns the post-norm features. The new tokens become pending.
+    fn run(
+        &self,
+        mut x: Vec<f32>,
+        positions: &[usize],
+        vis: &Visibility,
+        cache: &mut HostKvCache,
+    ) -> Vec<f32> {
+        let plan = Plan::new(positions, vis, cache);
+        let m = plan.rows * plan.n;
+        let mut h = vec![0f32; x.len()];
+        let mut sub = vec![0f32; x.len()];
+        for (l, layer) in self.layers.iter().enumerate() {
+            let (n1, n2) = (&layer.input_norm, &layer.post_norm);
+            if self.config.swin_norm {
+                // h = x + norm1(attn(x)); out = h + norm2(mlp(h)).
+                sub.fill(0.0);
+                layer
+                    .attention
+                    .forward(&x, &mut sub, &plan, &self.rope, cache, l);
+                add_normed(&mut x, &sub, n1, &mut h);
+                sub.fill(0.0);
+                layer.mlp.forward(&x, &mut sub, m);
+                add_normed(&mut x, &sub, n2, &mut h);
+            } else {
+                rms_norm(&x, &n1.0, n1.1, &mut h);
+                layer
+                    .attention
+                    .forward(&h, &mut x, &plan, &self.rope, cache, l);
+                rms_norm(&x, &n2.0, n2.1, &mut h);
+                layer.mlp.forward(&h, &mut x, m);
+            }
+        }
+        cache.advance(positions.len());
+        rms_norm(&x, &self.norm.0, self.norm.1, &mut h);
+        h
+    }
+
+    /// Raw logits `[m, vocab]` of post-norm features `[m, d]` (no image-token mask).
+    pub fn logits(&self, hidden: &[f32]) -> Vec<f32> {
+        let m = hidden.len() / self.config.hidden_size;
+        let mut out = vec![0f32; m * self.config.vocab_size];
+        matmul(hidden, m, &self.head, &mut out, false);
+        out
+    }
+
+    /// Runs `tokens` (the same `n` tokens in every batch row) after the committed prefix and
+    /// pending tokens at rotary `positions`; returns the features and raw logits of every new
+    /// position. The tokens become pending.
+    pub fn extend(
+        &self,
+        tokens: &[u32],
+        positions: &[usize],
+        vis: &Visibility,
+        cache: &mut HostKvCache,
+    ) -> HostStep {
+        assert_eq!(
+            tokens.len(),
+            positions.len(),
+            "one rotary position per token"
+        );
+        let d = self.config.hidden_size;
+        let rows = cache.batch();
+        let mut x = Vec::with_capacity(rows * tokens.len() * d);
+        for _ in 0..rows {
+            for &t in tokens {
+                x.extend_from_slice(&self.embed_tokens[t as usize * d..(t as usize + 1) * d]);
+            }
+        }
+        let hidden = self.run(x, positions, vis, cache);
+        HostStep {
+            logits: self.logits(&hidden),
+            hidden,
+        }
+    }
+}
+
+/// `x += rms_norm(sub)` (Swin-norm residual), `scratch` the norm's output.
+fn add_normed(x: &mut [f32], sub: &[f32], n: &(Vec<f32>, f32), scratch: &mut [f32]) {
+    rms_norm(sub, &n.0, n.1, scratch);
+    x.iter_mut().zip(scratch.iter()).for_each(|(a, b)| *a += b);
+}
