@@ -22,6 +22,9 @@ pub enum ImageCondition {
         /// Per-slot validity; `None` = every slot is real.
         valid: Option<Vec<bool>>,
     },
+    /// A token prompt (Chameleon-family targets): the conditional sequence up to image token 0,
+    /// the image header included.
+    Prompt(Vec<u32>),
 }
 
 /// One position's raw logits: the conditional row and, under CFG, the unconditional one.

@@ -6,7 +6,7 @@ use lantern_models::burn::tensor::TensorData;
 use lantern_models::gpt::repeated_tokens;
 use lantern_models::{Condition, Drafter, Gpt, KvCache, Visibility};
 
-use super::{err, BurnModels, Engine, EngineModels};
+use super::{err, BurnModels, Engine, EngineModels, PROMPT_NEEDS_CHAMELEON};
 use crate::model::{ImageCondition, LogitRow, LogitSource, Logits, ModelCallError};
 
 /// The burn target, optional drafter and their caches.
@@ -108,6 +108,7 @@ impl Engine for BurnEngine<'_> {
                 ),
                 valid: valid.clone().map(|v| vec![v]),
             },
+            ImageCondition::Prompt(_) => return Err(err(PROMPT_NEEDS_CHAMELEON)),
         };
         let cond = if cfg {
             self.gpt.cfg_condition(&cond).map_err(err)?

@@ -8,7 +8,7 @@ use lantern_models::cpu::matmul::matmul;
 use lantern_models::cpu::{HostCondition, HostDrafter, HostGpt, HostKvCache, PackedMatrix};
 use lantern_models::Visibility;
 
-use super::{err, Engine, EngineModels, HostModels};
+use super::{err, Engine, EngineModels, HostModels, PROMPT_NEEDS_CHAMELEON};
 use crate::model::{ImageCondition, LogitRow, LogitSource, Logits, ModelCallError};
 
 /// Trees of more nodes than this get their target logits a row at a time, when read (a walk
@@ -138,6 +138,7 @@ impl Engine for HostEngine<'_> {
                 dim: *dim,
                 valid: valid.clone().map(|v| vec![v]),
             },
+            ImageCondition::Prompt(_) => return Err(err(PROMPT_NEEDS_CHAMELEON)),
         };
         let cond = if cfg {
             self.gpt.cfg_condition(&cond).map_err(err)?

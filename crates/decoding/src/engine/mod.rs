@@ -10,9 +10,11 @@
 //! Features stay on the engine's device; token ids go in and logit rows come out lazily.
 
 mod burn;
+mod chameleon;
 mod host;
 
 pub use self::burn::BurnEngine;
+pub use self::chameleon::ChameleonModels;
 pub use self::host::{HostEngine, HostFeatures};
 
 use lantern_models::backend::EngineKind;
@@ -143,6 +145,10 @@ impl<E: Engine> EngineModels<E> {
         self.state.as_mut().expect("begin() must be called first")
     }
 }
+
+/// What a LlamaGen target says when handed a token prompt.
+const PROMPT_NEEDS_CHAMELEON: &str =
+    "a token prompt conditions a Chameleon-family target; this LlamaGen target takes a class or caption embeddings";
 
 fn err(e: impl std::fmt::Display) -> ModelCallError {
     ModelCallError(e.to_string())

@@ -5,6 +5,7 @@
 mod acceptance;
 mod common;
 mod emitted;
+mod fixture_chameleon;
 mod fixture_strategies;
 mod lossless;
 mod trees;

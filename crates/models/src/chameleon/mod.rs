@@ -10,6 +10,7 @@
 //! permutation applied to both, and v is not permuted, so outputs equal the HF model's.
 
 pub mod config;
+pub mod layout;
 pub mod load;
 
 use burn::module::Param;

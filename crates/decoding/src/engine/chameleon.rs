@@ -1,0 +1,257 @@
+//! [`Models`] over a Chameleon-family target on the host engine (Lumina-mGPT, Anole), without a
+//! drafter: AR and the Jacobi family run on it.
+//!
+//! Strategies see image tokens only: a vocabulary of VQ codes (each logit row gathers the image
+//! ids' columns, which is the official image-only mask) and `h·w` tokens. Forced tokens never
+//! reach them: after an image token that ends a row, Lumina's EOL token is fed as that node's
+//! child in the same forward, the node's children hang under it, and the node's logit row is the
+//! EOL's (predicting the next row's first token). Under CFG the unconditional branch is its own
+//! sequence and cache (Lumina `[boi, h, w]`, Anole `[<s>, boi]`), fed every token, EOLs included.
+
+use lantern_models::chameleon::layout::ImageLayout;
+use lantern_models::cpu::{HostChameleon, HostKvCache};
+use lantern_models::Visibility;
+
+use super::err;
+use crate::model::{tick, ImageCondition, Logits, ModelCallError, Models};
+use crate::tree::DraftTree;
+
+/// One branch (conditional or unconditional): its cache and its length before image token 0.
+struct Branch {
+    cache: HostKvCache,
+    prefix: usize,
+}
+
+/// What the last verify fed: per tree node, its fed index and its EOL's.
+struct Fed {
+    node: Vec<usize>,
+    eol: Vec<Option<usize>>,
+}
+
+/// A draft tree with forced EOLs inserted: what one verify forward feeds.
+struct Expanded {
+    tokens: Vec<u32>,
+    parents: Vec<Option<usize>>,
+    /// Sequence offset of each fed token from image token 0.
+    offsets: Vec<usize>,
+    fed: Fed,
+}
+
+/// A Chameleon target and its image layout as the strategies drive them.
+pub struct ChameleonModels<'a> {
+    model: &'a HostChameleon,
+    layout: ImageLayout,
+    max_tree: usize,
+    cond: Option<Branch>,
+    uncond: Option<Branch>,
+    committed: usize,
+    last: Option<Fed>,
+    clock: std::rc::Rc<std::cell::Cell<f64>>,
+}
+
+impl<'a> ChameleonModels<'a> {
+    /// Wraps a host target generating images of `layout`, verifying trees of up to `max_tree`
+    /// nodes.
+    pub fn new(model: &'a HostChameleon, layout: ImageLayout, max_tree: usize) -> Self {
+        Self {
+            model,
+            layout,
+            max_tree: max_tree.max(1),
+            cond: None,
+            uncond: None,
+            committed: 0,
+            last: None,
+            clock: Default::default(),
+        }
+    }
+
+    /// The image layout.
+    pub fn layout(&self) -> &ImageLayout {
+        &self.layout
+    }
+
+    /// Runs `tokens` through a branch at sequence positions after its prefix; returns the
+    /// image-column logits of `rows` (`[rows.len(), codes]`).
+    fn run(
+        &self,
+        branch: &mut Branch,
+        tokens: &[u32],
+        offsets: &[usize],
+        vis: &Visibility,
+        rows: &[usize],
+    ) -> Vec<f32> {
+        let positions: Vec<usize> = offsets.iter().map(|o| branch.prefix + o).collect();
+        let out = self
+            .model
+            .extend(tokens, &positions, vis, &mut branch.cache);
+        self.image_columns(&out.logits, rows)
+    }
+
+    /// The image-token columns of full-vocabulary rows `rows` of `logits`.
+    fn image_columns(&self, logits: &[f32], rows: &[usize]) -> Vec<f32> {
+        let v = self.model.config().vocab_size;
+        let ids = &self.layout.vocab.image_ids;
+        rows.iter()
+            .flat_map(|&r| ids.iter().map(move |&id| logits[r * v + id as usize]))
+            .collect()
+    }
+
+    fn branch(&self, prefix: &[u32]) -> Result<(Branch, Vec<f32>), ModelCallError> {
+        if let Some(&bad) = prefix
+            .iter()
+            .find(|&&t| t as usize >= self.model.config().vocab_size)
+        {
+            return Err(err(format!(
+                "prompt token {bad} is outside the vocabulary of {}",
+                self.model.config().vocab_size
+            )));
+        }
+        let n = prefix.len();
+        let room = n + self.layout.offset_of(self.layout.tokens()) + 2 * self.max_tree + 2;
+        let mut cache = self.model.new_cache(1, room);
+        let positions: Vec<usize> = (0..n).collect();
+        let out = self
+            .model
+            .extend(prefix, &positions, &Visibility::causal(n), &mut cache);
+        cache.commit_all();
+        let logits = self.image_columns(&out.logits, &[n - 1]);
+        Ok((Branch { cache, prefix: n }, logits))
+    }
+
+    /// The fed sequence of `tree`: tokens, parents and sequence offsets, EOLs inserted.
+    fn expand(&self, tree: &DraftTree) -> Result<Expanded, ModelCallError> {
+        let ids = &self.layout.vocab.image_ids;
+        let n = tree.tokens.len();
+        let (mut tokens, mut parents, mut offsets) = (Vec::new(), Vec::new(), Vec::new());
+        let mut fed = Fed {
+            node: vec![0; n],
+            eol: vec![None; n],
+        };
+        for i in 0..n {
+            let code = tree.tokens[i] as usize;
+            let id = *ids.get(code).ok_or_else(|| {
+                err(format!(
+                    "code {code} is outside the codebook of {}",
+                    ids.len()
+                ))
+            })?;
+            let parent = tree.parents[i].map(|p| fed.eol[p].unwrap_or(fed.node[p]));
+            let k = self.committed + tree.depths[i];
+            fed.node[i] = tokens.len();
+            tokens.push(id);
+            parents.push(parent);
+            offsets.push(self.layout.offset_of(k));
+            if self.layout.eol_after(k) && k + 1 < self.layout.tokens() {
+                fed.eol[i] = Some(tokens.len());
+                parents.push(Some(fed.node[i]));
+                tokens.push(self.layout.vocab.eol);
+                offsets.push(self.layout.offset_of(k) + 1);
+            }
+        }
+        Ok(Expanded {
+            tokens,
+            parents,
+            offsets,
+            fed,
+        })
+    }
+}
+
+impl Models for ChameleonModels<'_> {
+    fn vocab(&self) -> usize {
+        self.layout.vocab.codebook_size()
+    }
+
+    fn tokens_per_image(&self) -> usize {
+        self.layout.tokens()
+    }
+
+    fn has_drafter(&self) -> bool {
+        false
+    }
+
+    fn begin(&mut self, cond: &ImageCondition, cfg: bool) -> Result<Logits, ModelCallError> {
+        let ImageCondition::Prompt(prompt) = cond else {
+            return Err(err(
+                "a Chameleon-family target is conditioned on a token prompt, not a class or caption embeddings",
+            ));
+        };
+        if prompt.is_empty() {
+            return Err(err("the prompt is empty"));
+        }
+        let t = std::time::Instant::now();
+        let (c, mut buf) = self.branch(prompt)?;
+        self.cond = Some(c);
+        self.uncond = None;
+        if cfg {
+            let (u, ul) = self.branch(&self.layout.uncond_prefix())?;
+            buf.extend(ul);
+            self.uncond = Some(u);
+        }
+        self.committed = 0;
+        self.last = None;
+        tick(&self.clock, t);
+        Ok(Logits::from_buffer(self.vocab(), 1, buf, cfg))
+    }
+
+    fn verify(&mut self, tree: &DraftTree) -> Result<Logits, ModelCallError> {
+        let t = std::time::Instant::now();
+        let Expanded {
+            tokens,
+            parents,
+            offsets,
+            fed,
+        } = self.expand(tree)?;
+        let vis = Visibility::tree(&parents);
+        let rows: Vec<usize> = (0..tree.tokens.len())
+            .map(|i| fed.eol[i].unwrap_or(fed.node[i]))
+            .collect();
+        let mut cond = self.cond.take().ok_or_else(|| err("begin() first"))?;
+        let mut buf = self.run(&mut cond, &tokens, &offsets, &vis, &rows);
+        self.cond = Some(cond);
+        let cfg = self.uncond.is_some();
+        if let Some(mut u) = self.uncond.take() {
+            buf.extend(self.run(&mut u, &tokens, &offsets, &vis, &rows));
+            self.uncond = Some(u);
+        }
+        self.last = Some(fed);
+        tick(&self.clock, t);
+        Ok(Logits::from_buffer(self.vocab(), rows.len(), buf, cfg))
+    }
+
+    fn accept(&mut self, path: &[usize]) {
+        let fed = self.last.take().expect("verify() before accept()");
+        let keep: Vec<usize> = path
+            .iter()
+            .flat_map(|&i| std::iter::once(fed.node[i]).chain(fed.eol[i]))
+            .collect();
+        for b in [self.cond.as_mut(), self.uncond.as_mut()]
+            .into_iter()
+            .flatten()
+        {
+            b.cache.commit(&keep);
+        }
+        self.committed += path.len();
+    }
+
+    fn committed(&self) -> usize {
+        self.committed
+    }
+
+    fn draft_root(&mut self, _root: u32) -> Result<Logits, ModelCallError> {
+        Err(err("no drafter is loaded for this Chameleon-family target"))
+    }
+
+    fn draft_expand(
+        &mut self,
+        _inputs: &[crate::model::DraftInput],
+    ) -> Result<Logits, ModelCallError> {
+        Err(err("no drafter is loaded for this Chameleon-family target"))
+    }
+
+    fn draft_discard(&mut self) {}
+
+    fn forward_ms(&self) -> f64 {
+        self.clock.get()
+    }
+}
