@@ -79,8 +79,76 @@ pub fn load_files(
         problems: Vec::new(),
         device: device.clone(),
     };
-    let model = build(&cfg, vocab, &mut w);
+    let model = build(&cfg, vocab, KeyLayout::Hf, &mut w);
     w.finish(&source)?;
+    Ok(model)
+}
+
+/// The fields of Meta's `params.json` the forward reads (others, e.g. `multiple_of`, are
+/// ignored: the MLP width is read from the weights).
+#[derive(serde::Deserialize)]
+struct MetaParams {
+    dim: usize,
+    n_layers: usize,
+    n_heads: usize,
+    n_kv_heads: Option<usize>,
+    norm_eps: f64,
+    rope_theta: Option<f64>,
+    #[serde(default)]
+    swin_norm: bool,
+    max_seq_len: Option<usize>,
+}
+
+/// Positions of the 7B releases (θ ≤ 1e4), used when `params.json` names none.
+const META_MAX_POSITIONS: usize = 4096;
+
+/// Loads Meta's original layout: one `consolidated.pth` (or a safetensors file with its keys),
+/// its `params.json`, and the vocabulary (`name → id`, e.g. from `text_tokenizer.json`).
+pub fn load_meta(
+    weights: &Path,
+    params: &Path,
+    vocabulary: &BTreeMap<String, u32>,
+    device: &Device,
+) -> Result<Chameleon, ModelError> {
+    let text = std::fs::read_to_string(params).map_err(|e| ModelError::io(params, e))?;
+    let p: MetaParams = serde_json::from_str(&text).map_err(|e| ModelError::Config {
+        source_name: params.display().to_string(),
+        message: format!("not a Meta params.json: {e}"),
+    })?;
+    let tensors = read_tensor_data(weights)?;
+    let dim0 = |k: &str| tensors.get(k).map(|t| t.shape().to_vec()[0]);
+    let missing = |k: &str| ModelError::KeyMismatch {
+        path: weights.to_path_buf(),
+        model: "Chameleon decoder".into(),
+        problems: vec![KeyProblem::Missing {
+            key: k.into(),
+            expected: vec![],
+        }],
+    };
+    let cfg = ChameleonConfig {
+        hidden_size: p.dim,
+        intermediate_size: dim0("layers.0.feed_forward.w1.weight")
+            .ok_or_else(|| missing("layers.0.feed_forward.w1.weight"))?,
+        num_attention_heads: p.n_heads,
+        num_key_value_heads: p.n_kv_heads.unwrap_or(p.n_heads),
+        num_hidden_layers: p.n_layers,
+        rms_norm_eps: p.norm_eps,
+        rope_theta: p.rope_theta.unwrap_or(10000.0),
+        swin_norm: p.swin_norm,
+        vocab_size: dim0("tok_embeddings.weight")
+            .ok_or_else(|| missing("tok_embeddings.weight"))?,
+        max_position_embeddings: p.max_seq_len.unwrap_or(META_MAX_POSITIONS),
+    };
+    cfg.validate(&params.display().to_string())?;
+    let vocab =
+        ChameleonVocab::from_map(vocabulary, cfg.vocab_size, &params.display().to_string())?;
+    let mut w = Weights {
+        tensors,
+        problems: Vec::new(),
+        device: device.clone(),
+    };
+    let model = build(&cfg, vocab, KeyLayout::Meta, &mut w);
+    w.finish(weights)?;
     Ok(model)
 }
 
@@ -142,18 +210,19 @@ impl Weights {
         }
     }
 
-    /// A qk-norm of `heads` heads: `[heads, hd]` (HF) or `[groups, hd]` with `groups | heads`
-    /// (Lumina-mGPT, repeated per head), columns reordered by `perm` within each head.
+    /// A qk-norm of `heads` heads: `[heads, hd]` (HF), `[groups, hd]` with `groups | heads`
+    /// (Lumina-mGPT, repeated per head) or `[hd]` (Meta, one model-parallel rank: every head),
+    /// columns reordered by `perm` within each head.
     fn head_norm(&mut self, key: &str, heads: usize, hd: usize, perm: &[usize]) -> HeadNorm {
         let mut part = |name: &str| {
             let key = format!("{key}.{name}");
-            let groups = match self.tensors.get(&key).map(|t| t.shape().to_vec()) {
-                Some(s) if s.len() == 2 && s[1] == hd && s[0] > 0 && heads.is_multiple_of(s[0]) => {
-                    s[0]
-                }
-                _ => heads,
+            let shape = self.tensors.get(&key).map(|t| t.shape().to_vec());
+            let (groups, want) = match shape.as_deref() {
+                Some(&[n]) if n == hd => (1, vec![hd]),
+                Some(&[g, n]) if n == hd && g > 0 && heads.is_multiple_of(g) => (g, vec![g, hd]),
+                _ => (heads, vec![heads, hd]),
             };
-            let v = self.take(&key, &[groups, hd]);
+            let v = self.take(&key, &want);
             let per_group = heads / groups;
             let t: Vec<f32> = (0..heads)
                 .flat_map(|h| {
@@ -213,7 +282,49 @@ fn permuted_rows(heads: usize, hd: usize) -> Vec<usize> {
         .collect()
 }
 
-fn build(cfg: &ChameleonConfig, vocab: ChameleonVocab, w: &mut Weights) -> Chameleon {
+/// How a checkpoint names its tensors and orders q/k rows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyLayout {
+    /// HF / Lumina-mGPT: `model.layers.N.self_attn.q_proj`, …; q/k rows rotate halves.
+    Hf,
+    /// Meta's `consolidated.pth`: `layers.N.attention.wq`, …; q/k rows (and qk-norm vectors)
+    /// already in adjacent-pair order.
+    Meta,
+}
+
+/// The file key of one role in layer `l` (or of a model-level tensor when `l` is `None`).
+fn key(layout: KeyLayout, role: &str, l: Option<usize>) -> String {
+    let (hf, meta) = match role {
+        "embed" => ("model.embed_tokens", "tok_embeddings"),
+        "norm" => ("model.norm", "norm"),
+        "head" => ("lm_head", "output"),
+        "q" => ("self_attn.q_proj", "attention.wq"),
+        "k" => ("self_attn.k_proj", "attention.wk"),
+        "v" => ("self_attn.v_proj", "attention.wv"),
+        "o" => ("self_attn.o_proj", "attention.wo"),
+        "q_norm" => ("self_attn.q_norm", "attention.q_normalization"),
+        "k_norm" => ("self_attn.k_norm", "attention.k_normalization"),
+        "gate" => ("mlp.gate_proj", "feed_forward.w1"),
+        "up" => ("mlp.up_proj", "feed_forward.w3"),
+        "down" => ("mlp.down_proj", "feed_forward.w2"),
+        "input_norm" => ("input_layernorm", "attention_norm"),
+        "post_norm" => ("post_attention_layernorm", "ffn_norm"),
+        other => unreachable!("no role {other}"),
+    };
+    match (layout, l) {
+        (KeyLayout::Hf, Some(l)) => format!("model.layers.{l}.{hf}"),
+        (KeyLayout::Meta, Some(l)) => format!("layers.{l}.{meta}"),
+        (KeyLayout::Hf, None) => hf.to_string(),
+        (KeyLayout::Meta, None) => meta.to_string(),
+    }
+}
+
+fn build(
+    cfg: &ChameleonConfig,
+    vocab: ChameleonVocab,
+    layout: KeyLayout,
+    w: &mut Weights,
+) -> Chameleon {
     let (d, f, v) = (cfg.hidden_size, cfg.intermediate_size, cfg.vocab_size);
     let (h, hk, hd) = (
         cfg.num_attention_heads,
@@ -221,48 +332,48 @@ fn build(cfg: &ChameleonConfig, vocab: ChameleonVocab, w: &mut Weights) -> Chame
         cfg.head_dim(),
     );
     let eps = cfg.rms_norm_eps;
-    let perm = half_to_pairs(hd);
-    let (q_rows, k_rows) = (permuted_rows(h, hd), permuted_rows(hk, hd));
+    let (perm, q_rows, k_rows) = match layout {
+        KeyLayout::Hf => (
+            half_to_pairs(hd),
+            Some(permuted_rows(h, hd)),
+            Some(permuted_rows(hk, hd)),
+        ),
+        KeyLayout::Meta => ((0..hd).collect(), None, None),
+    };
     let layers = (0..cfg.num_hidden_layers)
         .map(|l| {
-            let p = format!("model.layers.{l}");
-            let a = format!("{p}.self_attn");
-            let m = format!("{p}.mlp");
+            let k = |role: &str| key(layout, role, Some(l));
             ChameleonLayer {
                 self_attn: ChameleonAttention {
-                    q_proj: w.linear(&format!("{a}.q_proj"), h * hd, d, Some(&q_rows)),
-                    k_proj: w.linear(&format!("{a}.k_proj"), hk * hd, d, Some(&k_rows)),
-                    v_proj: w.linear(&format!("{a}.v_proj"), hk * hd, d, None),
-                    o_proj: w.linear(&format!("{a}.o_proj"), d, h * hd, None),
-                    q_norm: w.head_norm(&format!("{a}.q_norm"), h, hd, &perm),
-                    k_norm: w.head_norm(&format!("{a}.k_norm"), hk, hd, &perm),
+                    q_proj: w.linear(&k("q"), h * hd, d, q_rows.as_deref()),
+                    k_proj: w.linear(&k("k"), hk * hd, d, k_rows.as_deref()),
+                    v_proj: w.linear(&k("v"), hk * hd, d, None),
+                    o_proj: w.linear(&k("o"), d, h * hd, None),
+                    q_norm: w.head_norm(&k("q_norm"), h, hd, &perm),
+                    k_norm: w.head_norm(&k("k_norm"), hk, hd, &perm),
                     heads: h,
                     kv_heads: hk,
                     head_dim: hd,
                 },
                 mlp: ChameleonMlp {
-                    gate_proj: w.linear(&format!("{m}.gate_proj"), f, d, None),
-                    up_proj: w.linear(&format!("{m}.up_proj"), f, d, None),
-                    down_proj: w.linear(&format!("{m}.down_proj"), d, f, None),
+                    gate_proj: w.linear(&k("gate"), f, d, None),
+                    up_proj: w.linear(&k("up"), f, d, None),
+                    down_proj: w.linear(&k("down"), d, f, None),
                 },
-                input_layernorm: w.rms_norm(&format!("{p}.input_layernorm"), d, eps),
-                post_attention_layernorm: w.rms_norm(
-                    &format!("{p}.post_attention_layernorm"),
-                    d,
-                    eps,
-                ),
+                input_layernorm: w.rms_norm(&k("input_norm"), d, eps),
+                post_attention_layernorm: w.rms_norm(&k("post_norm"), d, eps),
                 swin_norm: cfg.swin_norm,
             }
         })
         .collect();
-    let embed = w.take("model.embed_tokens.weight", &[v, d]);
+    let embed = w.take(&format!("{}.weight", key(layout, "embed", None)), &[v, d]);
     Chameleon {
         embed_tokens: Embedding {
             weight: Param::from_tensor(w.tensor([v, d], embed)),
         },
         layers,
-        norm: w.rms_norm("model.norm", d, eps),
-        lm_head: w.linear("lm_head", v, d, None),
+        norm: w.rms_norm(&key(layout, "norm", None), d, eps),
+        lm_head: w.linear(&key(layout, "head", None), v, d, None),
         rope: Rope2d::from_table(rope_table(cfg), &w.device),
         config: cfg.clone(),
         vocab,

@@ -252,3 +252,87 @@ fn host_engine_cfg_rows_share_tokens_and_bf16_weights_stay_close() {
         "bf16 max |Δ| {diff} (logit scale {spread})"
     );
 }
+
+#[test]
+fn meta_layout_with_adjacent_pair_rows_loads_to_the_hf_models_logits() {
+    use lantern_models::burn::tensor::TensorData;
+    use lantern_models::chameleon::load::{half_to_pairs, load_meta};
+    use lantern_models::checkpoint::write_safetensors;
+    let d = dir();
+    let (cfg, _) = ChameleonConfig::from_json_file(&d.join("config.json")).unwrap();
+    let (h, hk, hd) = (
+        cfg.num_attention_heads,
+        cfg.num_key_value_heads,
+        cfg.head_dim(),
+    );
+    let hf = read_tensor_data(&d.join("model.safetensors")).unwrap();
+    let vals = |k: &str| hf[k].clone().try_into_vec_as::<f32>().unwrap();
+    let perm = half_to_pairs(hd);
+    // Meta keeps one qk-norm vector per model-parallel rank: give every head head 0's, in both.
+    let (mut hf_out, mut meta_out) = (Vec::new(), Vec::new());
+    for (k, t) in &hf {
+        let shape = t.shape().to_vec();
+        let mut v = vals(k);
+        let meta_key = k
+            .replace("model.layers.", "layers.")
+            .replace("self_attn.q_proj", "attention.wq")
+            .replace("self_attn.k_proj", "attention.wk")
+            .replace("self_attn.v_proj", "attention.wv")
+            .replace("self_attn.o_proj", "attention.wo")
+            .replace("self_attn.q_norm", "attention.q_normalization")
+            .replace("self_attn.k_norm", "attention.k_normalization")
+            .replace("mlp.gate_proj", "feed_forward.w1")
+            .replace("mlp.up_proj", "feed_forward.w3")
+            .replace("mlp.down_proj", "feed_forward.w2")
+            .replace("post_attention_layernorm", "ffn_norm")
+            .replace("input_layernorm", "attention_norm")
+            .replace("model.embed_tokens", "tok_embeddings")
+            .replace("model.norm", "norm")
+            .replace("lm_head", "output");
+        let mut meta_v = v.clone();
+        let mut meta_shape = shape.clone();
+        if k.contains("_norm.") && k.contains("self_attn") {
+            let first: Vec<f32> = v[..hd].to_vec();
+            v = first.iter().copied().cycle().take(v.len()).collect();
+            meta_v = perm.iter().map(|&j| first[j]).collect();
+            meta_shape = vec![hd];
+        } else if k.contains("q_proj") || k.contains("k_proj") {
+            let heads = if k.contains("q_proj") { h } else { hk };
+            let d_in = shape[1];
+            meta_v = (0..heads * hd)
+                .flat_map(|r| {
+                    let src = (r / hd) * hd + perm[r % hd];
+                    v[src * d_in..(src + 1) * d_in].to_vec()
+                })
+                .collect();
+        }
+        hf_out.push((k.clone(), TensorData::new(v, shape)));
+        meta_out.push((meta_key, TensorData::new(meta_v, meta_shape)));
+    }
+    let tmp = std::env::temp_dir().join(format!("cham-meta-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp).unwrap();
+    write_safetensors(&tmp.join("model.safetensors"), &hf_out).unwrap();
+    write_safetensors(&tmp.join("consolidated.safetensors"), &meta_out).unwrap();
+    std::fs::copy(d.join("config.json"), tmp.join("config.json")).unwrap();
+    let params = serde_json::json!({
+        "dim": cfg.hidden_size, "n_layers": cfg.num_hidden_layers, "n_heads": h,
+        "n_kv_heads": hk, "norm_eps": cfg.rms_norm_eps, "rope_theta": cfg.rope_theta,
+        "multiple_of": 256, "max_seq_len": cfg.max_position_embeddings
+    });
+    std::fs::write(tmp.join("params.json"), params.to_string()).unwrap();
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("config.json")).unwrap()).unwrap();
+    let vocabulary = serde_json::from_value(config["vocabulary_map"].clone()).unwrap();
+    let via_hf = load(&tmp, &device()).unwrap();
+    let via_meta = load_meta(
+        &tmp.join("consolidated.safetensors"),
+        &tmp.join("params.json"),
+        &vocabulary,
+        &device(),
+    )
+    .unwrap();
+    let (ids, _) = reference("input_ids", "logits");
+    let diff = max_diff(&full_logits(&via_meta, &ids), &full_logits(&via_hf, &ids));
+    std::fs::remove_dir_all(&tmp).ok();
+    assert!(diff < 1e-5, "max |Δ| {diff}");
+}
