@@ -74,6 +74,26 @@ impl ChameleonConfig {
 
     /// [`ChameleonConfig::from_json_file`] on the text of a file named `source_name`.
     pub fn from_json(text: &str, source_name: &str) -> Result<(Self, ChameleonVocab), ModelError> {
+        let (c, map) = Self::parse(text, source_name)?;
+        let map = map.ok_or_else(|| ModelError::Config {
+            source_name: source_name.to_string(),
+            message: "vocabulary_map is missing (it names every image token)".into(),
+        })?;
+        let vocab = ChameleonVocab::from_map(&map, c.vocab_size, source_name)?;
+        Ok((c, vocab))
+    }
+
+    /// The shape alone (a drafter's `config.json`, which may carry no `vocabulary_map`).
+    pub fn shape_from_json_file(path: &Path) -> Result<Self, ModelError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ModelError::io(path, e))?;
+        Ok(Self::parse(&text, &path.display().to_string())?.0)
+    }
+
+    /// The validated shape and the vocabulary map, if present.
+    fn parse(
+        text: &str,
+        source_name: &str,
+    ) -> Result<(Self, Option<BTreeMap<String, u32>>), ModelError> {
         let err = |message: String| ModelError::Config {
             source_name: source_name.to_string(),
             message,
@@ -115,11 +135,7 @@ impl ChameleonConfig {
             max_position_embeddings: raw.max_position_embeddings,
         };
         c.validate(source_name)?;
-        let map = raw
-            .vocabulary_map
-            .ok_or_else(|| err("vocabulary_map is missing (it names every image token)".into()))?;
-        let vocab = ChameleonVocab::from_map(&map, c.vocab_size, source_name)?;
-        Ok((c, vocab))
+        Ok((c, raw.vocabulary_map))
     }
 
     /// Refuses shapes the forward cannot run.

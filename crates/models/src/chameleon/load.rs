@@ -11,8 +11,8 @@ use burn::prelude::*;
 use burn::tensor::TensorData;
 
 use super::{
-    rope_table, Chameleon, ChameleonAttention, ChameleonConfig, ChameleonLayer, ChameleonMlp,
-    ChameleonVocab, HeadNorm,
+    rope_table, Chameleon, ChameleonAttention, ChameleonConfig, ChameleonDrafter, ChameleonLayer,
+    ChameleonMlp, ChameleonVocab, HeadNorm,
 };
 use crate::checkpoint::read_tensor_data;
 use crate::error::{KeyProblem, ModelError};
@@ -290,6 +290,8 @@ pub enum KeyLayout {
     /// Meta's `consolidated.pth`: `layers.N.attention.wq`, …; q/k rows (and qk-norm vectors)
     /// already in adjacent-pair order.
     Meta,
+    /// LANTERN's drafter: HF names without the `model.` prefix (`layers.0.self_attn.q_proj`).
+    Drafter,
 }
 
 /// The file key of one role in layer `l` (or of a model-level tensor when `l` is `None`).
@@ -313,19 +315,17 @@ fn key(layout: KeyLayout, role: &str, l: Option<usize>) -> String {
     };
     match (layout, l) {
         (KeyLayout::Hf, Some(l)) => format!("model.layers.{l}.{hf}"),
+        (KeyLayout::Drafter, Some(l)) => format!("layers.{l}.{hf}"),
         (KeyLayout::Meta, Some(l)) => format!("layers.{l}.{meta}"),
         (KeyLayout::Hf, None) => hf.to_string(),
+        (KeyLayout::Drafter, None) => hf.trim_start_matches("model.").to_string(),
         (KeyLayout::Meta, None) => meta.to_string(),
     }
 }
 
-fn build(
-    cfg: &ChameleonConfig,
-    vocab: ChameleonVocab,
-    layout: KeyLayout,
-    w: &mut Weights,
-) -> Chameleon {
-    let (d, f, v) = (cfg.hidden_size, cfg.intermediate_size, cfg.vocab_size);
+/// The decoder layers of `cfg` under `layout`'s key names.
+fn build_layers(cfg: &ChameleonConfig, layout: KeyLayout, w: &mut Weights) -> Vec<ChameleonLayer> {
+    let (d, f) = (cfg.hidden_size, cfg.intermediate_size);
     let (h, hk, hd) = (
         cfg.num_attention_heads,
         cfg.num_key_value_heads,
@@ -333,14 +333,14 @@ fn build(
     );
     let eps = cfg.rms_norm_eps;
     let (perm, q_rows, k_rows) = match layout {
-        KeyLayout::Hf => (
+        KeyLayout::Hf | KeyLayout::Drafter => (
             half_to_pairs(hd),
             Some(permuted_rows(h, hd)),
             Some(permuted_rows(hk, hd)),
         ),
         KeyLayout::Meta => ((0..hd).collect(), None, None),
     };
-    let layers = (0..cfg.num_hidden_layers)
+    (0..cfg.num_hidden_layers)
         .map(|l| {
             let k = |role: &str| key(layout, role, Some(l));
             ChameleonLayer {
@@ -365,7 +365,17 @@ fn build(
                 swin_norm: cfg.swin_norm,
             }
         })
-        .collect();
+        .collect()
+}
+
+fn build(
+    cfg: &ChameleonConfig,
+    vocab: ChameleonVocab,
+    layout: KeyLayout,
+    w: &mut Weights,
+) -> Chameleon {
+    let (d, v, eps) = (cfg.hidden_size, cfg.vocab_size, cfg.rms_norm_eps);
+    let layers = build_layers(cfg, layout, w);
     let embed = w.take(&format!("{}.weight", key(layout, "embed", None)), &[v, d]);
     Chameleon {
         embed_tokens: Embedding {
@@ -378,4 +388,54 @@ fn build(
         config: cfg.clone(),
         vocab,
     }
+}
+
+/// Loads LANTERN's drafter for a Chameleon-family target from its folder: `config.json` (the
+/// target's config with its own `num_hidden_layers`; a `bias` key, default true, sets the fc
+/// bias) and `pytorch_model.bin` or `model.safetensors`. Layers are always pre-norm (the official
+/// drafters ignore `swin_norm`).
+pub fn load_drafter(dir: &Path, device: &Device) -> Result<ChameleonDrafter, ModelError> {
+    let config = dir.join("config.json");
+    let mut cfg = ChameleonConfig::shape_from_json_file(&config)?;
+    cfg.swin_norm = false;
+    let text = std::fs::read_to_string(&config).map_err(|e| ModelError::io(&config, e))?;
+    let bias = serde_json::from_str::<serde_json::Value>(&text)
+        .ok()
+        .and_then(|v| v.get("bias").and_then(|b| b.as_bool()))
+        .unwrap_or(true);
+    let file = ["pytorch_model.bin", "model.safetensors"]
+        .iter()
+        .map(|f| dir.join(f))
+        .find(|p| p.is_file())
+        .ok_or_else(|| ModelError::Config {
+            source_name: dir.display().to_string(),
+            message: "no drafter weights: expected pytorch_model.bin or model.safetensors".into(),
+        })?;
+    let mut w = Weights {
+        tensors: read_tensor_data(&file)?,
+        problems: Vec::new(),
+        device: device.clone(),
+    };
+    let (d, v) = (cfg.hidden_size, cfg.vocab_size);
+    let layers = build_layers(&cfg, KeyLayout::Drafter, &mut w);
+    let embed = w.take("embed_tokens.weight", &[v, d]);
+    let mut fc = w.linear("fc", d, 2 * d, None);
+    if bias {
+        let b = w.take("fc.bias", &[d]);
+        fc.bias = Some(Param::from_tensor(Tensor::from_data(
+            TensorData::new(b, [d]),
+            &w.device,
+        )));
+    }
+    let drafter = ChameleonDrafter {
+        embed_tokens: Embedding {
+            weight: Param::from_tensor(w.tensor([v, d], embed)),
+        },
+        fc,
+        layers,
+        rope: Rope2d::from_table(rope_table(&cfg), &w.device),
+        config: cfg,
+    };
+    w.finish(&file)?;
+    Ok(drafter)
 }

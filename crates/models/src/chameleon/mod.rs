@@ -10,6 +10,7 @@
 //! permutation applied to both, and v is not permuted, so outputs equal the HF model's.
 
 pub mod config;
+pub mod drafter;
 pub mod layout;
 pub mod load;
 
@@ -19,6 +20,7 @@ use burn::prelude::*;
 use burn::tensor::activation::silu;
 
 pub use config::{ChameleonConfig, ChameleonVocab, QK_NORM_EPS};
+pub use drafter::ChameleonDrafter;
 
 use crate::attention::{rotary_attention, StepPlan, Visibility};
 use crate::cache::KvCache;

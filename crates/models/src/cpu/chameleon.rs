@@ -10,15 +10,45 @@ use super::layers::{host, norm, pack_side_by_side, Attention, Mlp, Plan, QkNorm}
 use super::matmul::{matmul, PackedMatrix, WeightDtype};
 use super::simd::rms_norm;
 use crate::attention::Visibility;
-use crate::chameleon::{rope_table, Chameleon, ChameleonConfig, ChameleonVocab, QK_NORM_EPS};
+use crate::chameleon::{
+    rope_table, Chameleon, ChameleonConfig, ChameleonLayer, ChameleonVocab, QK_NORM_EPS,
+};
 use crate::rope::RopeTable;
 
+/// One packed Chameleon layer (the target's and the drafter's).
 #[derive(Debug, Clone)]
-struct Layer {
-    attention: Attention,
-    mlp: Mlp,
-    input_norm: (Vec<f32>, f32),
-    post_norm: (Vec<f32>, f32),
+pub(crate) struct HostLayer {
+    pub attention: Attention,
+    pub mlp: Mlp,
+    pub input_norm: (Vec<f32>, f32),
+    pub post_norm: (Vec<f32>, f32),
+}
+
+/// Packs one burn layer: q, k, v side by side with the qk-norm, gate and up side by side.
+pub(crate) fn pack_layer(l: &ChameleonLayer, dtype: WeightDtype) -> HostLayer {
+    let a = &l.self_attn;
+    HostLayer {
+        attention: Attention {
+            qkv: pack_side_by_side(&[&a.q_proj, &a.k_proj, &a.v_proj], dtype),
+            o: pack_side_by_side(&[&a.o_proj], dtype),
+            heads: a.heads,
+            kv_heads: a.kv_heads,
+            head_dim: a.head_dim,
+            qk_norm: Some(QkNorm {
+                q_weight: host(a.q_norm.weight.val()),
+                q_bias: host(a.q_norm.bias.val()),
+                k_weight: host(a.k_norm.weight.val()),
+                k_bias: host(a.k_norm.bias.val()),
+                eps: QK_NORM_EPS,
+            }),
+        },
+        mlp: Mlp {
+            gate_up: pack_side_by_side(&[&l.mlp.gate_proj, &l.mlp.up_proj], dtype),
+            down: pack_side_by_side(&[&l.mlp.down_proj], dtype),
+        },
+        input_norm: norm(&l.input_layernorm),
+        post_norm: norm(&l.post_attention_layernorm),
+    }
 }
 
 /// A Chameleon decoder packed for the host engine.
@@ -28,7 +58,7 @@ pub struct HostChameleon {
     vocab: ChameleonVocab,
     dtype: WeightDtype,
     embed_tokens: Vec<f32>,
-    layers: Vec<Layer>,
+    layers: Vec<HostLayer>,
     norm: (Vec<f32>, f32),
     head: Arc<PackedMatrix>,
     rope: RopeTable,
@@ -38,35 +68,7 @@ impl HostChameleon {
     /// Packs the weights of `model` (matrices in `dtype`; embeddings and norms stay f32).
     pub fn from_burn(model: &Chameleon, dtype: WeightDtype) -> Self {
         let c = model.config().clone();
-        let layers = model
-            .layers
-            .iter()
-            .map(|l| {
-                let a = &l.self_attn;
-                Layer {
-                    attention: Attention {
-                        qkv: pack_side_by_side(&[&a.q_proj, &a.k_proj, &a.v_proj], dtype),
-                        o: pack_side_by_side(&[&a.o_proj], dtype),
-                        heads: a.heads,
-                        kv_heads: a.kv_heads,
-                        head_dim: a.head_dim,
-                        qk_norm: Some(QkNorm {
-                            q_weight: host(a.q_norm.weight.val()),
-                            q_bias: host(a.q_norm.bias.val()),
-                            k_weight: host(a.k_norm.weight.val()),
-                            k_bias: host(a.k_norm.bias.val()),
-                            eps: QK_NORM_EPS,
-                        }),
-                    },
-                    mlp: Mlp {
-                        gate_up: pack_side_by_side(&[&l.mlp.gate_proj, &l.mlp.up_proj], dtype),
-                        down: pack_side_by_side(&[&l.mlp.down_proj], dtype),
-                    },
-                    input_norm: norm(&l.input_layernorm),
-                    post_norm: norm(&l.post_attention_layernorm),
-                }
-            })
-            .collect();
+        let layers = model.layers.iter().map(|l| pack_layer(l, dtype)).collect();
         Self {
             embed_tokens: host(model.embed_tokens.weight.val()),
             layers,

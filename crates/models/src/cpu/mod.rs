@@ -9,6 +9,7 @@
 
 pub mod cache;
 pub mod chameleon;
+pub mod chameleon_drafter;
 pub mod drafter;
 pub mod gpt;
 pub mod isa;
@@ -20,6 +21,7 @@ pub mod simd;
 
 pub use cache::HostKvCache;
 pub use chameleon::HostChameleon;
+pub use chameleon_drafter::HostChameleonDrafter;
 pub use drafter::HostDrafter;
 pub use gpt::{HostCondition, HostGpt, HostStep, LogitChange};
 pub use matmul::{PackedMatrix, WeightDtype};

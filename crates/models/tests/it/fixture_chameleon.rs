@@ -336,3 +336,115 @@ fn meta_layout_with_adjacent_pair_rows_loads_to_the_hf_models_logits() {
     std::fs::remove_dir_all(&tmp).ok();
     assert!(diff < 1e-5, "max |Δ| {diff}");
 }
+
+/// Writes a drafter folder (LANTERN's keys) whose fc passes the token embedding through
+/// (`fc = [I | 0]`, or `[I | scale·I]` to mix in the features) and whose layer is the fixture
+/// target's layer 0, and a one-layer target folder with the same layer 0.
+fn one_layer_pair(tmp: &Path, feature_scale: f32) -> (PathBuf, PathBuf) {
+    use lantern_models::checkpoint::write_safetensors;
+    let d = dir();
+    let hf = read_tensor_data(&d.join("model.safetensors")).unwrap();
+    let mut config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("config.json")).unwrap()).unwrap();
+    config["num_hidden_layers"] = 1.into();
+    let width = config["hidden_size"].as_u64().unwrap() as usize;
+    let (drafter, target) = (tmp.join("drafter"), tmp.join("target"));
+    for p in [&drafter, &target] {
+        std::fs::create_dir_all(p).unwrap();
+        std::fs::write(p.join("config.json"), config.to_string()).unwrap();
+    }
+    let layer0 = |k: &String| k.starts_with("model.layers.0.");
+    let target_tensors: Vec<(String, TensorData)> = hf
+        .iter()
+        .filter(|(k, _)| layer0(k) || !k.starts_with("model.layers."))
+        .map(|(k, t)| (k.clone(), t.clone()))
+        .collect();
+    write_safetensors(&target.join("model.safetensors"), &target_tensors).unwrap();
+    let mut fc = vec![0f32; width * 2 * width];
+    for i in 0..width {
+        fc[i * 2 * width + i] = 1.0;
+        fc[i * 2 * width + width + i] = feature_scale;
+    }
+    let mut drafter_tensors: Vec<(String, TensorData)> = hf
+        .iter()
+        .filter(|(k, _)| layer0(k))
+        .map(|(k, t)| (k.trim_start_matches("model.").to_string(), t.clone()))
+        .collect();
+    drafter_tensors.push((
+        "embed_tokens.weight".into(),
+        hf["model.embed_tokens.weight"].clone(),
+    ));
+    drafter_tensors.push(("fc.weight".into(), TensorData::new(fc, [width, 2 * width])));
+    drafter_tensors.push((
+        "fc.bias".into(),
+        TensorData::new(vec![0f32; width], [width]),
+    ));
+    write_safetensors(&drafter.join("model.safetensors"), &drafter_tensors).unwrap();
+    (drafter, target)
+}
+
+#[test]
+fn drafter_loads_by_lanterns_keys_and_runs_the_targets_layer_with_input_norm() {
+    use lantern_models::chameleon::load::load_drafter;
+    use lantern_models::cpu::HostChameleonDrafter;
+    let tmp = std::env::temp_dir().join(format!("cham-drafter-{}", std::process::id()));
+    let (drafter_dir, target_dir) = one_layer_pair(&tmp, 0.0);
+    let drafter = load_drafter(&drafter_dir, &device()).unwrap();
+    let target = load(&target_dir, &device()).unwrap();
+    let (ids, _) = reference("input_ids", "logits");
+    let n = ids.len();
+    let d = drafter.config().hidden_size;
+    let dev = device();
+    // With fc = [I | 0] the drafter is the target's layer 0 on the token embeddings; the
+    // one-layer target adds only its final norm.
+    let features = Tensor::<3>::zeros([1, n, d], &dev);
+    let positions: Vec<usize> = (0..n).collect();
+    let out = drafter.extend(
+        features,
+        tokens(&ids, &dev),
+        &positions,
+        &Visibility::causal(n),
+        None,
+    );
+    let out = host(out);
+    let norm_w: Vec<f32> = read_tensor_data(&target_dir.join("model.safetensors")).unwrap()
+        ["model.norm.weight"]
+        .clone()
+        .try_into_vec_as()
+        .unwrap();
+    let eps = target.config().rms_norm_eps as f32;
+    let normed: Vec<f32> = out
+        .chunks(d)
+        .flat_map(|r| {
+            let rms = (r.iter().map(|v| v * v).sum::<f32>() / d as f32 + eps).sqrt();
+            r.iter()
+                .zip(&norm_w)
+                .map(move |(v, w)| v / rms * w)
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let want = host(target.forward_full(tokens(&ids, &dev)).hidden);
+    let diff = max_diff(&normed, &want);
+    assert!(diff < TOLERANCE, "max |Δ| {diff}");
+
+    // burn and host engine agree when the features matter too, KV-cached over a tree.
+    let (mixed_dir, _) = one_layer_pair(&tmp.join("mixed"), 0.5);
+    let drafter = load_drafter(&mixed_dir, &device()).unwrap();
+    let host_drafter = HostChameleonDrafter::from_burn(&drafter, WeightDtype::F32);
+    let feats: Vec<f32> = (0..n * d)
+        .map(|i| ((i * 37 % 101) as f32 / 50.0) - 1.0)
+        .collect();
+    let vis = Visibility::tree(&(0..n).map(|i| i.checked_sub(2)).collect::<Vec<_>>());
+    let burn_out = host(drafter.extend(
+        Tensor::from_data(TensorData::new(feats.clone(), [1, n, d]), &dev),
+        tokens(&ids, &dev),
+        &positions,
+        &vis,
+        Some(&mut drafter.new_cache(1, n)),
+    ));
+    let mut cache = host_drafter.new_cache(1, n);
+    let host_out = host_drafter.extend(&feats, &ids, &positions, &vis, &mut cache);
+    std::fs::remove_dir_all(&tmp).ok();
+    let diff = max_diff(&host_out, &burn_out);
+    assert!(diff < TOLERANCE, "host vs burn drafter: max |Δ| {diff}");
+}
