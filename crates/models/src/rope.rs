@@ -5,7 +5,8 @@
 //! then one row per grid cell in raster order, then `extra_zero_rows` zero rows so that tree
 //! positions past the last cell stay in range (LANTERN appends 10). Rotation is on interleaved
 //! pairs `(x[2m], x[2m+1])`; the first `head_dim/4` pairs rotate with the row index, the rest
-//! with the column index.
+//! with the column index. [`RopeTable::from_angles`] builds other tables in the same pair layout
+//! (the Chameleon decoder's 1D table, `crate::chameleon::rope_table`).
 
 use burn::prelude::*;
 use burn::tensor::TensorData;
