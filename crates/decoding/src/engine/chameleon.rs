@@ -1,5 +1,5 @@
-//! [`Models`] over a Chameleon-family target on the host engine (Lumina-mGPT, Anole), without a
-//! drafter: AR and the Jacobi family run on it.
+//! [`Models`] over a Chameleon-family target on the host engine (Lumina-mGPT, Anole), with
+//! LANTERN's drafter when one is attached (drafting: [`super::chameleon_draft`]).
 //!
 //! Strategies see image tokens only: a vocabulary of VQ codes (each logit row gathers the image
 //! ids' columns, which is the official image-only mask) and `h·w` tokens. Forced tokens never
@@ -9,11 +9,12 @@
 //! sequence and cache (Lumina `[boi, h, w]`, Anole `[<s>, boi]`), fed every token, EOLs included.
 
 use lantern_models::chameleon::layout::ImageLayout;
-use lantern_models::cpu::{HostChameleon, HostKvCache};
+use lantern_models::cpu::{HostChameleon, HostChameleonDrafter, HostKvCache};
 use lantern_models::Visibility;
 
+use super::chameleon_draft::{self as draft, DraftBranch, DraftRound};
 use super::err;
-use crate::model::{tick, ImageCondition, Logits, ModelCallError, Models};
+use crate::model::{tick, DraftInput, DraftParent, ImageCondition, Logits, ModelCallError, Models};
 use crate::tree::DraftTree;
 
 /// One branch (conditional or unconditional): its cache and its length before image token 0.
@@ -22,10 +23,13 @@ struct Branch {
     prefix: usize,
 }
 
-/// What the last verify fed: per tree node, its fed index and its EOL's.
+/// What the last verify fed: per tree node, its fed index and its EOL's; the fed token ids and
+/// each branch's features of them (`[fed, d]`, for the drafter).
 struct Fed {
     node: Vec<usize>,
     eol: Vec<Option<usize>>,
+    tokens: Vec<u32>,
+    hidden: Vec<Vec<f32>>,
 }
 
 /// A draft tree with forced EOLs inserted: what one verify forward feeds.
@@ -40,8 +44,12 @@ struct Expanded {
 /// A Chameleon target and its image layout as the strategies drive them.
 pub struct ChameleonModels<'a> {
     model: &'a HostChameleon,
+    drafter: Option<&'a HostChameleonDrafter>,
     layout: ImageLayout,
     max_tree: usize,
+    max_drafted: usize,
+    drafts: Vec<DraftBranch>,
+    round: Option<DraftRound>,
     cond: Option<Branch>,
     uncond: Option<Branch>,
     committed: usize,
@@ -55,8 +63,12 @@ impl<'a> ChameleonModels<'a> {
     pub fn new(model: &'a HostChameleon, layout: ImageLayout, max_tree: usize) -> Self {
         Self {
             model,
+            drafter: None,
             layout,
             max_tree: max_tree.max(1),
+            max_drafted: 0,
+            drafts: Vec::new(),
+            round: None,
             cond: None,
             uncond: None,
             committed: 0,
@@ -65,13 +77,20 @@ impl<'a> ChameleonModels<'a> {
         }
     }
 
+    /// Attaches LANTERN's drafter, with room for `max_drafted` drafted elements per round.
+    pub fn with_drafter(mut self, drafter: &'a HostChameleonDrafter, max_drafted: usize) -> Self {
+        self.drafter = Some(drafter);
+        self.max_drafted = max_drafted;
+        self
+    }
+
     /// The image layout.
     pub fn layout(&self) -> &ImageLayout {
         &self.layout
     }
 
     /// Runs `tokens` through a branch at sequence positions after its prefix; returns the
-    /// image-column logits of `rows` (`[rows.len(), codes]`).
+    /// image-column logits of `rows` (`[rows.len(), codes]`) and the features of every token.
     fn run(
         &self,
         branch: &mut Branch,
@@ -79,12 +98,19 @@ impl<'a> ChameleonModels<'a> {
         offsets: &[usize],
         vis: &Visibility,
         rows: &[usize],
-    ) -> Vec<f32> {
+    ) -> (Vec<f32>, Vec<f32>) {
         let positions: Vec<usize> = offsets.iter().map(|o| branch.prefix + o).collect();
         let out = self
             .model
             .extend(tokens, &positions, vis, &mut branch.cache);
-        self.image_columns(&out.logits, rows)
+        (self.image_columns(&out.logits, rows), out.hidden)
+    }
+
+    /// The image-column logits of each branch's drafter outputs, `[cond rows; uncond rows]`.
+    fn head_rows(&self, outs: &[Vec<f32>]) -> Vec<f32> {
+        outs.iter()
+            .flat_map(|o| draft::head_rows(self.model, &self.layout, o))
+            .collect()
     }
 
     /// The image-token columns of full-vocabulary rows `rows` of `logits`.
@@ -96,7 +122,9 @@ impl<'a> ChameleonModels<'a> {
             .collect()
     }
 
-    fn branch(&self, prefix: &[u32]) -> Result<(Branch, Vec<f32>), ModelCallError> {
+    /// A branch prefilled with `prefix`: its cache, the image-column logits of its last
+    /// position, and the features of every position (`[prefix, d]`).
+    fn branch(&self, prefix: &[u32]) -> Result<(Branch, Vec<f32>, Vec<f32>), ModelCallError> {
         if let Some(&bad) = prefix
             .iter()
             .find(|&&t| t as usize >= self.model.config().vocab_size)
@@ -115,7 +143,7 @@ impl<'a> ChameleonModels<'a> {
             .extend(prefix, &positions, &Visibility::causal(n), &mut cache);
         cache.commit_all();
         let logits = self.image_columns(&out.logits, &[n - 1]);
-        Ok((Branch { cache, prefix: n }, logits))
+        Ok((Branch { cache, prefix: n }, logits, out.hidden))
     }
 
     /// The fed sequence of `tree`: tokens, parents and sequence offsets, EOLs inserted.
@@ -126,6 +154,8 @@ impl<'a> ChameleonModels<'a> {
         let mut fed = Fed {
             node: vec![0; n],
             eol: vec![None; n],
+            tokens: Vec::new(),
+            hidden: Vec::new(),
         };
         for i in 0..n {
             let code = tree.tokens[i] as usize;
@@ -148,6 +178,7 @@ impl<'a> ChameleonModels<'a> {
                 offsets.push(self.layout.offset_of(k) + 1);
             }
         }
+        fed.tokens = tokens.clone();
         Ok(Expanded {
             tokens,
             parents,
@@ -167,7 +198,7 @@ impl Models for ChameleonModels<'_> {
     }
 
     fn has_drafter(&self) -> bool {
-        false
+        self.drafter.is_some()
     }
 
     fn begin(&mut self, cond: &ImageCondition, cfg: bool) -> Result<Logits, ModelCallError> {
@@ -180,14 +211,31 @@ impl Models for ChameleonModels<'_> {
             return Err(err("the prompt is empty"));
         }
         let t = std::time::Instant::now();
-        let (c, mut buf) = self.branch(prompt)?;
+        let (c, mut buf, hidden) = self.branch(prompt)?;
         self.cond = Some(c);
         self.uncond = None;
+        let mut prefixes = vec![(prompt.clone(), hidden)];
         if cfg {
-            let (u, ul) = self.branch(&self.layout.uncond_prefix())?;
+            let prefix = self.layout.uncond_prefix();
+            let (u, ul, hidden) = self.branch(&prefix)?;
             buf.extend(ul);
             self.uncond = Some(u);
+            prefixes.push((prefix, hidden));
         }
+        self.drafts = match self.drafter {
+            Some(d) => prefixes
+                .into_iter()
+                .map(|(tokens, hidden)| {
+                    let room = tokens.len()
+                        + self.layout.offset_of(self.layout.tokens())
+                        + 2 * self.max_drafted
+                        + 4;
+                    DraftBranch::new(d, &tokens, hidden, room)
+                })
+                .collect(),
+            None => Vec::new(),
+        };
+        self.round = None;
         self.committed = 0;
         self.last = None;
         tick(&self.clock, t);
@@ -206,12 +254,16 @@ impl Models for ChameleonModels<'_> {
         let rows: Vec<usize> = (0..tree.tokens.len())
             .map(|i| fed.eol[i].unwrap_or(fed.node[i]))
             .collect();
+        let mut fed = fed;
         let mut cond = self.cond.take().ok_or_else(|| err("begin() first"))?;
-        let mut buf = self.run(&mut cond, &tokens, &offsets, &vis, &rows);
+        let (mut buf, hidden) = self.run(&mut cond, &tokens, &offsets, &vis, &rows);
         self.cond = Some(cond);
+        fed.hidden.push(hidden);
         let cfg = self.uncond.is_some();
         if let Some(mut u) = self.uncond.take() {
-            buf.extend(self.run(&mut u, &tokens, &offsets, &vis, &rows));
+            let (rows, hidden) = self.run(&mut u, &tokens, &offsets, &vis, &rows);
+            buf.extend(rows);
+            fed.hidden.push(hidden);
             self.uncond = Some(u);
         }
         self.last = Some(fed);
@@ -231,6 +283,15 @@ impl Models for ChameleonModels<'_> {
         {
             b.cache.commit(&keep);
         }
+        let d = self.model.config().hidden_size;
+        let tokens: Vec<u32> = keep.iter().map(|&i| fed.tokens[i]).collect();
+        for (b, hidden) in self.drafts.iter_mut().zip(&fed.hidden) {
+            let features: Vec<f32> = keep
+                .iter()
+                .flat_map(|&i| hidden[i * d..(i + 1) * d].iter().copied())
+                .collect();
+            b.push_committed(d, &features, &tokens);
+        }
         self.committed += path.len();
     }
 
@@ -238,18 +299,77 @@ impl Models for ChameleonModels<'_> {
         self.committed
     }
 
-    fn draft_root(&mut self, _root: u32) -> Result<Logits, ModelCallError> {
-        Err(err("no drafter is loaded for this Chameleon-family target"))
+    fn draft_root(&mut self, root: u32) -> Result<Logits, ModelCallError> {
+        let drafter = self.drafter.ok_or_else(|| err("no drafter loaded"))?;
+        if root as usize >= self.vocab() {
+            return Err(err(format!("root code {root} is outside the codebook")));
+        }
+        let t = std::time::Instant::now();
+        let (round, outs) = draft::draft_root(
+            drafter,
+            &self.layout,
+            &mut self.drafts,
+            root,
+            self.committed,
+        );
+        self.round = Some(round);
+        let buf = self.head_rows(&outs);
+        tick(&self.clock, t);
+        Ok(Logits::from_buffer(self.vocab(), 1, buf, outs.len() > 1))
     }
 
-    fn draft_expand(
-        &mut self,
-        _inputs: &[crate::model::DraftInput],
-    ) -> Result<Logits, ModelCallError> {
-        Err(err("no drafter is loaded for this Chameleon-family target"))
+    fn draft_expand(&mut self, inputs: &[DraftInput]) -> Result<Logits, ModelCallError> {
+        let drafter = self.drafter.ok_or_else(|| err("no drafter loaded"))?;
+        let mut round = self
+            .round
+            .take()
+            .ok_or_else(|| err("draft_root() before draft_expand()"))?;
+        let fed = round.inputs_len();
+        let mut new = Vec::with_capacity(inputs.len());
+        for input in inputs {
+            let parent = match input.parent {
+                DraftParent::Root => None,
+                DraftParent::Fed(i) if i < fed => Some(i),
+                DraftParent::Fed(i) => {
+                    self.round = Some(round);
+                    return Err(err(format!("draft parent {i} was not fed")));
+                }
+            };
+            if input.token as usize >= self.vocab() {
+                self.round = Some(round);
+                return Err(err(format!(
+                    "drafted code {} is outside the codebook",
+                    input.token
+                )));
+            }
+            new.push((input.token, parent));
+        }
+        let t = std::time::Instant::now();
+        let outs = draft::draft_expand(
+            drafter,
+            &self.layout,
+            &mut self.drafts,
+            &mut round,
+            &new,
+            self.committed,
+        );
+        self.round = Some(round);
+        let buf = self.head_rows(&outs);
+        tick(&self.clock, t);
+        Ok(Logits::from_buffer(
+            self.vocab(),
+            inputs.len(),
+            buf,
+            outs.len() > 1,
+        ))
     }
 
-    fn draft_discard(&mut self) {}
+    fn draft_discard(&mut self) {
+        for b in &mut self.drafts {
+            b.discard();
+        }
+        self.round = None;
+    }
 
     fn forward_ms(&self) -> f64 {
         self.clock.get()

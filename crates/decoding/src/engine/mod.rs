@@ -11,6 +11,7 @@
 
 mod burn;
 mod chameleon;
+mod chameleon_draft;
 mod host;
 
 pub use self::burn::BurnEngine;

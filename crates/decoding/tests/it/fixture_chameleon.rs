@@ -217,3 +217,214 @@ fn sampled_sjd_across_forced_eols_reproduces_the_targets_joint_distribution() {
     let crit = crate::common::chi_square_critical(dof);
     assert!(stat < crit, "chi-square {stat:.1} ≥ {crit:.1} (dof {dof})");
 }
+
+/// A drafter folder in LANTERN's key layout built from the fixture target: its layer 0, its
+/// embeddings, and `fc = [I | ½·I]` (token embedding plus half the feature).
+fn drafter() -> lantern_models::cpu::HostChameleonDrafter {
+    use lantern_models::burn::tensor::TensorData;
+    use lantern_models::chameleon::load::load_drafter;
+    use lantern_models::checkpoint::write_safetensors;
+    let tmp = std::env::temp_dir().join(format!("cham-dec-drafter-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp).unwrap();
+    let hf = read_tensor_data(&dir().join("model.safetensors")).unwrap();
+    let mut config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir().join("config.json")).unwrap()).unwrap();
+    config["num_hidden_layers"] = 1.into();
+    let d = config["hidden_size"].as_u64().unwrap() as usize;
+    std::fs::write(tmp.join("config.json"), config.to_string()).unwrap();
+    let mut fc = vec![0f32; d * 2 * d];
+    for i in 0..d {
+        fc[i * 2 * d + i] = 1.0;
+        fc[i * 2 * d + d + i] = 0.5;
+    }
+    let mut tensors: Vec<(String, TensorData)> = hf
+        .iter()
+        .filter(|(k, _)| k.starts_with("model.layers.0."))
+        .map(|(k, t)| (k.trim_start_matches("model.").to_string(), t.clone()))
+        .collect();
+    tensors.push((
+        "embed_tokens.weight".into(),
+        hf["model.embed_tokens.weight"].clone(),
+    ));
+    tensors.push(("fc.weight".into(), TensorData::new(fc, [d, 2 * d])));
+    tensors.push(("fc.bias".into(), TensorData::new(vec![0f32; d], [d])));
+    write_safetensors(&tmp.join("model.safetensors"), &tensors).unwrap();
+    let burn = load_drafter(&tmp, &lantern_models::backend::test_device()).unwrap();
+    std::fs::remove_dir_all(&tmp).ok();
+    lantern_models::cpu::HostChameleonDrafter::from_burn(&burn, WeightDtype::F32)
+}
+
+fn exact_sd(tree: lantern_decoding::strategy::TreeShape) -> Strategy {
+    use lantern_decoding::accept::{Relax, Residuals};
+    Strategy::Speculative(lantern_decoding::strategy::Speculative {
+        tree,
+        relax: Relax::Exact,
+        residuals: Residuals::Principled,
+    })
+}
+
+#[test]
+fn greedy_exact_sd_with_lanterns_drafter_equals_greedy_ar_across_row_ends() {
+    use lantern_decoding::strategy::TreeShape;
+    let model = host();
+    let d = drafter();
+    let layout = layout(&model, Convention::Lumina, "lumina_latent_hw");
+    let prompt = ids("prompt_ids");
+    let s = greedy(generation()["cfg_scale"].as_f64().unwrap() as f32);
+    let mut ar = ChameleonModels::new(&model, layout.clone(), 1);
+    let want = run(&mut ar, &Strategy::Ar, &s, &prompt);
+    for tree in [
+        TreeShape::chain(layout.w + 1),
+        TreeShape::Dynamic {
+            top_k: 3,
+            depth: 4,
+            total_tokens: 10,
+        },
+    ] {
+        let st = exact_sd(tree);
+        let mut m = ChameleonModels::new(&model, layout.clone(), st.max_tree())
+            .with_drafter(&d, st.max_drafted());
+        let cond = ImageCondition::Prompt(prompt.clone());
+        let g = generate(&mut m, &st, &s, &Tables::NONE, &cond, &Rng::new(0)).unwrap();
+        assert_eq!(g.tokens, want, "{st:?}");
+        assert!(g.steps.iter().any(|s| s.drafted > 0), "{st:?} drafted");
+    }
+}
+
+#[test]
+fn sampled_exact_sd_across_forced_eols_reproduces_the_targets_joint_distribution() {
+    // As the SJD test: one latent column, so every drafted level crosses a forced EOL; drafts
+    // come from the drafter built on the target's layer 0.
+    const TRIALS: u64 = 2000;
+    let model = host();
+    let d = drafter();
+    let mut layout = layout(&model, Convention::Lumina, "lumina_latent_hw");
+    (layout.h, layout.w) = (3, 1);
+    let prompt = layout.prompt(&ids("prompt_ids")[1..3]);
+    let s = Sampling {
+        temperature: 1.0,
+        top_k: 2,
+        ..greedy(generation()["cfg_scale"].as_f64().unwrap() as f32)
+    };
+    let want = joint(&model, &layout, &s, &prompt);
+    let st = exact_sd(lantern_decoding::strategy::TreeShape::chain(2));
+    let mut m =
+        ChameleonModels::new(&model, layout, st.max_tree()).with_drafter(&d, st.max_drafted());
+    let cond = ImageCondition::Prompt(prompt);
+    let mut counts: std::collections::BTreeMap<Vec<u32>, u64> = Default::default();
+    let mut accepted = 0;
+    for trial in 0..TRIALS {
+        let g = generate(
+            &mut m,
+            &st,
+            &s,
+            &Tables::NONE,
+            &cond,
+            &Rng::new(11).fork(trial),
+        )
+        .unwrap();
+        accepted += g.steps.iter().map(|s| s.accepted).sum::<usize>();
+        *counts.entry(g.tokens).or_default() += 1;
+    }
+    assert!(accepted > 0, "some drafts are accepted");
+    assert!(counts.keys().all(|k| want.contains_key(k)));
+    let c: Vec<u64> = want
+        .keys()
+        .map(|k| counts.get(k).copied().unwrap_or(0))
+        .collect();
+    let p: Vec<f64> = want.values().copied().collect();
+    let (stat, dof) = crate::common::chi_square(&c, &p);
+    let crit = crate::common::chi_square_critical(dof);
+    assert!(stat < crit, "chi-square {stat:.1} ≥ {crit:.1} (dof {dof})");
+}
+
+#[test]
+fn drafter_rows_equal_a_full_drafter_pass_over_the_explicit_sequence() {
+    use lantern_decoding::tree::DraftTree;
+    use lantern_models::Visibility;
+    let model = host();
+    let d = drafter();
+    let layout = layout(&model, Convention::Lumina, "lumina_latent_hw");
+    let prompt = ids("prompt_ids");
+    let (v, width) = (model.config().vocab_size, model.config().hidden_size);
+    let cols = |logits: &[f32], row: usize| -> Vec<f32> {
+        let r = &logits[row * v..(row + 1) * v];
+        layout
+            .vocab
+            .image_ids
+            .iter()
+            .map(|&id| r[id as usize])
+            .collect()
+    };
+    // Full passes: target features of every position of `seq`, then the drafter over the
+    // elements (feature j, token j + 1), the last token being `root`'s id.
+    let expected = |prefix: &[u32], codes: &[u32], root: u32| -> Vec<f32> {
+        let mut body = layout.sequence(codes);
+        body.pop();
+        let seq = [prefix, &body[..]].concat();
+        let n = seq.len();
+        let pos: Vec<usize> = (0..n).collect();
+        let mut cache = model.new_cache(1, n);
+        let hidden = model
+            .extend(&seq, &pos, &Visibility::causal(n), &mut cache)
+            .hidden;
+        let mut next = seq[1..].to_vec();
+        next.push(layout.vocab.image_ids[root as usize]);
+        let mut dc = d.new_cache(1, n + 1);
+        let out = d.extend(&hidden, &next, &pos, &Visibility::causal(n), &mut dc);
+        dc.commit_all();
+        let last = out[(n - 1) * width..].to_vec();
+        let k = codes.len();
+        let last = if layout.eol_after(k) && k + 1 < layout.tokens() {
+            d.extend(
+                &last,
+                &[layout.vocab.eol],
+                &[n],
+                &Visibility::causal(1),
+                &mut dc,
+            )
+        } else {
+            last
+        };
+        cols(&model.logits(&last), 0)
+    };
+    let s = greedy(generation()["cfg_scale"].as_f64().unwrap() as f32);
+    // Commit a row and a bit (crossing one EOL), then draft from a root that ends the next row
+    // and from one that does not.
+    let codes: Vec<u32> = (0..layout.w as u32 + 1).map(|i| (i * 7 + 3) % 50).collect();
+    for extra in [layout.w - 2, 0] {
+        let codes: Vec<u32> = codes
+            .iter()
+            .copied()
+            .chain((0..extra as u32).map(|i| i + 9))
+            .collect();
+        let mut m = ChameleonModels::new(&model, layout.clone(), 1).with_drafter(&d, 8);
+        m.begin(&ImageCondition::Prompt(prompt.clone()), s.uses_cfg())
+            .unwrap();
+        for &c in &codes {
+            m.verify(&DraftTree::root(c)).unwrap();
+            m.accept(&[0]);
+        }
+        let root = 17;
+        let got = m.draft_root(root).unwrap();
+        let (cond, uncond) = got.row(0);
+        let want_c = expected(&prompt, &codes, root);
+        let want_u = expected(&layout.uncond_prefix(), &codes, root);
+        let diff = |a: &[f32], b: &[f32]| {
+            a.iter()
+                .zip(b)
+                .map(|(x, y)| (x - y).abs())
+                .fold(0.0, f32::max)
+        };
+        assert!(
+            diff(cond, &want_c) < 1e-4,
+            "cond, {} committed",
+            codes.len()
+        );
+        assert!(
+            diff(uncond.unwrap(), &want_u) < 1e-4,
+            "uncond, {} committed",
+            codes.len()
+        );
+    }
+}
