@@ -231,9 +231,9 @@ pub struct ModelCallError(pub String);
 pub trait Models {
     /// Vocabulary size.
     fn vocab(&self) -> usize;
-    /// Image tokens per image (grid²).
+    /// Image tokens per image (rows × row width).
     fn tokens_per_image(&self) -> usize;
-    /// Side of the token grid.
+    /// Row width of the token grid (its side for square images).
     fn grid(&self) -> usize {
         (self.tokens_per_image() as f64).sqrt().round() as usize
     }

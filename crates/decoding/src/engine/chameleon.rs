@@ -197,6 +197,10 @@ impl Models for ChameleonModels<'_> {
         self.layout.tokens()
     }
 
+    fn grid(&self) -> usize {
+        self.layout.w
+    }
+
     fn has_drafter(&self) -> bool {
         self.drafter.is_some()
     }
