@@ -116,7 +116,8 @@ impl Recipe {
                 seed: 11,
                 restart_every: 25,
                 // Zoomed crops: a 32-px crop is a stronger downsizing than a 64-px one, so the
-                // tokenizer trains on 32-px windows of the GPT's 64-px crops instead.
+                // tokenizer trains on 32-px windows of the GPT's 64-px crops (same pixel
+                // statistics; whole 64-px crops would also match its attention's extent).
                 crop: CROP,
                 window: CROP / 2,
                 ..peaked.vq

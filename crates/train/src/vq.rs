@@ -24,9 +24,10 @@ pub struct VqTrainConfig {
     pub batch: usize,
     /// Crop side in pixels for training.
     pub crop: u32,
-    /// When non-zero, each training crop keeps only a random square of this side (crops of the
-    /// GPT's size, so the pixel statistics match the images the GPT sees, at a fraction of the
-    /// cost: the tokenizer is fully convolutional).
+    /// When non-zero, each training crop keeps only a random square of this side: the pixel
+    /// statistics of crops of the GPT's size at a fraction of the cost. The tokenizer is not
+    /// resolution-free (its attention blocks see every latent position), so a tokenizer trained on
+    /// windows reconstructs whole crops worse than the windows (`checkpoints/tiny/README.md`).
     #[serde(default)]
     pub window: u32,
     /// Crop side of the held-out evaluation (the image size the GPT sees).
