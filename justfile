@@ -43,7 +43,7 @@ check-wgpu:
 # sweep, whose records must name the backend and adapter. A correctness run, not GPU speed.
 # It leaves a wgpu build of `lantern` in target/release (`just build` restores the CPU one).
 test-wgpu:
-    LANTERN_TEST_BACKEND=wgpu cargo test --release --workspace --features lantern-cli/wgpu --test it -- fixture_gpt:: fixture_vq:: tree_verify:: fixture_strategies::
+    LANTERN_TEST_BACKEND=wgpu cargo test --release --workspace --features lantern-cli/wgpu --test it -- fixture_gpt:: fixture_vq:: tree_verify:: fixture_strategies:: fixture_chameleon:: fixture_vqgan::
     cargo build --release --workspace --features lantern-cli/wgpu
     rm -rf {{target_dir}}/wgpu-smoke
     {{lantern}} sweep configs/smoke.toml --backend wgpu --results {{target_dir}}/wgpu-smoke
@@ -56,7 +56,7 @@ test-wgpu:
 #   python3 -m venv .venv-torch && .venv-torch/bin/pip install torch==2.9.0
 test-tch VENV=(justfile_directory() / ".venv-torch"):
     export LD_LIBRARY_PATH="$({{VENV}}/bin/python -c 'import pathlib, torch; print(pathlib.Path(torch.__file__).parent / "lib")')${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"; \
-    VIRTUAL_ENV={{VENV}} PATH={{VENV}}/bin:$PATH LIBTORCH_USE_PYTORCH=1 LANTERN_TEST_BACKEND=tch-cpu cargo test --release --workspace --features lantern-cli/tch --test it -- fixture_gpt:: fixture_vq:: tree_verify:: fixture_strategies::
+    VIRTUAL_ENV={{VENV}} PATH={{VENV}}/bin:$PATH LIBTORCH_USE_PYTORCH=1 LANTERN_TEST_BACKEND=tch-cpu cargo test --release --workspace --features lantern-cli/tch --test it -- fixture_gpt:: fixture_vq:: tree_verify:: fixture_strategies:: fixture_chameleon:: fixture_vqgan::
 
 # The engine benchmark (`lantern bench`): AR step, tree verifies and drafter passes on every engine
 # and weight storage, against the AR step and the machine's floor; `--models custom --gpt … --gpt-config …`
