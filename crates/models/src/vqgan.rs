@@ -89,87 +89,60 @@ const LAYOUT: KeyLayout = KeyLayout {
     ignored: &["loss.*"],
 };
 
-/// Taming key → module key for a model of `levels` levels.
-fn to_module(key: &str, levels: usize) -> String {
-    let mid = [
-        ("mid.block_1.", "mid_res_a."),
-        ("mid.attn_1.", "mid_attn."),
-        ("mid.block_2.", "mid_res_b."),
-    ];
-    for part in ["encoder.", "decoder."] {
-        if let Some(rest) = key.strip_prefix(part) {
-            for (from, to) in mid {
-                if let Some(tail) = rest.strip_prefix(from) {
-                    return format!("{part}{to}{tail}");
-                }
-            }
-        }
-    }
-    let level = |rest: &str, reverse: bool| -> Option<(usize, String)> {
-        let (i, tail) = rest.split_once('.')?;
-        let i: usize = i.parse().ok()?;
-        let i = if reverse {
-            levels.checked_sub(i + 1)?
-        } else {
-            i
-        };
-        let tail = tail
-            .strip_prefix("block.")
-            .map_or_else(|| tail.to_string(), |t| format!("res.{t}"));
-        Some((i, tail))
-    };
-    if let Some((i, tail)) = key
-        .strip_prefix("encoder.down.")
-        .and_then(|r| level(r, false))
-    {
-        return format!("encoder.conv_blocks.{i}.{tail}");
-    }
-    if let Some((i, tail)) = key.strip_prefix("decoder.up.").and_then(|r| level(r, true)) {
-        return format!("decoder.conv_blocks.{i}.{tail}");
-    }
-    key.to_string()
-}
+/// `(taming, module)` names of the mid blocks, under `encoder.` and `decoder.`.
+const MID: [(&str, &str); 3] = [
+    ("mid.block_1.", "mid_res_a."),
+    ("mid.attn_1.", "mid_attn."),
+    ("mid.block_2.", "mid_res_b."),
+];
+/// `(taming, module)` prefixes of the encoder and the decoder levels.
+const LEVELS: [(&str, &str); 2] = [
+    ("encoder.down.", "encoder.conv_blocks."),
+    ("decoder.up.", "decoder.conv_blocks."),
+];
+/// `(taming, module)` name of a level's ResNet blocks.
+const BLOCK: (&str, &str) = ("block.", "res.");
 
-/// Module key → taming key (the inverse of [`to_module`]).
-fn to_file(key: &str, levels: usize) -> String {
-    let mid = [
-        ("mid_res_a.", "mid.block_1."),
-        ("mid_attn.", "mid.attn_1."),
-        ("mid_res_b.", "mid.block_2."),
-    ];
+/// Renames `key` between taming's names and the module's for a model of `levels` levels
+/// (`to_module`: taming → module, else back). Taming counts decoder levels from the finest, the
+/// module in processing order; the index flip is its own inverse.
+fn rename(key: &str, levels: usize, to_module: bool) -> String {
+    let pick = |(taming, module): (&'static str, &'static str)| {
+        if to_module {
+            (taming, module)
+        } else {
+            (module, taming)
+        }
+    };
     for part in ["encoder.", "decoder."] {
-        if let Some(rest) = key.strip_prefix(part) {
-            for (from, to) in mid {
-                if let Some(tail) = rest.strip_prefix(from) {
-                    return format!("{part}{to}{tail}");
-                }
+        let Some(rest) = key.strip_prefix(part) else {
+            continue;
+        };
+        for (from, to) in MID.map(pick) {
+            if let Some(tail) = rest.strip_prefix(from) {
+                return format!("{part}{to}{tail}");
             }
         }
     }
-    let level = |rest: &str, reverse: bool| -> Option<(usize, String)> {
-        let (i, tail) = rest.split_once('.')?;
-        let i: usize = i.parse().ok()?;
-        let i = if reverse {
-            levels.checked_sub(i + 1)?
+    let (block_from, block_to) = pick(BLOCK);
+    for (decoder, (from, to)) in LEVELS.map(pick).into_iter().enumerate() {
+        let Some((i, tail)) = key.strip_prefix(from).and_then(|r| r.split_once('.')) else {
+            continue;
+        };
+        let Ok(i) = i.parse::<usize>() else {
+            continue;
+        };
+        let Some(i) = (if decoder == 1 {
+            levels.checked_sub(i + 1)
         } else {
-            i
+            Some(i)
+        }) else {
+            continue;
         };
         let tail = tail
-            .strip_prefix("res.")
-            .map_or_else(|| tail.to_string(), |t| format!("block.{t}"));
-        Some((i, tail))
-    };
-    if let Some((i, tail)) = key
-        .strip_prefix("encoder.conv_blocks.")
-        .and_then(|r| level(r, false))
-    {
-        return format!("encoder.down.{i}.{tail}");
-    }
-    if let Some((i, tail)) = key
-        .strip_prefix("decoder.conv_blocks.")
-        .and_then(|r| level(r, true))
-    {
-        return format!("decoder.up.{i}.{tail}");
+            .strip_prefix(block_from)
+            .map_or_else(|| tail.to_string(), |t| format!("{block_to}{t}"));
+        return format!("{to}{i}.{tail}");
     }
     key.to_string()
 }
@@ -178,8 +151,8 @@ fn to_file(key: &str, levels: usize) -> String {
 pub fn load(config: &VqConfig, path: &Path, device: &Device) -> Result<VqModel, ModelError> {
     let levels = config.encoder_ch_mult.len();
     let renames = KeyRenames {
-        to_module: &|k| to_module(k, levels),
-        to_file: &|k| to_file(k, levels),
+        to_module: &|k| rename(k, levels, true),
+        to_file: &|k| rename(k, levels, false),
     };
     load_module_renamed(VqModel::new(config, device)?, path, &LAYOUT, &renames)
 }
@@ -232,8 +205,8 @@ mod tests {
             ),
             ("quantize.embedding.weight", "quantize.embedding.weight"),
         ] {
-            assert_eq!(to_module(file, 3), module);
-            assert_eq!(to_file(module, 3), file);
+            assert_eq!(rename(file, 3, true), module);
+            assert_eq!(rename(module, 3, false), file);
         }
     }
 

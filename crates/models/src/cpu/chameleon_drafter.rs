@@ -4,8 +4,8 @@
 
 use super::cache::HostKvCache;
 use super::chameleon::{pack_layer, HostLayer};
-use super::layers::{host, pack_side_by_side, Plan};
-use super::matmul::{matmul, PackedMatrix, WeightDtype};
+use super::layers::{eagle_input, host, pack_side_by_side, Plan};
+use super::matmul::{PackedMatrix, WeightDtype};
 use super::simd::rms_norm;
 use crate::attention::Visibility;
 use crate::chameleon::{rope_table, ChameleonConfig, ChameleonDrafter};
@@ -76,15 +76,7 @@ impl HostChameleonDrafter {
             "features are not [{rows}, {n}, {d}]"
         );
         let m = rows * n;
-        let mut input = Vec::with_capacity(m * 2 * d);
-        for r in 0..rows {
-            for (i, &t) in tokens.iter().enumerate() {
-                input.extend_from_slice(&self.embed[t as usize * d..(t as usize + 1) * d]);
-                input.extend_from_slice(&features[(r * n + i) * d..(r * n + i + 1) * d]);
-            }
-        }
-        let mut x = vec![0f32; m * d];
-        matmul(&input, m, &self.fc, &mut x, false);
+        let mut x = eagle_input(&self.embed, &self.fc, features, tokens, rows);
         let plan = Plan::new(positions, vis, cache);
         let mut h = vec![0f32; m * d];
         for (l, layer) in self.layers.iter().enumerate() {

@@ -2,8 +2,8 @@
 //! same extend protocol over a [`HostKvCache`]. Logits come from the target's head.
 
 use super::cache::HostKvCache;
-use super::layers::{host, norm, pack_side_by_side, Attention, Mlp, Plan};
-use super::matmul::{matmul, PackedMatrix, WeightDtype};
+use super::layers::{eagle_input, host, norm, pack_side_by_side, Attention, Mlp, Plan};
+use super::matmul::{PackedMatrix, WeightDtype};
 use super::simd::rms_norm;
 use crate::attention::Visibility;
 use crate::config::DrafterConfig;
@@ -124,21 +124,8 @@ impl HostDrafter {
         let hs = self.config.hidden_size;
         let (rows, n) = (cache.batch(), tokens.len());
         assert_eq!(n, positions.len(), "one rotary position per element");
-        assert_eq!(
-            features.len(),
-            rows * n * hs,
-            "features are not [{rows}, {n}, {hs}]"
-        );
         let m = rows * n;
-        let mut input = Vec::with_capacity(m * 2 * hs);
-        for r in 0..rows {
-            for (i, &t) in tokens.iter().enumerate() {
-                input.extend_from_slice(&self.embed[t as usize * hs..(t as usize + 1) * hs]);
-                input.extend_from_slice(&features[(r * n + i) * hs..(r * n + i + 1) * hs]);
-            }
-        }
-        let mut x = vec![0f32; m * hs];
-        matmul(&input, m, &self.fc, &mut x, false);
+        let mut x = eagle_input(&self.embed, &self.fc, features, tokens, rows);
         let plan = Plan::new(positions, vis, cache);
         let mut h = vec![0f32; m * hs];
         for (l, layer) in self.layers.iter().enumerate() {

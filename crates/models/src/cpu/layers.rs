@@ -48,6 +48,34 @@ pub(crate) fn pack_side_by_side(layers: &[&Linear], dtype: WeightDtype) -> Packe
     PackedMatrix::pack(&w, k, n, has_bias.then_some(&bias[..]), dtype)
 }
 
+/// EAGLE's drafter input: `fc(cat(embed(token), feature))` for `rows` batch rows of the same
+/// `tokens`, `features: [rows, n, d]`; returns `[rows · n, d]`.
+pub(crate) fn eagle_input(
+    embed: &[f32],
+    fc: &PackedMatrix,
+    features: &[f32],
+    tokens: &[u32],
+    rows: usize,
+) -> Vec<f32> {
+    let d = fc.n();
+    let n = tokens.len();
+    assert_eq!(
+        features.len(),
+        rows * n * d,
+        "features are not [{rows}, {n}, {d}]"
+    );
+    let mut input = Vec::with_capacity(rows * n * 2 * d);
+    for r in 0..rows {
+        for (i, &t) in tokens.iter().enumerate() {
+            input.extend_from_slice(&embed[t as usize * d..(t as usize + 1) * d]);
+            input.extend_from_slice(&features[(r * n + i) * d..(r * n + i + 1) * d]);
+        }
+    }
+    let mut x = vec![0f32; rows * n * d];
+    matmul(&input, rows * n, fc, &mut x, false);
+    x
+}
+
 /// A burn RMSNorm as `(weight, epsilon)`.
 pub(crate) fn norm(n: &RmsNorm) -> (Vec<f32>, f32) {
     (host(n.gamma.val()), n.epsilon as f32)
