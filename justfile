@@ -40,13 +40,14 @@ check-wgpu:
 # The GPU path through wgpu, run on the Vulkan device present (in CI lavapipe, Mesa's Vulkan on
 # the CPU: `apt-get install mesa-vulkan-drivers libvulkan1`): the fixture tests on that device
 # (logits, greedy generations, VQ, tree verification, every strategy kind, timing) and the smoke
-# sweep, whose records must name the backend and adapter. A correctness run, not GPU speed.
+# sweep, one image per strategy, whose records must name the backend and adapter. A correctness
+# run, not GPU speed.
 # It leaves a wgpu build of `lantern` in target/release (`just build` restores the CPU one).
 test-wgpu:
     LANTERN_TEST_BACKEND=wgpu cargo test --release --workspace --features lantern-cli/wgpu --test it -- fixture_gpt:: fixture_vq:: tree_verify:: fixture_strategies:: fixture_chameleon:: fixture_vqgan::
     cargo build --release --workspace --features lantern-cli/wgpu
     rm -rf {{target_dir}}/wgpu-smoke
-    {{lantern}} sweep configs/smoke.toml --backend wgpu --results {{target_dir}}/wgpu-smoke
+    {{lantern}} sweep configs/smoke.toml --backend wgpu --results {{target_dir}}/wgpu-smoke --set data.seeds=1 --set 'data.classes=[3]'
     grep -q '"backend":"wgpu"' {{target_dir}}/wgpu-smoke/smoke/journal.jsonl
     grep -o '"device":"wgpu: [^"]*"' {{target_dir}}/wgpu-smoke/smoke/journal.jsonl | sort -u
 

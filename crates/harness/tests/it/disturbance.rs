@@ -110,7 +110,8 @@ fn images_timed_beside_a_cpu_hog_are_retimed_and_flagged() {
 
 /// `auto` beside a neighbour: LANTERN on two fixed chains and `auto` on the 8-layer embedded
 /// model. Its step costs are measured while the hog runs (the hog stops once they are
-/// written); the pilots and images then run quietly.
+/// written); the pilots and images then run quietly. Images are not re-timed (`retimes = 0`):
+/// the check under test is auto's, and re-timings would only lengthen the run.
 const AUTO_SWEEP: &str = r#"
 name = "auto_disturbed"
 [model]
@@ -124,6 +125,8 @@ classes = [0]
 seeds = 10
 [runtime]
 pilot_images = 1
+[timing]
+retimes = 0
 [quality]
 enabled = false
 [[strategy]]
