@@ -287,6 +287,11 @@ pub fn build(
     let t = std::time::Instant::now();
     let vq_report = crate::vq::train(split, &vq_cfg, &recipe.vq, out, progress)?;
     let s_vq = t.elapsed().as_secs_f64();
+    // The tokenizer's held-out figures as soon as its stage ends (the GPT stage takes an hour).
+    write(
+        "vq_report.json",
+        serde_json::json!({ "vq": &vq_report, "seconds": s_vq }),
+    )?;
     let vq = VqModel::load(
         &vq_cfg,
         &out.join("vq.safetensors"),

@@ -1,12 +1,15 @@
 //! Chameleon-family generation on the `chameleon-tiny` fixture: greedy AR under Lumina-mGPT's
 //! convention (size tokens, EOL per row, `<eoss>`, separate-sequence CFG) and Anole's (LANTERN's
-//! two-way CFG) gives the official code's tokens; greedy SJD equals greedy AR over the same rows.
+//! two-way CFG) gives the official code's tokens; greedy SJD equals greedy AR over the same rows;
+//! exact SD with LANTERN's drafter is lossless across forced EOLs, and LANTERN over the VQGAN's
+//! codebook decides as exact SD does at a zero budget.
 
 use std::path::PathBuf;
 
 use lantern_decoding::embeddings::Tables;
 use lantern_decoding::engine::ChameleonModels;
 use lantern_decoding::model::{ImageCondition, Models};
+use lantern_decoding::neighbours::NeighbourTable;
 use lantern_decoding::rng::Rng;
 use lantern_decoding::sampling::{Sampling, WarpOrder};
 use lantern_decoding::strategy::{generate, Jacobi, JacobiInit, JacobiMethod, Strategy};
@@ -426,5 +429,73 @@ fn drafter_rows_equal_a_full_drafter_pass_over_the_explicit_sequence() {
             "uncond, {} committed",
             codes.len()
         );
+    }
+}
+
+/// The latent-neighbour table of the fixture's VQGAN: its raw codebook rows (strategies see VQ
+/// codes, so no id offset enters), one row per image code of the target's vocabulary.
+fn vqgan_neighbours(model: &HostChameleon, k: usize) -> NeighbourTable {
+    use lantern_models::vqgan::{config_from_json_file, load};
+    let cfg = config_from_json_file(&dir().join("vqgan.json")).unwrap();
+    let vq = load(
+        &cfg,
+        &dir().join("vqgan.safetensors"),
+        &lantern_models::backend::test_device(),
+    )
+    .unwrap();
+    let codebook = vq.codebook();
+    let [codes, dim] = codebook.dims();
+    assert_eq!(
+        codes,
+        model.vocab().codebook_size(),
+        "one code per image id"
+    );
+    let rows = codebook.into_data().try_into_vec_as::<f32>().unwrap();
+    NeighbourTable::build(&rows, codes, dim, k)
+}
+
+#[test]
+fn lantern_over_the_vqgan_codebook_decides_like_exact_sd_at_zero_budget() {
+    use lantern_decoding::accept::Relax;
+    use lantern_decoding::strategy::TreeShape;
+    let model = host();
+    let d = drafter();
+    let layout = layout(&model, Convention::Lumina, "lumina_latent_hw");
+    let k = layout.vocab.codebook_size() - 1;
+    let table = vqgan_neighbours(&model, k);
+    let tables = Tables::neighbours(Some(&table));
+    // top-k 2 leaves zero-mass codes that a zero budget may still merge: the LANTERN path runs,
+    // and must decide as the exact one does. A chain longer than a row crosses EOLs.
+    let s = Sampling {
+        temperature: 1.0,
+        top_k: 2,
+        ..greedy(generation()["cfg_scale"].as_f64().unwrap() as f32)
+    };
+    let cond = ImageCondition::Prompt(ids("prompt_ids"));
+    let with = |relax: Relax| {
+        let Strategy::Speculative(sd) = exact_sd(TreeShape::chain(layout.w + 1)) else {
+            unreachable!()
+        };
+        Strategy::Speculative(lantern_decoding::strategy::Speculative { relax, ..sd })
+    };
+    let exact = with(Relax::Exact);
+    let mut m = ChameleonModels::new(&model, layout.clone(), exact.max_tree())
+        .with_drafter(&d, exact.max_drafted());
+    let mut run = |st: &Strategy, seed: u64| {
+        generate(&mut m, st, &s, &tables, &cond, &Rng::new(5).fork(seed)).unwrap()
+    };
+    let (zero, relaxed) = (
+        with(Relax::Tvd { k, delta: 0.0 }),
+        with(Relax::Tvd { k, delta: 0.5 }),
+    );
+    for seed in 0..4 {
+        assert_eq!(
+            run(&exact, seed).tokens,
+            run(&zero, seed).tokens,
+            "seed {seed}"
+        );
+        let g = run(&relaxed, seed);
+        assert_eq!(g.tokens.len(), layout.h * layout.w);
+        assert!(g.steps.iter().any(|s| s.drafted > 0), "seed {seed} drafted");
     }
 }
