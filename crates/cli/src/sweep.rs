@@ -3,6 +3,7 @@
 use std::io::IsTerminal;
 use std::path::PathBuf;
 
+use lantern_harness::agreement;
 use lantern_harness::config::SweepConfig;
 use lantern_harness::report::{read_report, write_report};
 use lantern_harness::runner::{plan_sweep, run_sweep, SweepOptions};
@@ -134,11 +135,23 @@ pub struct CompareArgs {
     /// experiments/results/lantern_k (the reference) and results/lantern_k (yours).
     #[arg(required = true, num_args = 1..)]
     dirs: Vec<PathBuf>,
+    /// With two folders of one sweep (e.g. a quiet run and one beside a neighbour): also each
+    /// configuration's speedup in both, whether they agree within noise, and how far each run's
+    /// `auto` is from its best fixed tree.
+    #[arg(long)]
+    speedups: bool,
 }
 
 /// Prints the headline table of each folder, with the machine its records came from; writes
 /// nothing.
 pub fn compare(a: CompareArgs) -> Result<(), Box<dyn std::error::Error>> {
+    if a.speedups && a.dirs.len() != 2 {
+        return Err(format!(
+            "--speedups compares exactly two results folders ({} given)",
+            a.dirs.len()
+        )
+        .into());
+    }
     for dir in &a.dirs {
         let report = read_report(dir)?;
         let machines: std::collections::BTreeSet<String> = report
@@ -155,6 +168,15 @@ pub fn compare(a: CompareArgs) -> Result<(), Box<dyn std::error::Error>> {
         );
         print!("{}", report.headline());
         println!();
+    }
+    if a.speedups {
+        let (reference, other) = (&a.dirs[0], &a.dirs[1]);
+        let (r, o) = (read_report(reference)?, read_report(other)?);
+        let names = (reference.display().to_string(), other.display().to_string());
+        print!(
+            "{}",
+            agreement::render((&names.0, &names.1), &r.summaries, &o.summaries)
+        );
     }
     Ok(())
 }

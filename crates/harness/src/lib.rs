@@ -1,6 +1,7 @@
 //! The experiment runner: sweep files → run plans → per-image records (JSONL journal, Parquet)
 //! → summaries, paper-style tables and plots.
 
+pub mod agreement;
 pub mod auto;
 pub mod columns;
 pub mod config;

@@ -14,9 +14,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use lantern_harness::agreement;
 use lantern_harness::auto::{read_map, AutoChoice};
 use lantern_harness::config::SweepConfig;
-use lantern_harness::records::{read_journal, read_parquet};
+use lantern_harness::records::read_journal;
+use lantern_harness::report::read_report;
 use lantern_harness::runner::{run_sweep, SweepOptions};
 
 const SWEEP: &str = r#"
@@ -138,26 +140,6 @@ k = 1000
 delta = 0.1
 "#;
 
-/// (tree, speedup, lo, hi) of every configuration but AR, by medians with their 95% intervals.
-fn speedups(dir: &Path) -> Vec<(String, f64, f64, f64)> {
-    let s = read_parquet(&dir.join("summary.parquet")).unwrap();
-    let tree = s.column("tree").unwrap().str().unwrap().clone();
-    let col = |c: &str| s.column(c).unwrap().f64().unwrap().clone();
-    let (x, lo, hi) = (col("speedup"), col("speedup_lo"), col("speedup_hi"));
-    (0..s.height())
-        .filter_map(|i| {
-            let t = tree.get(i)?;
-            Some((t.to_string(), x.get(i)?, lo.get(i)?, hi.get(i)?))
-        })
-        .collect()
-}
-
-/// Whether speedups `a` and `b` agree within their noise: 10% apart, or one inside the other's
-/// 95% interval.
-fn within_noise(a: &(String, f64, f64, f64), b: &(String, f64, f64, f64)) -> bool {
-    (a.1 - b.1).abs() <= 0.1 * b.1 || (a.2..=a.3).contains(&b.1) || (b.2..=b.3).contains(&a.1)
-}
-
 /// Runs `AUTO_SWEEP` as `name`, the hog beside its step-cost measurement when `hogged`.
 fn auto_run(root: &Path, name: &str, hogged: bool) -> PathBuf {
     let text = AUTO_SWEEP.replace("auto_disturbed", name);
@@ -196,7 +178,10 @@ fn auto_rechooses_when_its_costs_were_measured_beside_a_hog() {
     let loud = auto_run(&root, "auto_disturbed", true);
     let quiet = auto_run(&root, "auto_quiet", false);
     let choices: BTreeMap<String, AutoChoice> = read_map(&loud.join("auto.json"));
-    let (loud_x, quiet_x) = (speedups(&loud), speedups(&quiet));
+    let (loud, quiet) = (
+        read_report(&loud).unwrap().summaries,
+        read_report(&quiet).unwrap().summaries,
+    );
     let _ = std::fs::remove_dir_all(&root);
     // The costs were measured beside the hog, the rounds quietly: the first check finds them
     // cheaper than predicted beyond the noise, measures the costs again (faster) and re-chooses.
@@ -211,23 +196,16 @@ fn auto_rechooses_when_its_costs_were_measured_beside_a_hog() {
         again < first.ar_step_ms && first.rechosen.is_some(),
         "{first:?}"
     );
-    // Fixed trees: the same speedups, by medians, within their noise.
-    for (l, q) in loud_x.iter().zip(&quiet_x) {
-        if !l.0.starts_with("auto") {
-            assert!(within_noise(l, q), "beside the hog {l:?}, quiet {q:?}");
+    // Fixed trees (and AR): the same speedups, by medians, within their noise.
+    for row in agreement::rows(&quiet, &loud) {
+        if !row.label.contains("auto") {
+            assert_eq!(row.agrees(), Some(true), "{row:?}");
         }
     }
     // auto within 10% of the best fixed tree (or inside its interval), in both runs.
-    for (run, rows) in [("beside the hog", &loud_x), ("quiet", &quiet_x)] {
-        let auto = rows.iter().find(|r| r.0.starts_with("auto")).unwrap();
-        let best = rows
-            .iter()
-            .filter(|r| r.0.starts_with("chain"))
-            .max_by(|a, b| a.1.total_cmp(&b.1))
-            .unwrap();
-        assert!(
-            auto.1 >= 0.9 * best.1 || (best.2..=best.3).contains(&auto.1),
-            "{run}: {auto:?} against the best fixed tree {best:?}"
-        );
+    for (run, summaries) in [("beside the hog", &loud), ("quiet", &quiet)] {
+        let checks = agreement::auto_checks(summaries);
+        assert_eq!(checks.len(), 1, "{run}");
+        assert!(checks[0].within(), "{run}: {:?}", checks[0]);
     }
 }
