@@ -152,8 +152,12 @@ pub fn compare(a: CompareArgs) -> Result<(), Box<dyn std::error::Error>> {
         )
         .into());
     }
-    for dir in &a.dirs {
-        let report = read_report(dir)?;
+    let reports = a
+        .dirs
+        .iter()
+        .map(|d| read_report(d))
+        .collect::<Result<Vec<_>, _>>()?;
+    for (dir, report) in a.dirs.iter().zip(&reports) {
         let machines: std::collections::BTreeSet<String> = report
             .records
             .iter()
@@ -170,12 +174,14 @@ pub fn compare(a: CompareArgs) -> Result<(), Box<dyn std::error::Error>> {
         println!();
     }
     if a.speedups {
-        let (reference, other) = (&a.dirs[0], &a.dirs[1]);
-        let (r, o) = (read_report(reference)?, read_report(other)?);
-        let names = (reference.display().to_string(), other.display().to_string());
+        let names: Vec<String> = a.dirs.iter().map(|d| d.display().to_string()).collect();
         print!(
             "{}",
-            agreement::render((&names.0, &names.1), &r.summaries, &o.summaries)
+            agreement::render(
+                (&names[0], &names[1]),
+                &reports[0].summaries,
+                &reports[1].summaries
+            )
         );
     }
     Ok(())

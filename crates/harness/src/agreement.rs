@@ -11,7 +11,7 @@ use crate::summary::Summary;
 /// Relative gap under which two speedups agree whatever their intervals.
 pub const TOLERANCE: f64 = 0.1;
 
-/// Share of the best fixed tree's speedup an `auto` pick must reach (or fall inside its interval).
+/// Share of the best fixed tree's speedup an `auto` pick must reach (or not be told apart from).
 pub const AUTO_SHARE: f64 = 0.9;
 
 /// One configuration's speedup over AR by medians, and its 95% interval.
@@ -47,6 +47,8 @@ impl Speedup {
 pub struct Row {
     /// Method, tree and relaxation, as the headline table names them.
     pub label: String,
+    /// Whether its tree is `auto` (whose pick may differ between the runs).
+    pub auto: bool,
     /// Its speedup in the reference run.
     pub reference: Option<Speedup>,
     /// Its speedup in the other run.
@@ -69,6 +71,7 @@ pub fn rows(reference: &[Summary], other: &[Summary]) -> Vec<Row> {
             let twin = other.iter().find(|o| o.run_id == r.run_id);
             Row {
                 label: label(r),
+                auto: is_auto(r),
                 reference: Speedup::of(r),
                 other: twin.and_then(Speedup::of),
             }
@@ -90,10 +93,14 @@ pub struct AutoCheck {
 }
 
 impl AutoCheck {
-    /// Whether `auto` reaches [`AUTO_SHARE`] of the best fixed tree or lies inside its interval.
+    /// Whether `auto` reaches [`AUTO_SHARE`] of the best fixed tree, or the runs cannot tell it
+    /// from that: `auto` inside the best's interval, or [`AUTO_SHARE`] of the best inside `auto`'s
+    /// (the best of several noisy fixed trees is biased upwards, so point values alone flake).
     pub fn within(&self) -> bool {
-        self.auto.value >= AUTO_SHARE * self.best.value
+        let share = AUTO_SHARE * self.best.value;
+        self.auto.value >= share
             || (self.best.lo..=self.best.hi).contains(&self.auto.value)
+            || (self.auto.lo..=self.auto.hi).contains(&share)
     }
 }
 
@@ -198,16 +205,22 @@ fn kind(s: &Summary) -> (String, Option<u32>, String, f64, f64) {
 
 /// `lantern (k 1000, δ=0.1) chain:3`.
 fn label(s: &Summary) -> String {
-    let k = s.config.k.map_or(String::new(), |k| format!("k {k}, "));
-    format!(
-        "{} ({k}{}) {}",
-        method_label(s),
-        relax_label(s),
-        s.config.tree.as_deref().unwrap_or("")
-    )
-    .replace(" (—) ", " ")
-    .trim_end()
-    .to_string()
+    let relax = relax_label(s);
+    let params: Vec<String> = s
+        .config
+        .k
+        .map(|k| format!("k {k}"))
+        .into_iter()
+        .chain((relax != "—").then_some(relax))
+        .collect();
+    let mut out = method_label(s);
+    if !params.is_empty() {
+        out += &format!(" ({})", params.join(", "));
+    }
+    if let Some(tree) = &s.config.tree {
+        out += &format!(" {tree}");
+    }
+    out
 }
 
 #[cfg(test)]
@@ -232,7 +245,7 @@ mod tests {
     }
 
     #[test]
-    fn auto_within_ninety_percent_of_the_best_or_inside_its_interval() {
+    fn auto_within_ninety_percent_of_the_best_or_not_told_apart_from_it() {
         let check = |auto: Speedup, best: Speedup| AutoCheck {
             label: "a".into(),
             auto,
@@ -240,7 +253,11 @@ mod tests {
             best,
         };
         assert!(check(x(0.91, 0.9, 0.92), x(1.0, 0.99, 1.01)).within());
+        // Inside the best's interval.
         assert!(check(x(0.80, 0.7, 0.9), x(1.0, 0.75, 1.2)).within());
-        assert!(!check(x(0.80, 0.7, 0.9), x(1.0, 0.95, 1.05)).within());
+        // 90% of the best inside auto's interval.
+        assert!(check(x(0.80, 0.7, 0.92), x(1.0, 0.95, 1.05)).within());
+        // Below 90% of the best beyond both intervals.
+        assert!(!check(x(0.80, 0.7, 0.88), x(1.0, 0.95, 1.05)).within());
     }
 }

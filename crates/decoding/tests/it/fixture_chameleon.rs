@@ -227,7 +227,10 @@ fn drafter() -> lantern_models::cpu::HostChameleonDrafter {
     use lantern_models::burn::tensor::TensorData;
     use lantern_models::chameleon::load::load_drafter;
     use lantern_models::checkpoint::write_safetensors;
-    let tmp = std::env::temp_dir().join(format!("cham-dec-drafter-{}", std::process::id()));
+    // One folder per call: tests run in parallel, and each removes its folder when loaded.
+    static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = std::env::temp_dir().join(format!("cham-dec-drafter-{}-{call}", std::process::id()));
     std::fs::create_dir_all(&tmp).unwrap();
     let hf = read_tensor_data(&dir().join("model.safetensors")).unwrap();
     let mut config: serde_json::Value =
@@ -258,11 +261,18 @@ fn drafter() -> lantern_models::cpu::HostChameleonDrafter {
 }
 
 fn exact_sd(tree: lantern_decoding::strategy::TreeShape) -> Strategy {
-    use lantern_decoding::accept::{Relax, Residuals};
+    speculative(tree, lantern_decoding::accept::Relax::Exact)
+}
+
+/// Speculative decoding on `tree` under `relax`, principled residuals.
+fn speculative(
+    tree: lantern_decoding::strategy::TreeShape,
+    relax: lantern_decoding::accept::Relax,
+) -> Strategy {
     Strategy::Speculative(lantern_decoding::strategy::Speculative {
         tree,
-        relax: Relax::Exact,
-        residuals: Residuals::Principled,
+        relax,
+        residuals: lantern_decoding::accept::Residuals::Principled,
     })
 }
 
@@ -472,12 +482,7 @@ fn lantern_over_the_vqgan_codebook_decides_like_exact_sd_at_zero_budget() {
         ..greedy(generation()["cfg_scale"].as_f64().unwrap() as f32)
     };
     let cond = ImageCondition::Prompt(ids("prompt_ids"));
-    let with = |relax: Relax| {
-        let Strategy::Speculative(sd) = exact_sd(TreeShape::chain(layout.w + 1)) else {
-            unreachable!()
-        };
-        Strategy::Speculative(lantern_decoding::strategy::Speculative { relax, ..sd })
-    };
+    let with = |relax: Relax| speculative(TreeShape::chain(layout.w + 1), relax);
     let exact = with(Relax::Exact);
     let mut m = ChameleonModels::new(&model, layout.clone(), exact.max_tree())
         .with_drafter(&d, exact.max_drafted());

@@ -23,6 +23,7 @@ use crate::shard::Shard;
 use crate::system::Hardware;
 use progress::Progress;
 
+pub use recheck::MAX_RECHOICES;
 pub use setup::{device_description, git_commit, model_identity, model_paths, sweep_identity};
 
 /// Anything that stops a sweep.
