@@ -3,7 +3,10 @@
 //! (the catch-up at the root, and an expansion of r elements with their logits). Every
 //! measurement is taken after a warm-up, half an image into the sequence, and summarised by
 //! its median; the tree sizes are measured round-robin (a burst of background load hits every
-//! size alike, not one), and a pass whose timings spread too much (interquartile range above
+//! size alike, not one), each timed forward right after an untimed one of the same size (the
+//! steady state of a decode loop, which repeats one tree size: a forward that follows a much
+//! larger one runs slower, 2.5× for a 1-node tree after a 64-node one on the 8-layer embedded
+//! model, and timing those made the AR step look dearer than decoding finds it), and a pass whose timings spread too much (interquartile range above
 //! [`UNSTABLE_IQR`] of the median at some size) is measured again, up to [`MAX_PASSES`] passes,
 //! keeping the steadiest.
 
@@ -124,6 +127,20 @@ fn fill(models: &mut dyn Models, count: usize, vocab: usize) -> Result<(), Model
     Ok(())
 }
 
+/// Untimed forwards of a tree's size right before its timed one.
+pub const WARM_FORWARDS: usize = 3;
+
+/// A target forward over `tree` with every node's logits read.
+fn verify_all(models: &mut dyn Models, tree: &DraftTree) -> Result<(), ModelCallError> {
+    let n = tree.tokens.len();
+    let logits = models.verify(tree)?;
+    logits.prefetch(&(0..n).collect::<Vec<_>>());
+    for i in 0..n {
+        std::hint::black_box(logits.row(i));
+    }
+    Ok(())
+}
+
 /// Measures target forwards over trees of `tree_sizes` nodes and, with a drafter, drafter passes
 /// of `expand_sizes` elements: `repeats` timed runs each after one warm-up, half an image in;
 /// unstable passes are measured again (see the module docs).
@@ -163,7 +180,8 @@ fn measure_pass(
     let vocab = models.vocab();
     let n_img = models.tokens_per_image();
     let largest = tree_sizes.iter().copied().max().unwrap_or(1);
-    let prefix = (n_img / 2).min(n_img.saturating_sub(largest + 1));
+    // Room for the warm-ups and the timed forward of the largest tree (each commits its root).
+    let prefix = (n_img / 2).min(n_img.saturating_sub(largest + WARM_FORWARDS + 1));
     // Starts the image over (and refills the prefix) when `n` more nodes would pass its end.
     let room = |models: &mut dyn Models, n: usize| -> Result<(), ModelCallError> {
         if models.committed() + n + 1 > n_img {
@@ -179,14 +197,15 @@ fn measure_pass(
     // Round-robin: every size once per round, the first round a warm-up.
     for r in 0..=repeats {
         for (k, &n) in tree_sizes.iter().enumerate() {
-            room(models, n)?;
+            room(models, n + WARM_FORWARDS)?;
             let tree = binary_tree(((r + k) % vocab) as u32, n, vocab);
-            let t = Instant::now();
-            let logits = models.verify(&tree)?;
-            logits.prefetch(&(0..n).collect::<Vec<_>>());
-            for i in 0..n {
-                std::hint::black_box(logits.row(i));
+            // Untimed, the same size: what the timed forward follows in a decode loop.
+            for _ in 0..WARM_FORWARDS {
+                verify_all(models, &tree)?;
+                models.accept(&[0]);
             }
+            let t = Instant::now();
+            verify_all(models, &tree)?;
             let ms = t.elapsed().as_secs_f64() * 1e3;
             // Commit only the root: the prefix grows by one token per measurement.
             models.accept(&[0]);
