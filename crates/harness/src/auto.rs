@@ -55,6 +55,9 @@ pub struct AutoCheck {
     pub ar_step_ms: f64,
     /// When the check disagreed: the AR step of the costs measured again, ms …
     pub remeasured_ar_step_ms: Option<f64>,
+    /// … the per-round offset that calibrates the new costs to this tree's measured rounds, ms …
+    #[serde(default)]
+    pub round_offset_ms: Option<f64>,
     /// … and the choice re-made with them and a new pilot (possibly the same tree).
     pub rechosen: Option<Prediction>,
 }

@@ -30,6 +30,10 @@ pub struct Pilot {
     pub dynamic: Option<TreeShape>,
     /// Host work outside model forwards per row (verified node or drafted element), ms.
     pub host_ms_per_row: f64,
+    /// What a round measured in the run costs beyond its prediction, ms, added to every
+    /// speculative round (0 until an in-run check calibrates it; see [`Pilot::calibrate`]).
+    #[serde(default)]
+    pub round_offset_ms: f64,
 }
 
 impl Pilot {
@@ -52,6 +56,18 @@ impl Pilot {
             rows += s.drafted + 1 + drafter_rows(shape);
         }
         self.host_ms_per_row = if rows > 0 { host / rows as f64 } else { 0.0 };
+    }
+
+    /// Calibrates the per-round offset so that `shape`'s prediction equals `measured_ms`, the
+    /// median cost per round the run measured on it: the step costs are timed in a decode
+    /// loop's steady state of one forward size, while a round alternates drafter passes and a
+    /// verify, and what that adds is taken to be the same for every candidate's round (the next
+    /// in-run check tests that).
+    pub fn calibrate(&mut self, shape: &TreeShape, costs: &StepCosts, measured_ms: f64) {
+        self.round_offset_ms = 0.0;
+        if let Some(p) = predict(shape, self, costs) {
+            self.round_offset_ms = measured_ms - p.round_ms;
+        }
     }
 }
 
@@ -166,7 +182,7 @@ pub fn predict(shape: &TreeShape, pilot: &Pilot, costs: &StepCosts) -> Option<Pr
         }
     };
     let host = pilot.host_ms_per_row * (nodes + drafter_rows(shape)) as f64;
-    let round_ms = draft + costs.verify(nodes) + host;
+    let round_ms = (draft + costs.verify(nodes) + host + pilot.round_offset_ms).max(f64::EPSILON);
     let ar_ms = costs.ar_step() + pilot.host_ms_per_row;
     let tau = mean_accepted + 1.0;
     Some(Prediction {
@@ -237,6 +253,7 @@ mod tests {
             dynamic_paths: vec![vec![1, 3, 9], vec![2]],
             dynamic: Some(TreeShape::lantern_dynamic()),
             host_ms_per_row: 0.0,
+            round_offset_ms: 0.0,
         };
         let c = costs();
         // chain:2 accepts [0, 0] of the first, nothing of the second and third, two of the last.
@@ -271,5 +288,35 @@ mod tests {
                 assert!(cc.iter().all(|p| choices.contains(p)));
             }
         }
+    }
+
+    #[test]
+    fn calibration_moves_every_round_by_what_the_checked_tree_measured_beyond_its_prediction() {
+        let mut pilot = Pilot {
+            static_paths: vec![vec![0, 0, 1], vec![1], vec![], vec![0, 0, 0, 0]],
+            dynamic_paths: Vec::new(),
+            dynamic: None,
+            host_ms_per_row: 0.0,
+            round_offset_ms: 0.0,
+        };
+        let c = costs();
+        let (two, four) = (TreeShape::chain(2), TreeShape::chain(4));
+        let before = (
+            predict(&two, &pilot, &c).unwrap(),
+            predict(&four, &pilot, &c).unwrap(),
+        );
+        pilot.calibrate(&two, &c, before.0.round_ms + 0.5);
+        let after = (
+            predict(&two, &pilot, &c).unwrap(),
+            predict(&four, &pilot, &c).unwrap(),
+        );
+        assert!((after.0.round_ms - (before.0.round_ms + 0.5)).abs() < 1e-9);
+        assert!((after.1.round_ms - (before.1.round_ms + 0.5)).abs() < 1e-9);
+        // τ is the pilot's; only the cost moves, so the longer chain gains on the shorter.
+        assert_eq!((after.0.tau, after.1.tau), (before.0.tau, before.1.tau));
+        assert!(after.1.speedup / after.0.speedup > before.1.speedup / before.0.speedup);
+        // Calibrating again starts from the uncalibrated prediction, not on top of the last.
+        pilot.calibrate(&two, &c, before.0.round_ms);
+        assert!(pilot.round_offset_ms.abs() < 1e-9);
     }
 }

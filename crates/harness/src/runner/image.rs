@@ -55,7 +55,8 @@ pub(super) struct Context<'a> {
 pub(super) struct Active<'b> {
     pub spec: &'b RunSpec,
     pub run_id: &'b String,
-    strategy: Strategy,
+    /// The strategy that runs (an `auto` tree's current pick).
+    pub strategy: Strategy,
     tree_label: Option<String>,
     models: Box<dyn Models + 'b>,
     /// An `auto` tree's choice under check (`recheck.rs`).

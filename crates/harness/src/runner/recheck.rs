@@ -1,23 +1,26 @@
 //! `tree = "auto"` checks itself while the sweep runs: after 4, 8, 16, … quiet images of the
 //! chosen tree, their median cost per round is compared with the cost model's prediction
-//! ([`RoundCheck`]). When the two disagree beyond the noise, everything the prediction timed is
-//! measured again — the step costs, and the pilot (its host work per row is timed) — and the tree
-//! re-chosen (at most [`MAX_RECHOICES`] times); a new tree gets its own models and warm-up, and
-//! later records name it. Every check goes into `auto.json`.
+//! ([`RoundCheck`]). At the first check, and whenever the two disagree beyond the noise,
+//! everything the prediction timed is measured again — the step costs, and the pilot (its host
+//! work per row is timed) — the model is calibrated so that the tree that ran predicts what its
+//! rounds measured (an offset per round, the same for every candidate: [`Pilot::calibrate`]),
+//! and the tree is re-chosen (after the first check at most [`MAX_RECHOICES`] times); a new tree
+//! gets its own models and warm-up, and later records name it. Every check goes into
+//! `auto.json`.
 
 use lantern_decoding::cost::check::{due, RoundCheck};
 use lantern_decoding::cost::{run_pilot, Pilot, Prediction, StepCosts};
 use lantern_decoding::model::ImageCondition;
 use lantern_decoding::neighbours::NeighbourTable;
-use lantern_decoding::strategy::Speculative;
+use lantern_decoding::strategy::{Speculative, Strategy};
 
 use super::image::{Active, Context};
 use super::HarnessError;
 use crate::auto::{choose_tree, measure_costs, AutoCheck, AutoChoice, COST_REPEATS};
 use crate::records::Record;
 
-/// Choices re-made per configuration at most (each costs a measurement of the step costs and a
-/// pilot).
+/// Choices re-made per configuration at most after the first check's (each costs a measurement
+/// of the step costs and a pilot).
 pub const MAX_RECHOICES: usize = 2;
 
 /// What the cost model's inputs are measured on, as at set-up.
@@ -123,12 +126,17 @@ fn check_run<'b>(
         check: check.clone(),
         ar_step_ms: run.costs.ar_step(),
         remeasured_ar_step_ms: None,
+        round_offset_ms: None,
         rechosen: None,
     };
-    if check.disagrees() && run.rechoices < MAX_RECHOICES {
+    // The first check measures again whatever it finds: a neighbour at set-up can distort the
+    // costs of the trees not chosen (and the AR step) while the chosen tree's own rounds still
+    // match their prediction, which a check of those rounds alone cannot see.
+    let first = run.choice.checks.is_empty();
+    if first || (check.disagrees() && run.rechoices < MAX_RECHOICES) {
         let m = &run.measure_on;
         let costs = measure_costs(ctx.bundle, &m.conds[0], m.cfg_rows, m.drafted)?;
-        let pilot = run_pilot(
+        let mut pilot = run_pilot(
             ctx.bundle,
             &run.base,
             &a.spec.sampling,
@@ -136,11 +144,15 @@ fn check_run<'b>(
             &m.conds,
             m.pilot_images,
         )?;
+        if let Strategy::Speculative(current) = &a.strategy {
+            pilot.calibrate(&current.tree, &costs, check.measured_ms);
+        }
         let (strategy, choice) = choose_tree(&run.base, &pilot, &costs)?;
         entry.remeasured_ar_step_ms = Some(costs.ar_step());
+        entry.round_offset_ms = Some(pilot.round_offset_ms);
         entry.rechosen = Some(choice.chosen.clone());
         let changed = choice.chosen.tree != run.prediction.tree;
-        run.rechoices += 1;
+        run.rechoices += usize::from(!first);
         run.round_ms.clear();
         run.costs = costs;
         run.pilot = pilot;
@@ -164,13 +176,17 @@ pub(super) fn describe(label: &str, c: &AutoCheck) -> String {
         100.0 * c.check.error(),
         100.0 * c.check.tolerance
     );
+    let again = match c.round_offset_ms {
+        Some(o) => format!("step costs and pilot measured again, rounds calibrated {o:+.2} ms"),
+        None => "step costs and pilot measured again".into(),
+    };
     match &c.rechosen {
         Some(p) if p.tree != c.tree => format!(
-            "{head}; step costs and pilot measured again, re-chosen → {} (predicted {:.2} ms/round, {:.2}× AR)",
+            "{head}; {again}, re-chosen → {} (predicted {:.2} ms/round, {:.2}× AR)",
             p.tree, p.round_ms, p.speedup
         ),
         Some(p) => format!(
-            "{head}; step costs and pilot measured again, {} kept (predicted {:.2} ms/round)",
+            "{head}; {again}, {} kept (predicted {:.2} ms/round)",
             p.tree, p.round_ms
         ),
         None => head,

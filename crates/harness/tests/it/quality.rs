@@ -32,6 +32,7 @@ fn record(run_id: &str, strategy: &str, seed: u64, tokens: Vec<u32>) -> Record {
 
 #[test]
 fn drift_and_set_metrics_of_constructed_runs() {
+    let _machine = crate::machine();
     let vq = fixture_vq();
     let codes = vq.config().codebook_size as u32;
     let (grid, n) = (4usize, 12u64);

@@ -83,6 +83,7 @@ fn opts(root: &Path, shard: Option<Shard>) -> SweepOptions {
 
 #[test]
 fn two_shards_and_a_report_equal_one_run() {
+    let _machine = crate::machine();
     let cfg = SweepConfig::parse(SWEEP, Path::new("configs/sharded.toml")).unwrap();
     let configs = expand(&cfg).len();
     let (one, two) = (tmp("one"), tmp("two"));
@@ -186,6 +187,7 @@ fn two_shards_and_a_report_equal_one_run() {
 
 #[test]
 fn set_overrides_are_validated_and_recorded() {
+    let _machine = crate::machine();
     let dir = tmp("set");
     let file = dir.join("sweep.toml");
     std::fs::write(&file, SWEEP).unwrap();

@@ -45,6 +45,7 @@ fn variant(from: &str, to: &str) -> String {
 
 #[test]
 fn bad_inputs_name_file_key_value_and_allowed() {
+    let _machine = crate::machine();
     let cases: Vec<(String, &[&str])> = vec![
         ("name = [".into(), &["test.toml", "line"]),
         (
@@ -296,6 +297,7 @@ fn bad_inputs_name_file_key_value_and_allowed() {
 
 #[test]
 fn model_problems_are_refused_before_anything_is_written() {
+    let _machine = crate::machine();
     let root = tmp("refused");
     let opts = SweepOptions {
         results_root: root.clone(),
@@ -328,6 +330,7 @@ fn model_problems_are_refused_before_anything_is_written() {
 
 #[test]
 fn smoke_sweep_writes_documented_parquet_and_reports() {
+    let _machine = crate::machine();
     let root = tmp("smoke");
     let config = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../configs/smoke.toml");
     let cfg = SweepConfig::load(&config).unwrap();
@@ -451,6 +454,7 @@ fn strategy_of(df: &polars::prelude::DataFrame, i: usize) -> Option<String> {
 
 #[test]
 fn changed_configs_get_new_run_ids() {
+    let _machine = crate::machine();
     let a = parse(GOOD).unwrap();
     let b = parse(&variant("delta = 0.1", "delta = 0.2")).unwrap();
     let id = model_identity(&model_paths(&a).unwrap());
@@ -468,6 +472,7 @@ fn changed_configs_get_new_run_ids() {
 
 #[test]
 fn training_free_grids_expand_with_their_defaults() {
+    let _machine = crate::machine();
     let cfg = parse(
         r#"
 name = "t"

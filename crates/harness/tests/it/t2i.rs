@@ -105,6 +105,7 @@ fn clip_with(
 
 #[test]
 fn prompt_sweeps_record_prompts_and_clip_scores() {
+    let _machine = crate::machine();
     let fx = fixtures();
     let gpt_json = fx.join("gpt_t2i.json");
     let gpt = GptConfig::from_json_file(&gpt_json).unwrap();
