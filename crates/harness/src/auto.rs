@@ -53,7 +53,8 @@ pub struct AutoCheck {
     pub check: RoundCheck,
     /// AR step of the step costs the choice was made with, ms.
     pub ar_step_ms: f64,
-    /// When the check disagreed: the AR step of the costs measured again, ms …
+    /// When the costs were measured again (the first check, or one that disagreed): their AR
+    /// step, ms …
     pub remeasured_ar_step_ms: Option<f64>,
     /// … the per-round offset that calibrates the new costs to this tree's measured rounds, ms …
     #[serde(default)]

@@ -3,12 +3,12 @@
 //! (the catch-up at the root, and an expansion of r elements with their logits). Every
 //! measurement is taken after a warm-up, half an image into the sequence, and summarised by
 //! its median; the tree sizes are measured round-robin (a burst of background load hits every
-//! size alike, not one), each timed forward right after an untimed one of the same size (the
-//! steady state of a decode loop, which repeats one tree size: a forward that follows a much
-//! larger one runs slower, 2.5× for a 1-node tree after a 64-node one on the 8-layer embedded
-//! model, and timing those made the AR step look dearer than decoding finds it), and a pass whose timings spread too much (interquartile range above
-//! [`UNSTABLE_IQR`] of the median at some size) is measured again, up to [`MAX_PASSES`] passes,
-//! keeping the steadiest.
+//! size alike, not one), each timed forward right after [`WARM_FORWARDS`] untimed ones of its
+//! size (the steady state of a decode loop, which repeats one size: a forward that follows much
+//! larger ones runs slower, 2.5× for a 1-node tree after a 64-node one on the 8-layer embedded
+//! model, and timing those made the AR step look dearer than decoding finds it), and a pass
+//! whose timings spread too much (interquartile range above [`UNSTABLE_IQR`] of the median at
+//! some size) is measured again, up to [`MAX_PASSES`] passes, keeping the steadiest.
 
 use std::time::Instant;
 
