@@ -2,11 +2,11 @@
 //! chosen tree, their median cost per round is compared with the cost model's prediction
 //! ([`RoundCheck`]). At the first check, and whenever the two disagree beyond the noise,
 //! everything the prediction timed is measured again — the step costs, and the pilot (its host
-//! work per row is timed) — the model is calibrated so that the tree that ran predicts what its
-//! rounds measured (an offset per round, the same for every candidate: [`Pilot::calibrate`]),
-//! and the tree is re-chosen (after the first check at most [`MAX_RECHOICES`] times); a new tree
-//! gets its own models and warm-up, and later records name it. Every check goes into
-//! `auto.json`.
+//! work per row is timed) — the model is calibrated so that the tree that ran predicts no less
+//! than its rounds measured (an offset per round, the same for every candidate, never negative:
+//! [`Pilot::calibrate`]), and the tree is re-chosen (after the first check at most
+//! [`MAX_RECHOICES`] times); a new tree gets its own models and warm-up, and later records name
+//! it. Every check goes into `auto.json`.
 
 use lantern_decoding::cost::check::{due, RoundCheck};
 use lantern_decoding::cost::{run_pilot, Pilot, Prediction, StepCosts};
