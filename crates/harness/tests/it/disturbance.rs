@@ -4,9 +4,9 @@
 //!   images timed after it are quiet again (Linux only, the run-queue counters; elsewhere that
 //!   test checks nothing beyond the sweep running);
 //! - beside an `auto` sweep's step-cost measurement: the first in-run check (and any later one
-//!   that finds the rounds off the prediction) measures again and re-chooses; the fixed trees'
-//!   speedups by medians match a quiet run of the same sweep within their noise, and `auto` is
-//!   within 10% of the best fixed tree in both runs.
+//!   that finds the rounds off the prediction) measures again and re-chooses; the fixed trees
+//!   decode what a quiet run of the same sweep decodes, and `auto` is within 10% of the best
+//!   fixed tree in both runs.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -198,10 +198,19 @@ fn auto_rechooses_when_its_costs_were_measured_beside_a_hog() {
     {
         assert!(again(c), "{c:?}");
     }
-    // Fixed trees (and AR): the same speedups, by medians, within their noise.
-    for row in agreement::rows(&quiet, &loud) {
-        if !row.auto {
-            assert_eq!(row.agrees(), Some(true), "{row:?}");
+    // Fixed trees (and AR) never read the step costs: the hog changed nothing they decode (same
+    // τ, exactly). Their speedups differ between the runs by the machine's noise alone (CI saw
+    // chain:2 at 0.97× and 1.08× in two quiet halves), so this test does not compare them; the
+    // acceptance run (experiments/harness/disturbed_methods.sh, 30 images a row) does.
+    for (q, l) in quiet.iter().zip(&loud) {
+        assert_eq!(q.run_id, l.run_id);
+        if !q
+            .config
+            .tree
+            .as_deref()
+            .is_some_and(|t| t.starts_with("auto"))
+        {
+            assert_eq!((&q.label, q.tau), (&l.label, l.tau));
         }
     }
     // auto within 10% of the best fixed tree (or not told apart from that), in both runs: on this
