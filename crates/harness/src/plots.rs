@@ -1,7 +1,7 @@
 //! Plots (PNG and SVG): τ vs δ per k, τ vs k per δ, speedup vs τ per method, and where in the
 //! token grid drafts are accepted.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Once;
 
@@ -54,6 +54,9 @@ struct Lines<'a> {
     scatter: bool,
     /// A grey diagonal y = x with this legend entry.
     diagonal: Option<&'a str>,
+    /// Series names in palette order, shared by the panels of one figure so that a series keeps
+    /// its colour in each (empty: the series' own order).
+    palette_order: Vec<String>,
 }
 
 /// The error bar of series `i`, point `j` (zero when there is none).
@@ -158,7 +161,8 @@ fn draw_lines<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, c: &Lines) -> s
             }
             let seg = if c.scatter { 0 } else { 18 };
             for (i, (name, pts)) in c.series.iter().enumerate() {
-                let color = PALETTE[i % PALETTE.len()];
+                let slot = c.palette_order.iter().position(|n| n == name);
+                let color = PALETTE[slot.unwrap_or(i) % PALETTE.len()];
                 let line = if c.scatter { Vec::new() } else { pts.clone() };
                 chart
                     .draw_series(LineSeries::new(line, color.stroke_width(2)))
@@ -551,6 +555,7 @@ fn lantern_curves(out: PlotDir, summaries: &[Summary]) -> std::io::Result<()> {
     let chart = |title, x_desc, log_x, curves: Curves| {
         let (series, bars) = series_and_bars(curves, true);
         Lines {
+            palette_order: Vec::new(),
             title,
             x_desc,
             y_desc: "τ (tokens per target forward; ± 95% CI)",
@@ -613,6 +618,7 @@ fn tau_vs_entropy(out: PlotDir, summaries: &[Summary]) -> std::io::Result<()> {
         out,
         "tau_vs_entropy",
         &Lines {
+            palette_order: Vec::new(),
             title: "Accepted length vs the target's entropy (AR's, after CFG)",
             x_desc: "mean next-token entropy of the target (nats)",
             y_desc: "τ (tokens per target forward; ± 95% CI)",
@@ -642,6 +648,7 @@ fn speedup_vs_tau(out: PlotDir, summaries: &[Summary]) -> std::io::Result<()> {
         out,
         "speedup_vs_tau",
         &Lines {
+            palette_order: Vec::new(),
             title: "Speedup over AR vs accepted length",
             x_desc: "τ",
             y_desc: "speedup (×)",
@@ -684,6 +691,7 @@ fn tvd_vs_delta(out: PlotDir, summaries: &[Summary]) -> std::io::Result<()> {
             out,
             "tvd_vs_delta",
             &Lines {
+                palette_order: Vec::new(),
                 title: "What δ costs: emitted-vs-target TVD at the first draft (± 95% CI)",
                 x_desc: "δ (TVD budget)",
                 y_desc: "emitted TVD",
@@ -718,6 +726,7 @@ fn predicted_vs_measured(out: PlotDir, summaries: &[Summary]) -> std::io::Result
         out,
         "predicted_vs_measured",
         &Lines {
+            palette_order: Vec::new(),
             title: "Tree cost model: predicted vs measured speedup over AR",
             x_desc: "predicted speedup (×)",
             y_desc: "measured speedup (×)",
@@ -753,25 +762,37 @@ fn speed_quality(out: PlotDir, summaries: &[Summary]) -> std::io::Result<()> {
                     .entry(curve)
                     .or_default()
                     .push((s.fd_ci95.unwrap_or(0.0), 0.0));
-                let text = match (s.config.k, s.config.delta, s.config.lambda, s.config.window) {
-                    (Some(_), Some(d), _, _) => format!(" δ={d}"),
-                    (Some(_), _, Some(l), _) => format!(" λ={l}"),
-                    (_, _, _, Some(w)) => format!(" L={w}"),
-                    _ => format!(" {}", s.config.tree.as_deref().unwrap_or("")),
+                let param = match (s.config.k, s.config.delta, s.config.lambda, s.config.window) {
+                    (Some(_), Some(d), _, _) => format!("δ={d}"),
+                    (Some(_), _, Some(l), _) => format!("λ={l}"),
+                    (_, _, _, Some(w)) => format!("L={w}"),
+                    _ => s.config.tree.clone().unwrap_or_default(),
                 };
-                labels.push((fd, sp, text));
+                labels.push((fd, sp, format!(" {}{param}", sampling_tag(summaries, s))));
             }
         }
-        if let Some(ar) = summaries.iter().find(|s| s.config.strategy == "ar") {
+        // AR at each sampling setting (speedup 1 by definition), labelled when settings differ.
+        for ar in summaries.iter().filter(|s| s.config.strategy == "ar") {
             if let Some(fd) = ar.fd {
-                speed_quality.insert("ar".into(), vec![(fd, 1.0)]);
-                fd_bars.insert("ar".into(), vec![(ar.fd_ci95.unwrap_or(0.0), 0.0)]);
+                speed_quality
+                    .entry("ar".into())
+                    .or_default()
+                    .push((fd, 1.0));
+                fd_bars
+                    .entry("ar".into())
+                    .or_default()
+                    .push((ar.fd_ci95.unwrap_or(0.0), 0.0));
+                let tag = sampling_tag(summaries, ar);
+                if !tag.is_empty() {
+                    labels.push((fd, 1.0, format!(" {}", tag.trim_end())));
+                }
             }
         }
         // Bars in the series' (name) order.
         let bars = speed_quality.keys().map(|k| fd_bars[k].clone()).collect();
         let x_desc = format!("FD ({x}; lower is better)");
-        let fd_panel = Lines {
+        let mut fd_panel = Lines {
+            palette_order: Vec::new(),
             title: "Speedup over AR vs Fréchet distance (± 95% CI)",
             x_desc: &x_desc,
             y_desc: "speedup (×)",
@@ -783,7 +804,14 @@ fn speed_quality(out: PlotDir, summaries: &[Summary]) -> std::io::Result<()> {
             scatter: false,
             diagonal: None,
         };
-        let tvd_panel = speedup_vs_tvd_panel(summaries);
+        let mut tvd_panel = speedup_vs_tvd_panel(summaries);
+        // One colour per series across both panels.
+        let names: BTreeSet<String> = (fd_panel.series.iter())
+            .chain(&tvd_panel.series)
+            .map(|(name, _)| name.clone())
+            .collect();
+        fd_panel.palette_order = names.iter().cloned().collect();
+        tvd_panel.palette_order = fd_panel.palette_order.clone();
         save_panels(out, "speedup_vs_fd", &[&fd_panel, &tvd_panel])?;
         let mut fd_by_k: BTreeMap<String, Vec<(f64, f64, f64)>> = BTreeMap::new();
         for s in &lantern {
@@ -803,6 +831,7 @@ fn speed_quality(out: PlotDir, summaries: &[Summary]) -> std::io::Result<()> {
             out,
             "fd_vs_delta",
             &Lines {
+                palette_order: Vec::new(),
                 title: "LANTERN: Fréchet distance vs δ (± 95% CI)",
                 x_desc: "δ (TVD budget)",
                 y_desc: &y_desc,
@@ -822,6 +851,23 @@ fn speed_quality(out: PlotDir, summaries: &[Summary]) -> std::io::Result<()> {
         )?;
     }
     Ok(())
+}
+
+/// The sampling settings that differ between `summaries` (temperature, top-k, top-p, CFG) at
+/// `s`, as a point label's prefix ("T=0.5 "); empty when every summary samples alike.
+fn sampling_tag(summaries: &[Summary], s: &Summary) -> String {
+    type Field = fn(&Summary) -> String;
+    let fields: [(&str, Field); 4] = [
+        ("T", |s| s.config.temperature.to_string()),
+        ("top-k", |s| s.config.top_k.to_string()),
+        ("top-p", |s| s.config.top_p.to_string()),
+        ("CFG", |s| s.config.cfg.to_string()),
+    ];
+    fields
+        .iter()
+        .filter(|(_, f)| summaries.iter().any(|o| f(o) != f(s)))
+        .map(|(name, f)| format!("{name}={} ", f(s)))
+        .collect()
 }
 
 /// The curve a configuration belongs to in the speed–quality figure: one per method and k (and
@@ -856,6 +902,7 @@ fn speedup_vs_tvd_panel(summaries: &[Summary]) -> Lines<'static> {
     }
     let (series, bars) = series_and_bars(curves, false);
     Lines {
+        palette_order: Vec::new(),
         title: "Speedup over AR vs emitted TVD (exact; ± 95% CI)",
         x_desc: "emitted TVD at the first drafted position (0 = lossless)",
         y_desc: "speedup (×)",
@@ -964,6 +1011,7 @@ pub fn training_curve(
         PlotDir { dir, svg: false },
         stem,
         &Lines {
+            palette_order: Vec::new(),
             title,
             x_desc: "step",
             y_desc: "loss",

@@ -121,7 +121,7 @@ pub struct Rule {
     pub max_wait_share: f64,
     /// Largest share of the machine's CPU time stolen.
     pub max_steal: f64,
-    /// Largest latency relative to the configuration's median so far …
+    /// Largest latency per target forward relative to the configuration's median so far …
     pub max_over_median: f64,
     /// … once it has this many undisturbed images.
     pub min_images: usize,
@@ -136,19 +136,30 @@ pub const RULE: Rule = Rule {
 };
 
 impl Rule {
-    /// Why `q` is disturbed (`None`: quiet), given the configuration's undisturbed latencies so
-    /// far.
-    pub fn verdict(&self, q: &Quietness, quiet_latencies: &[f64]) -> Option<String> {
+    /// Why `q` is disturbed (`None`: quiet), given the image's target forwards and the
+    /// configuration's undisturbed latencies per target forward so far. The stall rule judges
+    /// the latency per forward: an image whose content takes more rounds (a low τ) is slower
+    /// by its work, not by a neighbour, and re-timing it would find it as slow again.
+    pub fn verdict(
+        &self,
+        q: &Quietness,
+        forwards: usize,
+        quiet_ms_per_forward: &[f64],
+    ) -> Option<String> {
         if let Some(w) = q.wait_share().filter(|&w| w > self.max_wait_share) {
             return Some(format!("run-queue wait {:.0}% of wall", 100.0 * w));
         }
         if let Some(s) = q.steal.filter(|&s| s > self.max_steal) {
             return Some(format!("steal {:.0}%", 100.0 * s));
         }
-        if quiet_latencies.len() >= self.min_images {
-            let m = lantern_metrics::stats::median(quiet_latencies);
-            if q.wall_ms > self.max_over_median * m {
-                return Some(format!("latency {:.1}× the median", q.wall_ms / m));
+        if quiet_ms_per_forward.len() >= self.min_images {
+            let m = lantern_metrics::stats::median(quiet_ms_per_forward);
+            let per_forward = q.wall_ms / forwards.max(1) as f64;
+            if per_forward > self.max_over_median * m {
+                return Some(format!(
+                    "latency per target forward {:.1}× the median",
+                    per_forward / m
+                ));
             }
         }
         None
@@ -197,25 +208,31 @@ mod tests {
 
     #[test]
     fn the_rule_flags_waits_steal_and_stalls_but_not_a_quiet_image() {
-        let history = [100.0, 104.0, 98.0, 101.0];
-        assert_eq!(RULE.verdict(&quiet(102.0, 3.0), &history), None);
-        let waited = RULE.verdict(&quiet(150.0, 40.0), &history).unwrap();
+        // Four quiet images of 100 forwards each: about 1 ms per forward.
+        let history = [1.00, 1.04, 0.98, 1.01];
+        assert_eq!(RULE.verdict(&quiet(102.0, 3.0), 100, &history), None);
+        let waited = RULE.verdict(&quiet(150.0, 40.0), 100, &history).unwrap();
         assert!(waited.contains("run-queue wait 27%"), "{waited}");
         let stolen = Quietness {
             steal: Some(0.2),
             ..quiet(120.0, 0.0)
         };
-        assert!(RULE.verdict(&stolen, &history).unwrap().contains("steal"));
+        assert!(RULE
+            .verdict(&stolen, 100, &history)
+            .unwrap()
+            .contains("steal"));
         // A stall invisible to the counters: judged against the configuration's own median …
-        let stall = RULE.verdict(&quiet(260.0, 0.0), &history).unwrap();
+        let stall = RULE.verdict(&quiet(260.0, 0.0), 100, &history).unwrap();
         assert!(stall.contains("2.6×"), "{stall}");
-        // … only once it has enough images to have one.
-        assert_eq!(RULE.verdict(&quiet(260.0, 0.0), &history[..3]), None);
+        // … only once it has enough images to have one …
+        assert_eq!(RULE.verdict(&quiet(260.0, 0.0), 100, &history[..3]), None);
+        // … and per target forward: an image that took 2.6× the rounds (a low τ) is not stalled.
+        assert_eq!(RULE.verdict(&quiet(260.0, 0.0), 260, &history), None);
         // Without counters (not Linux) only the stall rule applies.
         let blind = Quietness {
             wall_ms: 102.0,
             ..Quietness::default()
         };
-        assert_eq!(RULE.verdict(&blind, &history), None);
+        assert_eq!(RULE.verdict(&blind, 100, &history), None);
     }
 }

@@ -471,7 +471,7 @@ fn quietness_md(summaries: &[Summary], records: &[Record]) -> String {
     let disturbed = records.iter().filter(|r| r.disturbed.is_some()).count();
     let rule = crate::quiet::RULE;
     let mut s = format!(
-        "**Machine quietness.** {retimed} of {} timed images ({:.1}%) were re-timed because the machine was disturbed, {disturbed} stayed disturbed after every re-timing allowed (`[timing] retimes`; flagged in runs.parquet: `retimed`, `disturbed`). Medians over the kept timings: run-queue wait of this process's threads {} of wall time, steal {}, CPU pressure {}. Disturbed means: run-queue wait above {:.0}% of wall, steal above {:.0}%, or a latency above {}× the configuration's median of quiet images (once it has {}).\n\n",
+        "**Machine quietness.** {retimed} of {} timed images ({:.1}%) were re-timed because the machine was disturbed, {disturbed} stayed disturbed after every re-timing allowed (`[timing] retimes`; flagged in runs.parquet: `retimed`, `disturbed`). Medians over the kept timings: run-queue wait of this process's threads {} of wall time, steal {}, CPU pressure {}. Disturbed means: run-queue wait above {:.0}% of wall, steal above {:.0}%, or a latency per target forward above {}× the configuration's median of quiet images (once it has {}).\n\n",
         records.len(),
         100.0 * retimed as f64 / records.len().max(1) as f64,
         med(&|q| q.wait_share()).unwrap_or("—".into()),

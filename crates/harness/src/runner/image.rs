@@ -62,8 +62,9 @@ pub(super) struct Active<'b> {
     /// An `auto` tree's choice under check (`recheck.rs`).
     pub auto: Option<AutoRun<'b>>,
     taus: Vec<f64>,
-    /// Latencies of the timings kept undisturbed so far (the stall rule's reference).
-    quiet_latencies: Vec<f64>,
+    /// Latencies per target forward of the timings kept undisturbed so far (the stall rule's
+    /// reference).
+    quiet_ms_per_forward: Vec<f64>,
     grid_images: Vec<Vec<u8>>,
     img_size: (usize, usize),
 }
@@ -84,7 +85,7 @@ impl<'b> Active<'b> {
             models,
             auto: None,
             taus: Vec::new(),
-            quiet_latencies: Vec::new(),
+            quiet_ms_per_forward: Vec::new(),
             grid_images: Vec::new(),
             img_size: (0, 0),
         }
@@ -108,7 +109,7 @@ impl<'b> Active<'b> {
         self.models = models;
         self.strategy = strategy;
         self.tree_label = Some(tree_label);
-        self.quiet_latencies.clear();
+        self.quiet_ms_per_forward.clear();
         Ok(())
     }
 
@@ -260,23 +261,26 @@ impl Context<'_> {
             // backend the driver's own workers (lavapipe, CUDA) share the process and wait on
             // each other, so only the stall rule and steal judge those timings.
             let own_threads = self.hardware.engine == "host";
+            let forwards = counted.forwards();
             let verdict = RULE.verdict(
                 &Quietness {
                     wall_ms: g.latency_ms,
                     wait_ms: q.wait_ms.filter(|_| own_threads),
                     ..q
                 },
-                &a.quiet_latencies,
+                forwards.target,
+                &a.quiet_ms_per_forward,
             );
             let t = Timed {
-                forwards: counted.forwards(),
+                forwards,
                 g,
                 quiet: q,
                 retimes,
                 disturbed: verdict,
             };
             if t.disturbed.is_none() {
-                a.quiet_latencies.push(t.g.latency_ms);
+                let per_forward = t.g.latency_ms / t.forwards.target.max(1) as f64;
+                a.quiet_ms_per_forward.push(per_forward);
                 return Ok(t);
             }
             if best
