@@ -185,7 +185,7 @@ fn cell(x: Option<Speedup>) -> String {
 }
 
 /// Whether the configuration's tree was chosen by `auto`.
-fn is_auto(s: &Summary) -> bool {
+pub fn is_auto(s: &Summary) -> bool {
     s.config
         .tree
         .as_deref()

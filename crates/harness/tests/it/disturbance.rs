@@ -204,12 +204,7 @@ fn auto_rechooses_when_its_costs_were_measured_beside_a_hog() {
     // acceptance run (experiments/harness/disturbed_methods.sh, 30 images a row) does.
     for (q, l) in quiet.iter().zip(&loud) {
         assert_eq!(q.run_id, l.run_id);
-        if !q
-            .config
-            .tree
-            .as_deref()
-            .is_some_and(|t| t.starts_with("auto"))
-        {
+        if !agreement::is_auto(q) {
             assert_eq!((&q.label, q.tau), (&l.label, l.tau));
         }
     }
