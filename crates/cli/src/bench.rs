@@ -7,7 +7,7 @@
 use std::path::PathBuf;
 
 use lantern_decoding::cost::{measure_step_costs, StepCosts};
-use lantern_decoding::engine::{engine_of, models_sized};
+use lantern_decoding::engine::{engine_of, models_sized, ModelSet};
 use lantern_decoding::model::ImageCondition;
 use lantern_models::backend::cpu_threads;
 use lantern_models::cpu::roofline::{self, Roofline};
@@ -69,19 +69,36 @@ struct Report {
     rows: Vec<Row>,
 }
 
+/// Step costs of `set` on `cond`: verifies of 1–64 tokens (up to half its context) and drafter
+/// expansions.
+fn step_costs(
+    set: &dyn ModelSet,
+    cond: &ImageCondition,
+    cfg: bool,
+    repeats: usize,
+) -> Result<StepCosts, Box<dyn std::error::Error>> {
+    let sizes: Vec<usize> = [1usize, 2, 4, 8, 16, 32, 64]
+        .into_iter()
+        .filter(|&n| n <= set.cost_context() / 2)
+        .collect();
+    let expands = [1usize, 4, 10];
+    let mut models = models_sized(set, set.has_drafter(), 64, 16);
+    Ok(measure_step_costs(
+        models.as_mut(),
+        cond,
+        cfg,
+        &sizes,
+        &expands,
+        repeats,
+    )?)
+}
+
 fn measure(
     bundle: &ModelBundle,
     cfg: bool,
     repeats: usize,
 ) -> Result<Row, Box<dyn std::error::Error>> {
     let c = bundle.gpt.config();
-    let sizes: Vec<usize> = [1usize, 2, 4, 8, 16, 32, 64]
-        .into_iter()
-        .filter(|&n| n <= c.block_size / 2)
-        .collect();
-    let expands = [1usize, 4, 10];
-    let drafts = bundle.drafter.is_some();
-    let mut models = models_sized(bundle, drafts, 64, 16);
     let cond = match c.model_type {
         lantern_models::config::ModelType::C2i => ImageCondition::Class(0),
         lantern_models::config::ModelType::T2i => ImageCondition::Caption {
@@ -91,7 +108,7 @@ fn measure(
             valid: None,
         },
     };
-    let costs = measure_step_costs(models.as_mut(), &cond, cfg, &sizes, &expands, repeats)?;
+    let costs = step_costs(bundle, &cond, cfg, repeats)?;
     // Matrices as the engine stores them; burn keeps f32.
     let (target_bytes, target_macs, drafter_bytes, drafter_macs) = match &bundle.host {
         Some(h) => (
@@ -183,8 +200,80 @@ fn print(row: &Row) {
     }
 }
 
+/// A Chameleon-family shape to time: `--gpt random` with a `--gpt-config` JSON whose
+/// `model_type` is `chameleon` (the released ids when it has no `vocabulary_map`).
+fn chameleon_shape(a: &Args) -> Option<PathBuf> {
+    let config = PathBuf::from(a.model.gpt_config.as_deref()?);
+    let random = a.model.gpt.as_deref() == Some(std::path::Path::new("random"));
+    let text = std::fs::read_to_string(&config).ok()?;
+    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+    (random && v["model_type"] == "chameleon").then_some(config)
+}
+
+/// Times a random-weight Chameleon-family target of the shape in `config` on the host engine,
+/// in every weight storage of `--dtypes`: Anole's 512 px layout (32 × 32 tokens; its KV caches
+/// leave a 7B model's bf16 weights room in 24 GB), a 16-token caption.
+fn chameleon(a: &Args, config: &std::path::Path) -> Result<Vec<Row>, Box<dyn std::error::Error>> {
+    use lantern_models::chameleon::layout::{Convention, ImageLayout};
+    use lantern_models::chameleon::{ChameleonConfig, ChameleonSet, ChameleonVocab};
+    let shape = ChameleonConfig::shape_from_json_file(config)?;
+    let vocab = ChameleonConfig::from_json_file(config)
+        .map(|(_, v)| v)
+        .unwrap_or_else(|_| ChameleonVocab::released());
+    let mut rows = Vec::new();
+    for dtype in a.dtypes.split(',') {
+        let dtype = lantern_models::cpu::WeightDtype::parse(dtype)?;
+        let t = std::time::Instant::now();
+        let target = lantern_models::cpu::HostChameleon::random(&shape, vocab.clone(), dtype, 0);
+        eprintln!(
+            "made random {} weights in {:.1} s",
+            dtype.name(),
+            t.elapsed().as_secs_f64()
+        );
+        let layout = ImageLayout {
+            convention: Convention::Anole,
+            h: 32,
+            w: 32,
+            vocab: vocab.clone(),
+        };
+        let text: Vec<u32> = (0..16).map(|i| vocab.size_base + 100 + i).collect();
+        let cond = ImageCondition::Prompt(layout.prompt(&text));
+        let (target_bytes, target_macs) = (target.step_bytes(), target.step_macs());
+        let set = ChameleonSet {
+            target,
+            drafter: None,
+            drafter_is_derived: false,
+            vq: None,
+            layout,
+            dtype,
+        };
+        let costs = step_costs(&set, &cond, a.cfg, a.repeats)?;
+        eprintln!(
+            "measuring the roofline at a {:.1} MB working set…",
+            target_bytes as f64 / 1e6
+        );
+        let row = Row {
+            roofline: roofline::measure(target_bytes, 5),
+            engine: "host".into(),
+            dtype: dtype.name().into(),
+            target_bytes,
+            target_macs,
+            drafter_bytes: None,
+            drafter_macs: None,
+            costs,
+        };
+        print(&row);
+        rows.push(row);
+    }
+    Ok(rows)
+}
+
 /// Runs the benchmark.
 pub fn run(a: Args) -> Result<(), Box<dyn std::error::Error>> {
+    if let Some(config) = chameleon_shape(&a) {
+        let rows = chameleon(&a, &config)?;
+        return write(&a, config.display().to_string(), rows);
+    }
     let paths = a.model.paths()?;
     println!(
         "{} threads, {} kernels",
@@ -210,8 +299,13 @@ pub fn run(a: Args) -> Result<(), Box<dyn std::error::Error>> {
             rows.push(row);
         }
     }
+    write(&a, paths.gpt.display().to_string(), rows)
+}
+
+/// Writes the report to `--out`.
+fn write(a: &Args, model: String, rows: Vec<Row>) -> Result<(), Box<dyn std::error::Error>> {
     let report = Report {
-        model: paths.gpt.display().to_string(),
+        model,
         threads: cpu_threads(),
         cpu: lantern_harness::runner::device_description("cpu"),
         device: lantern_harness::runner::device_description(&a.model.backend),

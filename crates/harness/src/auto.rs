@@ -14,13 +14,12 @@ use std::path::Path;
 use lantern_decoding::cost::{
     choose, measure_step_costs, predict, run_pilot, Pilot, Prediction, RoundCheck, StepCosts,
 };
-use lantern_decoding::engine::models_sized;
+use lantern_decoding::engine::{models_sized, ModelSet};
 use lantern_decoding::model::ImageCondition;
 use lantern_decoding::neighbours::NeighbourTable;
 use lantern_decoding::sampling::Sampling;
 use lantern_decoding::spec::TreeChoice;
 use lantern_decoding::strategy::{DecodeError, Speculative, Strategy};
-use lantern_models::ModelBundle;
 use serde::{Deserialize, Serialize};
 
 use crate::plan::RunSpec;
@@ -89,7 +88,7 @@ pub fn choose_tree(
 
 /// Pilots and predictions of one sweep.
 pub struct AutoTrees<'a> {
-    bundle: &'a ModelBundle,
+    set: &'a dyn ModelSet,
     costs: &'a StepCosts,
     neighbours: Option<&'a NeighbourTable>,
     conds: Vec<ImageCondition>,
@@ -102,7 +101,7 @@ pub struct AutoTrees<'a> {
 impl<'a> AutoTrees<'a> {
     /// Prepares pilots for the groups of `specs` that have an `auto` tree.
     pub fn new(
-        bundle: &'a ModelBundle,
+        set: &'a dyn ModelSet,
         costs: &'a StepCosts,
         neighbours: Option<&'a NeighbourTable>,
         conds: Vec<ImageCondition>,
@@ -118,7 +117,7 @@ impl<'a> AutoTrees<'a> {
             })
             .collect();
         Self {
-            bundle,
+            set,
             costs,
             neighbours,
             conds,
@@ -140,7 +139,7 @@ impl<'a> AutoTrees<'a> {
         }
         if !self.pilots.contains_key(&key) {
             let p = run_pilot(
-                self.bundle,
+                self.set,
                 spec,
                 sampling,
                 self.neighbours,
@@ -189,12 +188,12 @@ pub const COST_REPEATS: usize = 5;
 /// Measures a sweep's step costs through `Models`: verifies of 1–128 tokens (up to half the
 /// context) and drafter expansions of 1–32 elements, [`COST_REPEATS`] each, on `cond`.
 pub fn measure_costs(
-    bundle: &ModelBundle,
+    set: &dyn ModelSet,
     cond: &ImageCondition,
     cfg_rows: bool,
     has_drafter: bool,
 ) -> Result<StepCosts, DecodeError> {
-    let n = bundle.gpt.config().block_size;
+    let n = set.cost_context();
     let sizes: Vec<usize> = [1, 2, 4, 8, 16, 32, 64, 128]
         .into_iter()
         .filter(|&t| t <= n / 2)
@@ -203,7 +202,7 @@ pub fn measure_costs(
         .into_iter()
         .filter(|&r| r <= n / 2)
         .collect();
-    let mut models = models_sized(bundle, has_drafter, 129, 64);
+    let mut models = models_sized(set, has_drafter, 129, 64);
     Ok(measure_step_costs(
         models.as_mut(),
         cond,

@@ -3,6 +3,7 @@
 
 pub mod agreement;
 pub mod auto;
+pub mod captions;
 pub mod columns;
 pub mod config;
 pub mod extractors;

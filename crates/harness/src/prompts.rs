@@ -109,6 +109,19 @@ impl PromptSet {
         })
     }
 
+    /// Captions without embeddings (a Chameleon-family target tokenises them itself); `source`
+    /// is the caption list.
+    pub fn captions_only(captions: Vec<String>, source: PathBuf) -> Self {
+        Self {
+            captions,
+            tokens: 0,
+            dim: 0,
+            source,
+            embeddings: Vec::new(),
+            mask: None,
+        }
+    }
+
     /// What run ids hash for this set: the captions and the embeddings file's fingerprint.
     pub fn identity(&self) -> String {
         let captions = serde_json::to_string(&self.captions).expect("strings");

@@ -221,7 +221,7 @@ fn decode_all(
     vq: &VqModel,
     tokens: &[Vec<u32>],
     prompts: &[Option<u32>],
-    grid: usize,
+    grid: [usize; 2],
     extractors: &[&dyn FeatureExtractor],
     text: (&[&ClipScorer], &[String]),
 ) -> Result<Decoded, String> {
@@ -231,7 +231,7 @@ fn decode_all(
     let mut pixels = Vec::new();
     let mut text_scores = vec![Vec::new(); scorers.len()];
     for (chunk, chunk_prompts) in tokens.chunks(BATCH).zip(prompts.chunks(BATCH)) {
-        let img = vq.decode_tokens(chunk, grid);
+        let img = vq.decode_tokens_grid(chunk, grid);
         let texts: Option<Vec<String>> = chunk_prompts
             .iter()
             .map(|p| p.and_then(|i| captions.get(i as usize).cloned()))
@@ -321,7 +321,7 @@ pub fn set_metrics(
 pub fn compute(
     records: &[Record],
     vq: &VqModel,
-    grid: usize,
+    grid: [usize; 2],
     scorers: &Scorers,
     cache_dir: &Path,
     k: usize,
@@ -335,7 +335,7 @@ pub fn compute(
             ref_features.push(
                 cached_features(r, cache_dir, (&x.name(), &identity), || {
                     let prompts = vec![None; r.tokens.len()];
-                    decode_all(vq, &r.tokens, &prompts, r.grid, &[*x], (&[], &[]))
+                    decode_all(vq, &r.tokens, &prompts, [r.grid, r.grid], &[*x], (&[], &[]))
                         .map(|mut d| d.features.remove(0))
                         .map_err(lantern_metrics::MetricError::Shape)
                 })

@@ -85,6 +85,10 @@ pub struct Record {
     pub peak_rss_mb: Option<f64>,
     /// Where the LANTERN neighbour table came from (`vq_codebook`, `gpt_tok_embeddings`).
     pub neighbour_source: Option<String>,
+    /// Target family: `llamagen`, `lumina-mgpt` or `anole` (absent in records made before
+    /// Chameleon-family targets ran: those are LlamaGen).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub family: Option<String>,
     /// Target model name (file or preset).
     pub gpt_model: String,
     /// Drafter name (`random` = untrained).
@@ -346,6 +350,7 @@ pub fn to_frame(records: &[Record], equals_ar: &[Option<bool>]) -> PolarsResult<
         ),
         c!("peak_rss_mb", |r| r.peak_rss_mb),
         c!("neighbour_source", |r| r.neighbour_source.clone()),
+        c!("family", |r| r.family.clone()),
         c!("gpt_model", |r| r.gpt_model.clone()),
         c!("drafter_model", |r| r.drafter_model.clone()),
         c!("vq_model", |r| r.vq_model.clone()),

@@ -433,9 +433,10 @@ fn preamble(summaries: &[Summary], records: &[Record], provenance: &Provenance) 
         let repeats = r.latencies_ms.len().max(1);
         let _ = writeln!(
             s,
-            "Target `{}`, drafter `{}`; {warmup} warm-up image(s) per configuration, {repeats} timed \
+            "Target `{}` ({}), drafter `{}`; {warmup} warm-up image(s) per configuration, {repeats} timed \
              generation(s) per image; code {}.\n",
             r.gpt_model,
+            r.family.as_deref().unwrap_or("llamagen"),
             records
                 .iter()
                 .find_map(|r| r.drafter_model.as_deref())

@@ -449,10 +449,15 @@ impl VqModel {
 
     /// Decodes codes given as host integers (`[B][grid²]`).
     pub fn decode_tokens(&self, codes: &[Vec<u32>], grid: usize) -> Tensor<4> {
+        self.decode_tokens_grid(codes, [grid, grid])
+    }
+
+    /// Decodes codes given as host integers (`[B][h·w]`, row-major) of an `h × w` grid.
+    pub fn decode_tokens_grid(&self, codes: &[Vec<u32>], hw: [usize; 2]) -> Tensor<4> {
         let b = codes.len();
         let data: Vec<i64> = codes.iter().flatten().map(|&c| c as i64).collect();
         let n = data.len() / b.max(1);
         let t = Tensor::<2, Int>::from_data(TensorData::new(data, [b, n]), &self.device());
-        self.decode_code(t, grid)
+        self.decode_grid(t, hw)
     }
 }

@@ -2,11 +2,9 @@
 //! the static pilot tree and on the full dynamic tree, through the same models and strategy code
 //! as the timed images.
 
-use lantern_models::ModelBundle;
-
 use super::model::{static_pilot_tree, Pilot};
 use crate::embeddings::Tables;
-use crate::engine::models_for;
+use crate::engine::{models_for, ModelSet};
 use crate::model::ImageCondition;
 use crate::neighbours::NeighbourTable;
 use crate::sampling::Sampling;
@@ -16,7 +14,7 @@ use crate::strategy::{generate, image_rng, DecodeError, Speculative, Strategy, T
 /// each pilot tree one untimed warm-up image, then `images` pilot images over `conds` (seeds
 /// apart from every timed image's).
 pub fn run_pilot(
-    bundle: &ModelBundle,
+    set: &dyn ModelSet,
     spec: &Speculative,
     sampling: &Sampling,
     neighbours: Option<&NeighbourTable>,
@@ -35,7 +33,7 @@ pub fn run_pilot(
             tree: shape.clone(),
             ..spec.clone()
         });
-        let mut models = models_for(bundle, &strategy);
+        let mut models = models_for(set, &strategy);
         let cond = |i: usize| &conds[i % conds.len()];
         generate(
             models.as_mut(),

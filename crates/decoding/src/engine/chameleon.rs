@@ -29,6 +29,8 @@ struct Fed {
     node: Vec<usize>,
     eol: Vec<Option<usize>>,
     tokens: Vec<u32>,
+    /// Sequence offset of each fed token from image token 0.
+    offsets: Vec<usize>,
     hidden: Vec<Vec<f32>>,
 }
 
@@ -53,6 +55,9 @@ pub struct ChameleonModels<'a> {
     cond: Option<Branch>,
     uncond: Option<Branch>,
     committed: usize,
+    /// Sequence offset of every committed slot after the prefix, in cache order (in raster
+    /// order except after [`Models::place`]).
+    slot_offsets: Vec<usize>,
     last: Option<Fed>,
     clock: std::rc::Rc<std::cell::Cell<f64>>,
 }
@@ -72,6 +77,7 @@ impl<'a> ChameleonModels<'a> {
             cond: None,
             uncond: None,
             committed: 0,
+            slot_offsets: Vec::new(),
             last: None,
             clock: Default::default(),
         }
@@ -155,6 +161,7 @@ impl<'a> ChameleonModels<'a> {
             node: vec![0; n],
             eol: vec![None; n],
             tokens: Vec::new(),
+            offsets: Vec::new(),
             hidden: Vec::new(),
         };
         for i in 0..n {
@@ -179,6 +186,7 @@ impl<'a> ChameleonModels<'a> {
             }
         }
         fed.tokens = tokens.clone();
+        fed.offsets = offsets.clone();
         Ok(Expanded {
             tokens,
             parents,
@@ -241,6 +249,7 @@ impl Models for ChameleonModels<'_> {
         };
         self.round = None;
         self.committed = 0;
+        self.slot_offsets.clear();
         self.last = None;
         tick(&self.clock, t);
         Ok(Logits::from_buffer(self.vocab(), 1, buf, cfg))
@@ -287,6 +296,8 @@ impl Models for ChameleonModels<'_> {
         {
             b.cache.commit(&keep);
         }
+        self.slot_offsets
+            .extend(keep.iter().map(|&i| fed.offsets[i]));
         let d = self.model.config().hidden_size;
         let tokens: Vec<u32> = keep.iter().map(|&i| fed.tokens[i]).collect();
         for (b, hidden) in self.drafts.iter_mut().zip(&fed.hidden) {
@@ -375,7 +386,145 @@ impl Models for ChameleonModels<'_> {
         self.round = None;
     }
 
+    /// ZipAR's parallel rows: each token at its raster position, a token that ends a row
+    /// followed by its EOL (whose row is the one returned, as in [`Models::verify`]); a token (and
+    /// its EOL) sees the committed and fed tokens earlier in the sequence, a placeholder is seen by
+    /// no other token, and each branch hides its committed slots from earlier offsets.
+    fn place(
+        &mut self,
+        tokens: &[u32],
+        positions: &[usize],
+        keep: &[bool],
+    ) -> Result<Logits, ModelCallError> {
+        let n = tokens.len();
+        assert!(
+            positions.len() == n && keep.len() == n,
+            "one position and keep flag per token"
+        );
+        if self.last.is_some() {
+            return Err(err("place() after an uncommitted verify()"));
+        }
+        let t = std::time::Instant::now();
+        let placed = self.placed(tokens, positions, keep)?;
+        let cfg = self.uncond.is_some();
+        let mut buf = Vec::new();
+        for which in [true, false] {
+            let slot = if which {
+                &mut self.cond
+            } else {
+                &mut self.uncond
+            };
+            let Some(mut branch) = slot.take() else {
+                continue;
+            };
+            let vis = placed.visibility(&branch, &self.slot_offsets);
+            let (rows, _) = self.run(
+                &mut branch,
+                &placed.tokens,
+                &placed.offsets,
+                &vis,
+                &placed.rows,
+            );
+            branch.cache.commit(&placed.kept());
+            buf.extend(rows);
+            *(if which {
+                &mut self.cond
+            } else {
+                &mut self.uncond
+            }) = Some(branch);
+        }
+        let kept = placed.kept();
+        self.slot_offsets
+            .extend(kept.iter().map(|&i| placed.offsets[i]));
+        self.committed += keep.iter().filter(|&&k| k).count();
+        tick(&self.clock, t);
+        Ok(Logits::from_buffer(self.vocab(), n, buf, cfg))
+    }
+
     fn forward_ms(&self) -> f64 {
         self.clock.get()
+    }
+}
+
+/// What one [`Models::place`] feeds: tokens with their EOLs, sequence offsets, whether each is
+/// kept, the token an EOL follows, and the row returned per placed token.
+struct Placed {
+    tokens: Vec<u32>,
+    offsets: Vec<usize>,
+    keep: Vec<bool>,
+    owner: Vec<Option<usize>>,
+    rows: Vec<usize>,
+}
+
+impl Placed {
+    /// Fed indices that are committed.
+    fn kept(&self) -> Vec<usize> {
+        (0..self.tokens.len()).filter(|&i| self.keep[i]).collect()
+    }
+
+    /// Item `b` sees itself, the token its EOL follows, and kept items earlier in the sequence;
+    /// committed slots of `branch` at or after its offset are hidden.
+    fn visibility(&self, branch: &Branch, slot_offsets: &[usize]) -> Visibility {
+        let m = self.tokens.len();
+        let mut vis = Visibility::hidden(m, m);
+        for b in 0..m {
+            for a in 0..m {
+                let earlier = self.keep[a] && self.offsets[a] < self.offsets[b];
+                if a == b || self.owner[b] == Some(a) || earlier {
+                    vis.set(b, a);
+                }
+            }
+        }
+        let prefix = branch.prefix;
+        vis.hide_committed(prefix + slot_offsets.len(), |i, slot| {
+            slot >= prefix && slot_offsets[slot - prefix] >= self.offsets[i]
+        });
+        vis
+    }
+}
+
+impl ChameleonModels<'_> {
+    /// The items one `place` feeds (EOLs after row ends), checked against the codebook and image.
+    fn placed(
+        &self,
+        tokens: &[u32],
+        positions: &[usize],
+        keep: &[bool],
+    ) -> Result<Placed, ModelCallError> {
+        let ids = &self.layout.vocab.image_ids;
+        let total = self.layout.tokens();
+        let mut p = Placed {
+            tokens: Vec::new(),
+            offsets: Vec::new(),
+            keep: Vec::new(),
+            owner: Vec::new(),
+            rows: Vec::new(),
+        };
+        for ((&code, &k), &kept) in tokens.iter().zip(positions).zip(keep) {
+            let id = *ids.get(code as usize).ok_or_else(|| {
+                err(format!(
+                    "code {code} is outside the codebook of {}",
+                    ids.len()
+                ))
+            })?;
+            if k >= total {
+                return Err(err(format!(
+                    "position {k} is outside the image of {total} tokens"
+                )));
+            }
+            let at = p.tokens.len();
+            p.tokens.push(id);
+            p.offsets.push(self.layout.offset_of(k));
+            p.keep.push(kept);
+            p.owner.push(None);
+            if self.layout.eol_after(k) && k + 1 < total {
+                p.tokens.push(self.layout.vocab.eol);
+                p.offsets.push(self.layout.offset_of(k) + 1);
+                p.keep.push(kept);
+                p.owner.push(Some(at));
+            }
+            p.rows.push(p.tokens.len() - 1);
+        }
+        Ok(p)
     }
 }

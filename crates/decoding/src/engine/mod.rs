@@ -13,13 +13,15 @@ mod burn;
 mod chameleon;
 mod chameleon_draft;
 mod host;
+mod set;
 
 pub use self::burn::BurnEngine;
 pub use self::chameleon::ChameleonModels;
 pub use self::host::{HostEngine, HostFeatures};
+pub use self::set::ModelSet;
 
 use lantern_models::backend::EngineKind;
-use lantern_models::{ModelBundle, Visibility};
+use lantern_models::Visibility;
 
 use crate::model::{tick, DraftInput, DraftParent, ImageCondition, Logits, ModelCallError, Models};
 use crate::strategy::Strategy;
@@ -155,44 +157,27 @@ fn err(e: impl std::fmt::Display) -> ModelCallError {
     ModelCallError(e.to_string())
 }
 
-/// Models for `strategy` from a loaded bundle: the host engine when the bundle carries it (a CPU
-/// run), else burn; the drafter is attached only if the strategy drafts.
-pub fn models_for<'a>(bundle: &'a ModelBundle, strategy: &Strategy) -> Box<dyn Models + 'a> {
+/// Models for `strategy` from a loaded model set: the drafter is attached only if the strategy
+/// drafts.
+pub fn models_for<'a>(set: &'a dyn ModelSet, strategy: &Strategy) -> Box<dyn Models + 'a> {
     let drafts = matches!(strategy, Strategy::Speculative(_));
-    models_sized(bundle, drafts, strategy.max_tree(), strategy.max_drafted())
+    set.models(drafts, strategy.max_tree(), strategy.max_drafted())
 }
 
-/// Models from a loaded bundle with room for trees of `max_tree` nodes and `max_drafted`
+/// Models from a loaded model set with room for trees of `max_tree` nodes and `max_drafted`
 /// drafter elements per round (the drafter attached when `drafts` and loaded).
 pub fn models_sized<'a>(
-    bundle: &'a ModelBundle,
+    set: &'a dyn ModelSet,
     drafts: bool,
     max_tree: usize,
     max_drafted: usize,
 ) -> Box<dyn Models + 'a> {
-    match &bundle.host {
-        Some(h) => Box::new(HostModels::new(
-            &h.gpt,
-            h.drafter.as_ref().filter(|_| drafts),
-            max_tree,
-            max_drafted,
-        )),
-        None => Box::new(BurnModels::new(
-            &bundle.gpt,
-            bundle.drafter.as_ref().filter(|_| drafts),
-            max_tree,
-            max_drafted,
-        )),
-    }
+    set.models(drafts, max_tree, max_drafted)
 }
 
-/// The engine a bundle's models run on.
-pub fn engine_of(bundle: &ModelBundle) -> EngineKind {
-    if bundle.host.is_some() {
-        EngineKind::Host
-    } else {
-        EngineKind::Burn
-    }
+/// The engine a model set's models run on.
+pub fn engine_of(set: &dyn ModelSet) -> EngineKind {
+    set.engine()
 }
 
 impl<E: Engine> Models for EngineModels<E> {

@@ -26,7 +26,7 @@ pub use gsd::{DistanceThreshold, Grouping};
 pub use jacobi::{Jacobi, JacobiMethod};
 pub use scd::Coupling;
 pub use sjd::JacobiInit;
-pub use zipar::zipar_forwards;
+pub use zipar::{zipar_forwards, zipar_forwards_hw};
 
 /// Everything that can stop a generation.
 #[derive(Debug, thiserror::Error)]

@@ -26,7 +26,13 @@ use crate::tree::DraftTree;
 /// Target forwards of one image (prefill included) on a `grid × grid` raster with window `w`
 /// (1 ≤ w < grid): `2·grid + (grid − 2)·w`.
 pub fn zipar_forwards(grid: usize, w: usize) -> usize {
-    2 * grid + (grid.saturating_sub(2)) * w
+    zipar_forwards_hw(grid, grid, w)
+}
+
+/// Target forwards of one image (prefill included) on a raster of `height` rows of `width`
+/// tokens with window `w` (1 ≤ w < width): `2·width + (height − 2)·w`.
+pub fn zipar_forwards_hw(height: usize, width: usize, w: usize) -> usize {
+    2 * width + (height.saturating_sub(2)) * w
 }
 
 /// Generates one image with ZipAR window `w`.
@@ -37,10 +43,12 @@ pub(super) fn generate(
     cond: &ImageCondition,
     rng: &Rng,
 ) -> Result<Generation, DecodeError> {
+    // `grid` is the row width; rows need not be square (Chameleon-family layouts).
     let (n, grid) = (models.tokens_per_image(), models.grid());
-    if grid * grid != n || grid < 2 {
+    let height = n / grid.max(1);
+    if height * grid != n || grid < 2 || height < 2 {
         return Err(DecodeError::Setup(format!(
-            "ZipAR needs a square raster of at least 2 × 2 tokens (this model has {n} image tokens)"
+            "ZipAR needs a raster of at least 2 × 2 tokens (this model has {n} image tokens in rows of {grid})"
         )));
     }
     if w == 0 || w >= grid {
@@ -53,7 +61,7 @@ pub(super) fn generate(
     let start = Instant::now();
     let logits = models.begin(cond, sampling.uses_cfg())?;
     let first = target_dist(sampling, &logits, 0, 0)?;
-    let mut rows: Vec<Vec<u32>> = vec![Vec::with_capacity(grid); grid];
+    let mut rows: Vec<Vec<u32>> = vec![Vec::with_capacity(grid); height];
     rows[0].push(pick(sampling, &first, &mut streams.accept));
     let prefill_ms = ms_since(start);
     let mut steps = Vec::new();
@@ -126,7 +134,7 @@ pub(super) fn generate(
             .collect();
         open.retain(|&r| rows[r].len() < grid);
         // Row r + 1 opens once row r holds w tokens.
-        for r in 1..grid - 1 {
+        for r in 1..height - 1 {
             let started = !rows[r + 1].is_empty() || open.contains(&(r + 1));
             if !started && rows[r].len() >= w {
                 open.push(r + 1);

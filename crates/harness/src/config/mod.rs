@@ -68,16 +68,30 @@ impl<T: Clone> OneOrMany<T> {
     }
 }
 
+/// The preset naming the Chameleon-family random-weight fixture (`fixtures/chameleon-tiny`).
+pub const FIXTURE_CHAMELEON: &str = "fixture-chameleon";
+
 /// `[model]`: a preset or explicit files.
 #[derive(Clone, Debug, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModelSection {
-    /// `tiny` (the embedded default) or `fixture` (the shared random-weight fixtures).
+    /// `tiny` (the embedded default), `tiny-peaked`, `fixture` (the LlamaGen random-weight
+    /// fixture) or `fixture-chameleon` (the Chameleon-family one).
     pub preset: Option<String>,
-    /// Target checkpoint.
+    /// Target checkpoint: a LlamaGen file, or a Chameleon-family folder (`config.json` with
+    /// `model_type = "chameleon"`: Lumina-mGPT, Anole), whose config names the family.
     pub gpt: Option<PathBuf>,
-    /// Target config: preset name (`GPT-B`, …) or a JSON file.
+    /// Target config: preset name (`GPT-B`, …) or a JSON file (LlamaGen; a Chameleon folder
+    /// carries its own).
     pub gpt_config: Option<String>,
+    /// Chameleon family: `lumina` or `anole` (default: read from the checkpoint's config).
+    pub convention: Option<String>,
+    /// Chameleon family: the image's latent grid `[rows, columns]` (default: Lumina-mGPT 768 px
+    /// `[48, 48]`, Anole 512 px `[32, 32]`; the fixture's from its `generation.json`).
+    pub grid: Option<Vec<i64>>,
+    /// Chameleon family: the release's `text_tokenizer.json` (default: the one beside the
+    /// checkpoint folder, `text_tokenizer.json` or `../tokenizer/text_tokenizer.json`).
+    pub text_tokenizer: Option<PathBuf>,
     /// VQ checkpoint.
     pub vq: Option<PathBuf>,
     /// VQ config: `VQ-16`, `VQ-8` or a JSON file.

@@ -4,9 +4,10 @@
 use std::path::PathBuf;
 
 use lantern_models::backend::EngineKind;
+use lantern_models::chameleon::set::is_chameleon;
 use lantern_models::cpu::WeightDtype;
 
-use super::{ConfigError, SweepConfig, EXTRACTORS, NEEDS_WEIGHTS};
+use super::{ConfigError, SweepConfig, EXTRACTORS, FIXTURE_CHAMELEON, NEEDS_WEIGHTS};
 
 /// Most re-timings `[timing] retimes` allows (each costs one more generation of the image).
 const MAX_RETIMES: usize = 10;
@@ -143,7 +144,7 @@ impl SweepConfig {
                     return Err(self.invalid(
                         "data.prompts",
                         p.display(),
-                        "an existing prompt-set manifest (JSON with \"captions\" and \"embeddings\")",
+                        "an existing prompt set: a JSON manifest with \"captions\" and \"embeddings\" (LlamaGen t2i), or captions alone (a .txt file, one per line, or {\"captions\": [..]}) for a Chameleon-family target",
                     ));
                 }
             }
@@ -317,20 +318,22 @@ impl SweepConfig {
         let m = &self.model;
         match (&m.preset, &m.gpt) {
             (Some(p), None) => {
-                if p != "fixture" && !lantern_models::bundle::EMBEDDED.contains(&p.as_str()) {
+                let fixture = p == "fixture" || p == FIXTURE_CHAMELEON;
+                if !fixture && !lantern_models::bundle::EMBEDDED.contains(&p.as_str()) {
                     return Err(self.invalid(
                         "model.preset",
                         p,
-                        "tiny, tiny-peaked or fixture (or give gpt = \"…\")",
+                        "tiny, tiny-peaked, fixture or fixture-chameleon (or give gpt = \"…\")",
                     ));
                 }
             }
-            (None, Some(_)) => {
-                if m.gpt_config.is_none() {
+            (None, Some(gpt)) => {
+                let chameleon = is_chameleon(&self.resolve_path(gpt));
+                if m.gpt_config.is_none() && !chameleon {
                     return Err(self.invalid(
                         "model.gpt_config",
                         "(missing)",
-                        "a preset (GPT-B, …) or a JSON file, required with model.gpt",
+                        "a preset (GPT-B, …) or a JSON file, required with model.gpt (a Chameleon-family folder carries its config.json)",
                     ));
                 }
             }
@@ -347,6 +350,55 @@ impl SweepConfig {
                     "{}",
                     "`preset = \"tiny\"` or `gpt = \"…\"` with `gpt_config`",
                 ))
+            }
+        }
+        self.validate_chameleon_keys()
+    }
+
+    /// `model.convention`, `model.grid` and `model.text_tokenizer`: well-formed, and only for a
+    /// Chameleon-family target.
+    fn validate_chameleon_keys(&self) -> Result<(), ConfigError> {
+        let m = &self.model;
+        let chameleon = m.preset.as_deref() == Some(FIXTURE_CHAMELEON)
+            || m.gpt
+                .as_ref()
+                .is_some_and(|g| is_chameleon(&self.resolve_path(g)));
+        let set: Vec<&str> = [
+            ("model.convention", m.convention.is_some()),
+            ("model.grid", m.grid.is_some()),
+            ("model.text_tokenizer", m.text_tokenizer.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(k, on)| on.then_some(k))
+        .collect();
+        if let (false, Some(&key)) = (chameleon, set.first()) {
+            return Err(self.invalid(
+                key,
+                "(set)",
+                "nothing for a LlamaGen target: it is read only for a Chameleon-family checkpoint folder or preset = \"fixture-chameleon\"",
+            ));
+        }
+        if let Some(c) = &m.convention {
+            if let Err(e) = lantern_models::chameleon::layout::Convention::parse(c) {
+                return Err(self.invalid("model.convention", c, &e));
+            }
+        }
+        if let Some(g) = &m.grid {
+            if g.len() != 2 || g.iter().any(|&x| x < 1) {
+                return Err(self.invalid(
+                    "model.grid",
+                    format!("{g:?}"),
+                    "[rows, columns] of latent tokens, each ≥ 1 (Lumina-mGPT 768 px: [48, 48]; Anole: [32, 32])",
+                ));
+            }
+        }
+        if let Some(t) = &m.text_tokenizer {
+            if !self.resolve_path(t).is_file() {
+                return Err(self.invalid(
+                    "model.text_tokenizer",
+                    t.display(),
+                    "an existing text_tokenizer.json (HF tokenizers format)",
+                ));
             }
         }
         Ok(())

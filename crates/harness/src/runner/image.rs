@@ -6,11 +6,12 @@ use std::time::Instant;
 
 use lantern_decoding::counted::Counted;
 use lantern_decoding::embeddings::Tables;
+use lantern_decoding::engine::ModelSet;
 use lantern_decoding::engine::{engine_of, models_for};
 use lantern_decoding::model::{ImageCondition, Models};
 use lantern_decoding::rng::Rng;
 use lantern_decoding::strategy::{generate, image_rng, Generation, Strategy};
-use lantern_models::{ModelBundle, ModelPaths};
+use lantern_models::ModelPaths;
 
 use super::recheck::AutoRun;
 use super::runs::AutoFiles;
@@ -35,7 +36,8 @@ struct Timed {
 
 /// What every image of a sweep shares.
 pub(super) struct Context<'a> {
-    pub bundle: &'a ModelBundle,
+    /// The loaded target (any family), tokenizer and drafter.
+    pub set: &'a dyn ModelSet,
     pub paths: &'a ModelPaths,
     pub tables: &'a Tables<'a>,
     pub neighbour_source: Option<&'a str>,
@@ -104,7 +106,7 @@ impl<'b> Active<'b> {
         tree_label: String,
         ctx: &Context<'b>,
     ) -> Result<(), HarnessError> {
-        let mut models = models_for(ctx.bundle, &strategy);
+        let mut models = models_for(ctx.set, &strategy);
         warm_up(models.as_mut(), &strategy, self.spec, ctx, ctx.warmup)?;
         self.models = models;
         self.strategy = strategy;
@@ -216,14 +218,15 @@ impl Context<'_> {
             neighbour_source: (a.strategy.neighbours_needed() > 0)
                 .then(|| self.neighbour_source.map(String::from))
                 .flatten(),
+            family: Some(self.set.family().into()),
             gpt_model: self.paths.gpt.display().to_string(),
             drafter_model: uses_drafter
                 .then(|| self.paths.drafter.clone())
                 .flatten()
-                .filter(|_| self.bundle.drafter.is_some()),
+                .filter(|_| self.set.has_drafter()),
             vq_model: self.paths.vq.as_ref().map(|p| p.display().to_string()),
             backend: hw.backend.clone(),
-            engine: engine_of(self.bundle).name().into(),
+            engine: engine_of(self.set).name().into(),
             dtype: hw.dtype.clone(),
             device: hw.device.clone(),
             threads: hw.threads_used as u32,
@@ -299,10 +302,9 @@ impl Context<'_> {
 
     /// Decodes the tokens to pixels (timed), keeping the first 8 images for the sample grid.
     fn decode(&self, a: &mut Active, tokens: &[u32]) -> Option<f64> {
-        let vq = self.bundle.vq.as_ref()?;
+        let vq = self.set.vq()?;
         let t = Instant::now();
-        let grid = self.bundle.gpt.config().grid_size();
-        let img = vq.decode_tokens(&[tokens.to_vec()], grid);
+        let img = vq.decode_tokens_grid(&[tokens.to_vec()], self.set.image_grid());
         let rgb = crate::images::to_rgb8(img);
         let ms = t.elapsed().as_secs_f64() * 1e3;
         if a.grid_images.len() < 8 {

@@ -5,13 +5,16 @@
 use std::path::Path;
 
 use lantern_decoding::embeddings::{Tables, TokenEmbeddings};
-use lantern_decoding::engine::engine_of;
+use lantern_decoding::engine::{engine_of, ModelSet};
 use lantern_decoding::neighbours::NeighbourTable;
 use lantern_decoding::strategy::Strategy;
 use lantern_metrics::clip::ClipScorer;
-use lantern_models::backend::{cpu_threads, select_device_at};
+use lantern_models::backend::{cpu_threads, select_device_at, EngineKind};
+use lantern_models::burn::prelude::Device;
+use lantern_models::chameleon::ChameleonSet;
 use lantern_models::ModelBundle;
 
+use super::family::Family;
 use super::setup::{self, device_description, QualitySetup};
 use super::{HarnessError, PlanInputs};
 use crate::config::{ConfigError, SweepConfig};
@@ -20,8 +23,8 @@ use crate::system::{self, Hardware};
 
 /// Everything a sweep generates and scores with.
 pub(super) struct Loaded {
-    /// Target, drafter and tokenizer on the sweep's device.
-    pub bundle: ModelBundle,
+    /// Target, drafter and tokenizer on the sweep's device (LlamaGen or Chameleon family).
+    pub set: Box<dyn ModelSet>,
     /// One runtime strategy per planned configuration (the plan's order).
     pub strategies: Vec<Strategy>,
     /// Latent-neighbour table up to the largest k this invocation's configurations use.
@@ -59,20 +62,20 @@ pub(super) fn load(
 ) -> Result<Loaded, HarnessError> {
     let strategies = strategies(cfg, plan)?;
     let device = select_device_at(&cfg.runtime.backend, cfg.runtime.device)?;
-    let bundle = ModelBundle::load_with(&inputs.paths, &device, 0, cfg.run_options())?;
+    let set = load_set(cfg, inputs, &device)?;
     let drafted = strategies
         .iter()
         .any(|s| matches!(s, Strategy::Speculative(_)));
-    if drafted && bundle.drafter.is_none() {
+    if drafted && !set.has_drafter() {
         return Err(ConfigError::Invalid {
             file: cfg.file.clone(),
             key: "model.drafter".into(),
             value: "(none)".into(),
-            allowed: "a drafter checkpoint (or \"random\" for an untrained one) for sd, lantern and lantern++".into(),
+            allowed: "a drafter checkpoint (or \"random\" for an untrained one; on a Chameleon-family target LANTERN's drafter folder or \"from-target\") for sd, lantern and lantern++".into(),
         }
         .into());
     }
-    let quality = setup::quality_setup(cfg, &inputs.paths, &bundle, &device)?;
+    let quality = setup::quality_setup(cfg, &inputs.paths, set.vq(), &device)?;
     let clip = setup::text_scorer(cfg, &quality, &device, "clip_weights", false)?;
     let hps = setup::text_scorer(cfg, &quality, &device, "hps_weights", true)?;
     let k_max = plan
@@ -81,7 +84,7 @@ pub(super) fn load(
         .max()
         .unwrap_or(0);
     let (neighbours, neighbour_source) = if k_max > 0 {
-        let (space, vocab, dim, source) = bundle.neighbour_space()?;
+        let (space, vocab, dim, source) = set.neighbour_space()?;
         let file = cache.join(format!("neighbours-{source}.bin"));
         let table = NeighbourTable::cached(&file, &space, vocab, dim, k_max)?;
         (Some(table), Some(source.to_string()))
@@ -89,14 +92,14 @@ pub(super) fn load(
         (None, None)
     };
     let embeddings = if strategies.iter().any(Strategy::needs_embeddings) {
-        let (rows, vocab, dim) = bundle.token_embeddings()?;
+        let (rows, vocab, dim) = set.token_embeddings()?;
         Some(TokenEmbeddings::new(rows, vocab, dim))
     } else {
         None
     };
-    let hardware = hardware(cfg, &bundle);
+    let hardware = hardware(cfg, set.as_ref());
     Ok(Loaded {
-        bundle,
+        set,
         strategies,
         neighbours,
         neighbour_source,
@@ -130,8 +133,48 @@ pub(super) fn strategies(
         .collect()
 }
 
+/// The target of the sweep's family on `device`: LlamaGen's bundle, or a Chameleon-family set
+/// (the host engine only: its models have no burn path through `Models` yet).
+fn load_set(
+    cfg: &SweepConfig,
+    inputs: &PlanInputs,
+    device: &Device,
+) -> Result<Box<dyn ModelSet>, HarnessError> {
+    let opts = cfg.run_options();
+    let Family::Chameleon(layout) = &inputs.family else {
+        return Ok(Box::new(ModelBundle::load_with(
+            &inputs.paths,
+            device,
+            0,
+            opts,
+        )?));
+    };
+    let cpu = lantern_models::linear::is_cpu(device);
+    if !cpu || opts.engine == EngineKind::Burn {
+        let (key, value) = if cpu {
+            ("runtime.engine", "burn".to_string())
+        } else {
+            ("runtime.backend", cfg.runtime.backend.clone())
+        };
+        return Err(ConfigError::Invalid {
+            file: cfg.file.clone(),
+            key: key.into(),
+            value,
+            allowed: "a Chameleon-family target runs on the host engine: backend cpu (or auto on a machine without a GPU), engine auto or host".into(),
+        }
+        .into());
+    }
+    let grid = (layout.convention, layout.h, layout.w);
+    Ok(Box::new(ChameleonSet::load(
+        &inputs.paths,
+        grid,
+        opts.dtype,
+        device,
+    )?))
+}
+
 /// The hardware disclosure of the sweep's records.
-fn hardware(cfg: &SweepConfig, bundle: &ModelBundle) -> Hardware {
+fn hardware(cfg: &SweepConfig, bundle: &dyn ModelSet) -> Hardware {
     let backend = cfg.runtime.backend.clone();
     Hardware {
         host: system::host_name(),
@@ -141,7 +184,7 @@ fn hardware(cfg: &SweepConfig, bundle: &ModelBundle) -> Hardware {
         device: device_description(&backend),
         backend,
         engine: engine_of(bundle).name().into(),
-        dtype: bundle.dtype.name().into(),
+        dtype: bundle.dtype().name().into(),
         burn: system::BURN_VERSION.into(),
     }
 }

@@ -4,6 +4,7 @@
 //! Re-running a sweep skips what its journals already hold; a shard (`--shard I/N`) runs its share
 //! of the configurations into its own journal.
 
+mod family;
 mod image;
 mod load;
 mod progress;
@@ -23,6 +24,7 @@ use crate::shard::Shard;
 use crate::system::Hardware;
 use progress::Progress;
 
+pub use family::Family;
 pub use recheck::MAX_RECHOICES;
 pub use setup::{device_description, git_commit, model_identity, model_paths, sweep_identity};
 
@@ -111,7 +113,7 @@ pub fn run_sweep(cfg: &SweepConfig, opts: &SweepOptions) -> Result<SweepOutcome,
         conds: &inputs.conds,
     };
     let context = image::Context {
-        bundle: &loaded.bundle,
+        set: loaded.set.as_ref(),
         paths: &inputs.paths,
         tables: &tables,
         neighbour_source: loaded.neighbour_source.as_deref(),
@@ -177,6 +179,8 @@ fn write_plan(
 pub struct PlanInputs {
     /// The model files the sweep names.
     pub paths: lantern_models::ModelPaths,
+    /// The target family, read from the checkpoint's config.
+    pub family: Family,
     /// Every condition (class or prompt), in the order images are generated.
     pub(crate) conds: Vec<setup::Cond>,
     /// The prompt set of a text-conditional sweep.
@@ -190,14 +194,25 @@ pub fn plan_sweep(
     shard: Option<Shard>,
 ) -> Result<(SweepPlan, PlanInputs), HarnessError> {
     let paths = model_paths(cfg)?;
-    let gpt = lantern_models::bundle::gpt_config(&paths.gpt_config)?;
-    let (conds, prompts) = setup::conditions(cfg, &gpt)?;
-    let identity = sweep_identity(cfg, &paths, prompts.as_ref());
+    let family = Family::read(cfg, &paths)?;
+    let (conds, prompts, identity) = match &family {
+        Family::LlamaGen(gpt) => {
+            let (conds, prompts) = setup::conditions(cfg, gpt)?;
+            let identity = sweep_identity(cfg, &paths, prompts.as_ref());
+            (conds, prompts, identity)
+        }
+        Family::Chameleon(layout) => {
+            let (conds, prompts, ids) = family::conditions(cfg, &paths, layout)?;
+            let identity = format!("{}|{ids}", sweep_identity(cfg, &paths, Some(&prompts)));
+            (conds, Some(prompts), identity)
+        }
+    };
     let plan = SweepPlan::new(expand(cfg), identity, shard);
     Ok((
         plan,
         PlanInputs {
             paths,
+            family,
             conds,
             prompts,
         },

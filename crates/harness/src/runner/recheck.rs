@@ -135,9 +135,9 @@ fn check_run<'b>(
     let first = run.choice.checks.is_empty();
     if first || (check.disagrees() && run.rechoices < MAX_RECHOICES) {
         let m = &run.measure_on;
-        let costs = measure_costs(ctx.bundle, &m.conds[0], m.cfg_rows, m.drafted)?;
+        let costs = measure_costs(ctx.set, &m.conds[0], m.cfg_rows, m.drafted)?;
         let mut pilot = run_pilot(
-            ctx.bundle,
+            ctx.set,
             &run.base,
             &a.spec.sampling,
             m.neighbours,

@@ -59,20 +59,20 @@ pub(super) fn prepare<'a>(
     todo: impl Fn(&str) -> bool,
     bar: &Progress,
 ) -> Result<Vec<Active<'a>>, HarnessError> {
-    let bundle = &loaded.bundle;
+    let set = loaded.set.as_ref();
     let cfg_rows = plan.runs.iter().any(|r| r.spec.sampling.uses_cfg());
-    let drafted = bundle.drafter.is_some()
+    let drafted = set.has_drafter()
         && loaded
             .strategies
             .iter()
             .any(|s| matches!(s, Strategy::Speculative(_)));
-    let costs = crate::auto::measure_costs(bundle, &at.conds[0].cond, cfg_rows, drafted)?;
+    let costs = crate::auto::measure_costs(set, &at.conds[0].cond, cfg_rows, drafted)?;
     std::fs::write(
         at.dir.join(shard_file("verify_cost", "json", at.shard)),
         serde_json::to_string_pretty(&serde_json::json!({
             "device": loaded.hardware.device,
-            "engine": engine_of(bundle).name(),
-            "dtype": bundle.dtype.name(),
+            "engine": engine_of(set).name(),
+            "dtype": set.dtype().name(),
             "rows": costs.rows,
             "ms_by_tree_tokens": costs.verify_ms,
             "costs": costs,
@@ -86,7 +86,7 @@ pub(super) fn prepare<'a>(
     let conds = at.conds.iter().map(|c| c.cond.clone()).collect();
     let pilots = at.cfg.runtime.pilot_images;
     let mut auto = AutoTrees::new(
-        bundle,
+        set,
         &costs,
         loaded.neighbours.as_ref(),
         conds,
@@ -141,7 +141,7 @@ pub(super) fn prepare<'a>(
         };
         write_map(&files.predictions, &predictions)?;
         write_map(&files.auto, &choices)?;
-        let mut models = models_for(bundle, &strategy);
+        let mut models = models_for(set, &strategy);
         warm_up(models.as_mut(), &strategy, spec, ctx, at.cfg.runtime.warmup)?;
         let mut a = Active::new(spec, &run.run_id, strategy, tree_label, models);
         a.auto = auto_run;

@@ -17,8 +17,7 @@ pub(super) fn score(
     dir: &Path,
     opts: &SweepOptions,
 ) -> Result<(), HarnessError> {
-    let (Some((reference, extractor, pr_extractor)), Some(vq)) =
-        (&loaded.quality, &loaded.bundle.vq)
+    let (Some((reference, extractor, pr_extractor)), Some(vq)) = (&loaded.quality, loaded.set.vq())
     else {
         return Ok(());
     };
@@ -53,7 +52,7 @@ pub(super) fn score(
     let q = quality::compute(
         &records,
         vq,
-        loaded.bundle.gpt.config().grid_size(),
+        loaded.set.image_grid(),
         &scorers,
         &opts.results_root.join(".cache"),
         cfg.quality.k as usize,

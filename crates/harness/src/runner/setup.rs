@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use lantern_decoding::model::ImageCondition;
 use lantern_metrics::{FeatureExtractor, ReferenceTokens, VqEncoderExtractor};
+use lantern_models::chameleon::set::{is_chameleon, FROM_TARGET};
 use lantern_models::config::ModelType;
 use lantern_models::{GptConfig, ModelPaths};
 
@@ -23,6 +24,17 @@ pub fn model_paths(cfg: &SweepConfig) -> Result<ModelPaths, ConfigError> {
         allowed: allowed.into(),
     };
     let paths = match m.preset.as_deref() {
+        Some(crate::config::FIXTURE_CHAMELEON) => {
+            let dir = lantern_models::fixtures::chameleon_tiny();
+            ModelPaths {
+                gpt: dir.clone(),
+                gpt_config: dir.join("config.json").display().to_string(),
+                vq: Some(dir.join("vqgan.safetensors")),
+                vq_config: Some(dir.join("vqgan.json").display().to_string()),
+                drafter: Some(m.drafter.clone().unwrap_or_else(|| FROM_TARGET.into())),
+                drafter_config: None,
+            }
+        }
         Some("fixture") => {
             let dir = lantern_models::fixtures::llamagen_tiny();
             let mut p = ModelPaths::fixture(&dir);
@@ -47,11 +59,19 @@ pub fn model_paths(cfg: &SweepConfig) -> Result<ModelPaths, ConfigError> {
         }
         _ => ModelPaths {
             gpt: cfg.resolve_path(m.gpt.as_ref().expect("validated")),
-            gpt_config: resolve_source(cfg, m.gpt_config.as_deref().expect("validated")),
+            gpt_config: match m.gpt_config.as_deref() {
+                Some(c) => resolve_source(cfg, c),
+                // A Chameleon-family folder (validated) carries its config.
+                None => cfg
+                    .resolve_path(m.gpt.as_ref().expect("validated"))
+                    .join("config.json")
+                    .display()
+                    .to_string(),
+            },
             vq: m.vq.as_ref().map(|p| cfg.resolve_path(p)),
             vq_config: m.vq_config.as_deref().map(|s| resolve_source(cfg, s)),
             drafter: m.drafter.as_deref().map(|d| {
-                if d == "random" {
+                if d == "random" || d == FROM_TARGET {
                     d.to_string()
                 } else {
                     cfg.resolve_path(Path::new(d)).display().to_string()
@@ -60,25 +80,60 @@ pub fn model_paths(cfg: &SweepConfig) -> Result<ModelPaths, ConfigError> {
             drafter_config: m.drafter_config.as_ref().map(|p| cfg.resolve_path(p)),
         },
     };
-    let mut files = vec![
-        ("model.gpt", Some(paths.gpt.clone())),
-        ("model.vq", paths.vq.clone()),
-    ];
-    if let Some(d) = paths.drafter.as_deref().filter(|d| *d != "random") {
-        files.push(("model.drafter", Some(PathBuf::from(d))));
-    }
-    for (key, file) in files {
-        if let Some(f) = file {
-            if !f.is_file() {
-                return Err(invalid(
-                    key,
-                    f.display().to_string(),
-                    "an existing checkpoint file (.pt or .safetensors)",
-                ));
-            }
-        }
-    }
+    check_files(&paths, &invalid)?;
     Ok(paths)
+}
+
+/// Refuses model files that are not there, and a drafter of the other family.
+fn check_files(
+    paths: &ModelPaths,
+    invalid: &dyn Fn(&str, String, &str) -> ConfigError,
+) -> Result<(), ConfigError> {
+    let chameleon = is_chameleon(&paths.gpt);
+    let drafter = paths.drafter.as_deref();
+    match drafter {
+        Some("random") if chameleon => {
+            return Err(invalid(
+                "model.drafter",
+                "\"random\"".into(),
+                "LANTERN's drafter folder for this Chameleon-family target, or \"from-target\" (a stand-in built from its layer 0)",
+            ))
+        }
+        Some(FROM_TARGET) if !chameleon => {
+            return Err(invalid(
+                "model.drafter",
+                format!("\"{FROM_TARGET}\""),
+                "a drafter checkpoint, or \"random\" (from-target is for Chameleon-family targets)",
+            ))
+        }
+        _ => {}
+    }
+    let file = "an existing checkpoint file (.pt or .safetensors)";
+    let missing =
+        |key: &str, f: &Path, allowed: &str| Err(invalid(key, f.display().to_string(), allowed));
+    if let Some(v) = paths.vq.as_deref().filter(|v| !v.is_file()) {
+        return missing("model.vq", v, file);
+    }
+    let trained = drafter
+        .filter(|d| *d != "random" && *d != FROM_TARGET)
+        .map(PathBuf::from);
+    if chameleon {
+        if let Some(d) = trained.filter(|d| !d.join("config.json").is_file()) {
+            return missing(
+                "model.drafter",
+                &d,
+                "LANTERN's drafter folder (config.json with pytorch_model.bin or model.safetensors)",
+            );
+        }
+        return Ok(());
+    }
+    if !paths.gpt.is_file() {
+        return missing("model.gpt", &paths.gpt, file);
+    }
+    if let Some(d) = trained.filter(|d| !d.is_file()) {
+        return missing("model.drafter", &d, file);
+    }
+    Ok(())
 }
 
 /// A config source that is a JSON path is resolved against the config file; presets pass through.
@@ -93,17 +148,30 @@ fn resolve_source(cfg: &SweepConfig, s: &str) -> String {
 /// A short, content-sensitive identity of the model files (name, size, FNV of the first and last
 /// 64 KiB), so that replaced weights get new run ids.
 pub fn model_identity(paths: &ModelPaths) -> String {
-    let fp = lantern_models::checkpoint::file_fingerprint;
-    let mut parts = vec![fp(&paths.gpt), paths.gpt_config.clone()];
+    let mut parts = vec![fingerprint(&paths.gpt), paths.gpt_config.clone()];
     if let Some(v) = &paths.vq {
-        parts.push(fp(v));
+        parts.push(fingerprint(v));
     }
     match paths.drafter.as_deref() {
-        Some("random") => parts.push("drafter:random".into()),
-        Some(d) => parts.push(fp(Path::new(d))),
+        Some(d @ ("random" | FROM_TARGET)) => parts.push(format!("drafter:{d}")),
+        Some(d) => parts.push(fingerprint(Path::new(d))),
         None => {}
     }
     parts.join("|")
+}
+
+/// The fingerprint of a checkpoint file, or of every file of a checkpoint folder (by name).
+fn fingerprint(path: &Path) -> String {
+    let fp = lantern_models::checkpoint::file_fingerprint;
+    if !path.is_dir() {
+        return fp(path);
+    }
+    let mut files: Vec<PathBuf> = std::fs::read_dir(path)
+        .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
+        .unwrap_or_default();
+    files.retain(|f| f.is_file());
+    files.sort();
+    files.iter().map(|f| fp(f)).collect::<Vec<_>>().join("+")
 }
 
 /// The model half of every run id of a sweep: the files' identity, the weight storage when not
@@ -350,10 +418,10 @@ pub(super) type QualitySetup = (
 pub(super) fn quality_setup(
     cfg: &SweepConfig,
     paths: &ModelPaths,
-    bundle: &lantern_models::ModelBundle,
+    vq: Option<&lantern_models::VqModel>,
     device: &lantern_models::burn::prelude::Device,
 ) -> Result<Option<QualitySetup>, HarnessError> {
-    let (true, Some(vq)) = (cfg.quality.enabled, &bundle.vq) else {
+    let (true, Some(vq)) = (cfg.quality.enabled, vq) else {
         return Ok(None);
     };
     let reference = quality_reference(cfg, vq.config().codebook_size)?;

@@ -1,6 +1,7 @@
 //! Integration tests of `lantern-harness`, one binary (one release link against burn and polars):
 //! configs, run ids, shards, quality, t2i prompt sets and the embedded default, end to end.
 
+mod chameleon;
 mod disturbance;
 mod quality;
 mod shards;

@@ -67,7 +67,7 @@ fn drift_and_set_metrics_of_constructed_runs() {
         tokenizer: "fixture-vq",
         ..Scorers::default()
     };
-    let q = compute(&records, &vq, grid, &scorers, &cache, 3).unwrap();
+    let q = compute(&records, &vq, [grid, grid], &scorers, &cache, 3).unwrap();
     assert_eq!(q.extractor.as_deref(), Some("vq-encoder:fixture"));
     assert_eq!(q.pr_space(), Some("vq-encoder:fixture"));
     assert!(

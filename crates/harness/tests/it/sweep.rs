@@ -102,7 +102,10 @@ fn bad_inputs_name_file_key_value_and_allowed() {
         ),
         (
             variant("preset = \"fixture\"", "preset = \"huge\""),
-            &["model.preset", "tiny, tiny-peaked or fixture"],
+            &[
+                "model.preset",
+                "tiny, tiny-peaked, fixture or fixture-chameleon",
+            ],
         ),
         (variant("classes = [3]", "classes = []"), &["data.classes"]),
         (

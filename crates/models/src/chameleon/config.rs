@@ -241,6 +241,24 @@ impl ChameleonVocab {
         })
     }
 
+    /// The ids of the released 7B checkpoints (Chameleon, Anole, Lumina-mGPT): 8192 image tokens
+    /// at 4..8195, `<eoss>` 8196, `<racm3:break>` 8197, `<reserved08706>` 8710, EOL 8803, size
+    /// tokens from 8804 (`docs/reference/chameleon.md` §5, §8). For random-weight timings of a
+    /// release's shape (`lantern bench`), which ship no `vocabulary_map`; real checkpoints are
+    /// always read through their map.
+    pub fn released() -> Self {
+        Self {
+            image_ids: (4..4 + 8192).collect(),
+            bos: 0,
+            pad: 1,
+            image_start: 8197,
+            image_end: 8196,
+            eot: 8710,
+            eol: 8803,
+            size_base: 8804,
+        }
+    }
+
     /// Codebook size (image tokens).
     pub fn codebook_size(&self) -> usize {
         self.image_ids.len()

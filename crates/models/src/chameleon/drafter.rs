@@ -87,3 +87,40 @@ impl ChameleonDrafter {
         h
     }
 }
+
+impl ChameleonDrafter {
+    /// A drafter of LANTERN's shape derived from `target` without training: the target's layer 0
+    /// (pre-norm), its embeddings, and `fc = [I | ½·I]` (token embedding plus half the feature).
+    /// For running the drafting machinery on a checkpoint that ships no drafter (fixtures); its
+    /// acceptance says nothing about a trained drafter.
+    pub fn from_target(target: &super::Chameleon) -> Self {
+        let d = target.config.hidden_size;
+        let device = target.device();
+        let mut config = target.config.clone();
+        config.num_hidden_layers = 1;
+        config.swin_norm = false;
+        let mut layer = target.layers[0].clone();
+        layer.swin_norm = false;
+        // burn's Linear stores `[in, out]`: input i (embedding) and d + i (feature) feed output i.
+        let mut fc = vec![0f32; 2 * d * d];
+        for i in 0..d {
+            fc[i * d + i] = 1.0;
+            fc[(d + i) * d + i] = 0.5;
+        }
+        let weight: Tensor<2> =
+            Tensor::from_data(burn::tensor::TensorData::new(fc, [2 * d, d]), &device);
+        Self {
+            embed_tokens: target.embed_tokens.clone(),
+            fc: Linear {
+                weight: burn::module::Param::from_tensor(weight),
+                bias: Some(burn::module::Param::from_tensor(Tensor::zeros(
+                    [d],
+                    &device,
+                ))),
+            },
+            layers: vec![layer],
+            rope: Rope2d::from_table(super::rope_table(&config), &device),
+            config,
+        }
+    }
+}

@@ -13,6 +13,7 @@ pub mod config;
 pub mod drafter;
 pub mod layout;
 pub mod load;
+pub mod set;
 
 use burn::module::Param;
 use burn::nn::{Embedding, Linear, RmsNorm};
@@ -21,6 +22,7 @@ use burn::tensor::activation::silu;
 
 pub use config::{ChameleonConfig, ChameleonVocab, QK_NORM_EPS};
 pub use drafter::ChameleonDrafter;
+pub use set::ChameleonSet;
 
 use crate::attention::{rotary_attention, StepPlan, Visibility};
 use crate::cache::KvCache;

@@ -91,9 +91,105 @@ impl HostChameleon {
         &self.vocab
     }
 
+    /// The input embeddings of the image tokens, row-major `[codes, d]` in VQ-code order (GSD's
+    /// distance space on these targets: strategies see codes, not token ids).
+    pub fn image_embeddings(&self) -> (Vec<f32>, usize, usize) {
+        let d = self.config.hidden_size;
+        let rows = self
+            .vocab
+            .image_ids
+            .iter()
+            .flat_map(|&id| self.embed_tokens[id as usize * d..(id as usize + 1) * d].iter())
+            .copied()
+            .collect();
+        (rows, self.vocab.codebook_size(), d)
+    }
+
     /// How the matrices are stored.
     pub fn dtype(&self) -> WeightDtype {
         self.dtype
+    }
+
+    /// Random weights of `config`'s shape packed straight into `dtype` (uniform, std 0.02; norms
+    /// 1, qk-norm affine 1 and 0), with `vocab`'s ids, seeded: for step timings of shapes whose
+    /// f32 copy would not fit in memory (a 7B model in bf16 needs 13.5 GB, in f32 27 GB). Every
+    /// matrix passes through f32 one at a time.
+    pub fn random(
+        config: &ChameleonConfig,
+        vocab: ChameleonVocab,
+        dtype: WeightDtype,
+        seed: u64,
+    ) -> Self {
+        let c = config;
+        let (d, f, hd) = (c.hidden_size, c.intermediate_size, c.head_dim());
+        let (h, kv) = (c.num_attention_heads, c.num_key_value_heads);
+        let mut rng = SplitMix(seed);
+        let mut matrix = |k: usize, n: usize| {
+            let w: Vec<f32> = (0..k * n).map(|_| rng.weight()).collect();
+            PackedMatrix::pack(&w, k, n, None, dtype)
+        };
+        let eps = c.rms_norm_eps as f32;
+        let layers = (0..c.num_hidden_layers)
+            .map(|_| HostLayer {
+                attention: Attention {
+                    qkv: matrix(d, (h + 2 * kv) * hd),
+                    o: matrix(h * hd, d),
+                    heads: h,
+                    kv_heads: kv,
+                    head_dim: hd,
+                    qk_norm: Some(QkNorm {
+                        q_weight: vec![1.0; h * hd],
+                        q_bias: vec![0.0; h * hd],
+                        k_weight: vec![1.0; kv * hd],
+                        k_bias: vec![0.0; kv * hd],
+                        eps: QK_NORM_EPS,
+                    }),
+                },
+                mlp: Mlp {
+                    gate_up: matrix(d, 2 * f),
+                    down: matrix(f, d),
+                },
+                input_norm: (vec![1.0; d], eps),
+                post_norm: (vec![1.0; d], eps),
+            })
+            .collect();
+        let head = Arc::new(matrix(d, c.vocab_size));
+        let embed_tokens = (0..c.vocab_size * d).map(|_| rng.weight()).collect();
+        Self {
+            embed_tokens,
+            layers,
+            norm: (vec![1.0; d], eps),
+            head,
+            rope: rope_table(c),
+            vocab,
+            dtype,
+            config: c.clone(),
+        }
+    }
+
+    /// The matrices one forward runs: every layer's, then the head.
+    fn matrices(&self) -> impl Iterator<Item = &PackedMatrix> {
+        self.layers
+            .iter()
+            .flat_map(|l| {
+                [
+                    &l.attention.qkv,
+                    &l.attention.o,
+                    &l.mlp.gate_up,
+                    &l.mlp.down,
+                ]
+            })
+            .chain(std::iter::once(&*self.head))
+    }
+
+    /// Bytes of packed matrices a decode step streams (every layer and the head).
+    pub fn step_bytes(&self) -> usize {
+        self.matrices().map(PackedMatrix::bytes).sum()
+    }
+
+    /// Matrix multiply-adds per token row of a forward (attention scores not included).
+    pub fn step_macs(&self) -> usize {
+        self.matrices().map(PackedMatrix::macs).sum()
     }
 
     /// The output head `[d, vocab]`.
@@ -195,4 +291,23 @@ impl HostChameleon {
 fn add_normed(x: &mut [f32], sub: &[f32], n: &(Vec<f32>, f32), scratch: &mut [f32]) {
     rms_norm(sub, &n.0, n.1, scratch);
     x.iter_mut().zip(scratch.iter()).for_each(|(a, b)| *a += b);
+}
+
+/// SplitMix64: the random weights of [`HostChameleon::random`] (fast, seeded, no allocation).
+struct SplitMix(u64);
+
+impl SplitMix {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in ±0.02·√3 (standard deviation 0.02, the usual initialiser's).
+    fn weight(&mut self) -> f32 {
+        let u = (self.next() >> 40) as f32 / (1u64 << 24) as f32;
+        (2.0 * u - 1.0) * 0.034_641
+    }
 }

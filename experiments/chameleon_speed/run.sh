@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Chameleon-family speed, on an otherwise idle machine, from the repository root after
+# `just build` (writes experiments/results/chameleon_speed/):
+#   1. `lantern bench` on a random Chameleon-7B shape in bf16 (13.5 GB of matrices): the AR step
+#      and tree verifies as ratios to the machine's memory floor;
+#   2. transformers' own `generate()` on random weights of a ≈1B Chameleon shape, and
+#      `lantern sweep` (AR, host engine, f32 and bf16) on the very same weights, one Lumina-mGPT
+#      image of 16 × 16 tokens (273 new tokens with the EOLs) per seed, T 1, top-k 2000, no CFG.
+# Needs python3 with torch and transformers (CPU).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+LANTERN=${LANTERN:-target/release/lantern}
+THREADS=${THREADS:-2}
+IMAGES=${IMAGES:-2}
+WEIGHTS=${WEIGHTS:-/tmp/chameleon-1b}
+OUT=experiments/results/chameleon_speed
+here=experiments/chameleon_speed
+mkdir -p "$OUT"
+exec > >(tee "$OUT/run.log") 2>&1
+echo "# $(date -u +%FT%TZ) $(git rev-parse --short HEAD) on $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $THREADS threads"
+
+echo "## lantern bench, random Chameleon-7B shape, bf16, CFG (two rows)"
+RAYON_NUM_THREADS=$THREADS "$LANTERN" bench --gpt random --gpt-config "$here/chameleon-7b.json" \
+    --dtypes bf16 --repeats 3 --out "$OUT/bench_7b.json"
+
+[ -f "$WEIGHTS/config.json" ] || python3 "$here/transformers_chameleon_ar.py" --shape "$here/chameleon-1b.json" \
+    --save "$WEIGHTS" --images 0
+echo "## transformers generate(), ≈1B Chameleon shape, f32"
+python3 "$here/transformers_chameleon_ar.py" --shape "$here/chameleon-1b.json" --load "$WEIGHTS" \
+    --images "$IMAGES" --threads "$THREADS" 2>&1 | grep -v -i warn
+for dt in f32 bf16; do
+    echo "## lantern sweep, AR, host engine, $dt weights"
+    rm -rf "results/chameleon_1b_$dt"
+    RAYON_NUM_THREADS=$THREADS "$LANTERN" sweep "$here/ar_1b.toml" --set "name=chameleon_1b_$dt" \
+        --set "model.gpt=$WEIGHTS" --set "model.dtype=$dt" --set "data.prompts=$WEIGHTS/captions.txt" \
+        --set "data.seeds=$IMAGES"
+    cp "results/chameleon_1b_$dt/tables.md" "$OUT/sweep_1b_$dt.md"
+done
