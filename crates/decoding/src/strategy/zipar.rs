@@ -24,14 +24,18 @@ use crate::sampling::Sampling;
 use crate::tree::DraftTree;
 
 /// Target forwards of one image (prefill included) on a `grid × grid` raster with window `w`
-/// (1 ≤ w < grid): `2·grid + (grid − 2)·w`.
+/// (`2·grid + (grid − 2)·w` for 1 ≤ w < grid; see [`zipar_forwards_hw`]).
 pub fn zipar_forwards(grid: usize, w: usize) -> usize {
     zipar_forwards_hw(grid, grid, w)
 }
 
 /// Target forwards of one image (prefill included) on a raster of `height` rows of `width`
-/// tokens with window `w` (1 ≤ w < width): `2·width + (height − 2)·w`.
+/// tokens with window `w ≥ 1`: `2·width + (height − 2)·w` while `w < width`; at `w ≥ width` every
+/// row opens as the one above completes, one token a forward, `height · width` (AR's count).
 pub fn zipar_forwards_hw(height: usize, width: usize, w: usize) -> usize {
+    if w >= width {
+        return height * width;
+    }
     2 * width + (height.saturating_sub(2)) * w
 }
 
@@ -51,11 +55,10 @@ pub(super) fn generate(
             "ZipAR needs a raster of at least 2 × 2 tokens (this model has {n} image tokens in rows of {grid})"
         )));
     }
-    if w == 0 || w >= grid {
-        return Err(DecodeError::Setup(format!(
-            "the ZipAR window must be in 1..{} (the grid is {grid} wide); got {w}",
-            grid - 1
-        )));
+    if w == 0 {
+        return Err(DecodeError::Setup(
+            "the ZipAR window must be ≥ 1 (a window at least the row width opens each row as the one above completes: raster order)".into(),
+        ));
     }
     let mut streams = Streams::new(rng);
     let start = Instant::now();
@@ -99,6 +102,11 @@ pub(super) fn generate(
         let (mut tokens, mut positions, mut keep) = (Vec::new(), Vec::new(), Vec::new());
         let mut predicts = Vec::new();
         for &r in &flush {
+            // A row that opens as the one above completes takes that row's last token as its
+            // input (below), which flushes it too.
+            if open.contains(&(r + 1)) && rows[r + 1].is_empty() {
+                continue;
+            }
             tokens.push(rows[r][grid - 1]);
             positions.push(r * grid + grid - 1);
             keep.push(true);
@@ -106,7 +114,11 @@ pub(super) fn generate(
         for &r in &open {
             let (token, position, real) = match rows[r].last() {
                 Some(&last) => (last, r * grid + rows[r].len() - 1, true),
-                None if r == 1 => (rows[0][grid - 1], grid - 1, true),
+                // The row above is complete (row 1 always; later rows when w ≥ the width): its
+                // real last token predicts this row's first, as in raster order.
+                None if rows[r - 1].len() == grid => {
+                    (rows[r - 1][grid - 1], (r - 1) * grid + grid - 1, true)
+                }
                 None => (
                     *rows[r - 2].last().expect("the row two above has started"),
                     (r - 1) * grid + grid - 1,
@@ -133,10 +145,10 @@ pub(super) fn generate(
             .filter(|&r| rows[r].len() == grid)
             .collect();
         open.retain(|&r| rows[r].len() < grid);
-        // Row r + 1 opens once row r holds w tokens.
+        // Row r + 1 opens once row r holds w tokens (or is complete).
         for r in 1..height - 1 {
             let started = !rows[r + 1].is_empty() || open.contains(&(r + 1));
-            if !started && rows[r].len() >= w {
+            if !started && rows[r].len() >= w.min(grid) {
                 open.push(r + 1);
             }
         }
@@ -159,5 +171,8 @@ mod tests {
         assert_eq!(zipar_forwards(24, 8), 224);
         assert_eq!(zipar_forwards(24, 4), 136);
         assert_eq!(zipar_forwards(32, 8), 304);
+        assert_eq!(zipar_forwards_hw(4, 6, 2), 16);
+        assert_eq!(zipar_forwards_hw(4, 6, 6), 24, "raster order: AR's count");
+        assert_eq!(zipar_forwards_hw(4, 6, 16), 24);
     }
 }

@@ -382,7 +382,8 @@ fn exact_sd_and_ar_sample_the_same_distribution() {
 
 /// ZipAR on both engines: the forward count follows the official schedule's formula for every
 /// window; greedy rows 0 and 1 equal greedy AR's (row 1 is decoded while lower rows exist, so an
-/// upper row that could see the rows below it would change); both engines give the same tokens.
+/// upper row that could see the rows below it would change); both engines give the same tokens; a
+/// window as wide as a row is raster order, and gives greedy AR's image.
 #[test]
 fn zipar_follows_the_schedule_and_keeps_upper_rows_causal() {
     let gpt = load();
@@ -444,7 +445,19 @@ fn zipar_follows_the_schedule_and_keeps_upper_rows_causal() {
                 "class {class}, w = {window}: engines differ"
             );
         }
-        let bad = Strategy::ZipAr { window: grid };
+        // A window as wide as a row opens each row as the one above completes: raster order
+        // through `place`, greedy AR's tokens on both engines, AR's forward count.
+        let raster = Strategy::ZipAr { window: grid };
+        for engine in [None, Some(&host)] {
+            let mut m = target(&gpt, engine, raster.max_tree());
+            let g = generate(m.as_mut(), &raster, &s, &Tables::NONE, &cond, &Rng::new(0)).unwrap();
+            assert_eq!(
+                g.tokens, ar.tokens,
+                "class {class}: raster-order ZipAR is AR"
+            );
+            assert_eq!(g.target_forwards(), n);
+        }
+        let bad = Strategy::ZipAr { window: 0 };
         let mut m = target(&gpt, None, bad.max_tree());
         let e = generate(m.as_mut(), &bad, &s, &Tables::NONE, &cond, &Rng::new(0)).unwrap_err();
         assert!(e.to_string().contains("ZipAR window"), "{e}");

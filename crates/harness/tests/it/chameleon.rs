@@ -93,7 +93,13 @@ fn greedy_equals_ar(records: &[Record], kinds: &[&str]) -> usize {
 fn every_strategy_kind_runs_on_the_lumina_fixture_and_records_name_the_family() {
     let _machine = crate::machine();
     let root = tmp("lumina");
-    let cfg = shipped(&["data.seeds=1", "sampling.temperature=[0.0, 1.0]"]);
+    // ZipAR at window 2 and at a window wider than any row (each row opens as the one above
+    // completes: raster order).
+    let cfg = shipped(&[
+        "data.seeds=1",
+        "sampling.temperature=[0.0, 1.0]",
+        "strategy[7].window=[2, 64]",
+    ]);
     let out = run_sweep(&cfg, &options(&root)).unwrap();
     let records = read_journal(&out.dir.join("journal.jsonl")).unwrap();
     let (h, w) = grid("lumina_latent_hw");
@@ -131,6 +137,16 @@ fn every_strategy_kind_runs_on_the_lumina_fixture_and_records_name_the_family() 
     // Greedy: the lossless methods reproduce AR token for token, EOLs and CFG's branch included
     // (3 exact-SD trees, 2 SJD initialisations, SCD; 2 captions × 1 seed each).
     assert_eq!(greedy_equals_ar(&records, &["sd", "sjd", "scd"]), 6 * 2);
+    let raster: Vec<Record> = records
+        .iter()
+        .filter(|r| r.config.strategy != "zipar" || r.config.window == Some(64))
+        .cloned()
+        .collect();
+    assert_eq!(
+        greedy_equals_ar(&raster, &["zipar"]),
+        2,
+        "ZipAR in raster order, through place(), is AR"
+    );
     let tables = std::fs::read_to_string(out.dir.join("tables.md")).unwrap();
     assert!(tables.contains("(lumina-mgpt)"), "{tables}");
 }
