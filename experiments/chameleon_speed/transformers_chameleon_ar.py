@@ -24,6 +24,7 @@ import torch
 from transformers import ChameleonConfig, ChameleonForConditionalGeneration
 
 TEXT_TOKENS = 16
+FIRST_TEXT = 20000  # stand-in text tokens, above the size tokens
 
 
 def vocabulary_map(vocab_size):
@@ -70,7 +71,7 @@ def build(shape, seed):
 def save(model, vocab, out):
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out)
-    words = [f"t{i}" for i in range(9000, 9000 + TEXT_TOKENS)]
+    words = [f"t{i}" for i in range(FIRST_TEXT, FIRST_TEXT + TEXT_TOKENS)]
     tok = {
         "version": "1.0", "truncation": None, "padding": None, "added_tokens": [],
         "normalizer": None, "post_processor": None, "decoder": None,
@@ -105,7 +106,7 @@ def main():
     if a.save:
         save(model, vocab, Path(a.save))
     g = a.grid
-    text = [vocab[f"\u2581t{i}"] for i in range(9000, 9000 + TEXT_TOKENS)]
+    text = [vocab[f"\u2581t{i}"] for i in range(FIRST_TEXT, FIRST_TEXT + TEXT_TOKENS)]
     size = vocab[f"<reserved{8800 + g // 2:05d}>"]
     prompt = torch.tensor([[0] + text + [8710, 8197, size, size]])
     new = g * (g + 1) + 1
