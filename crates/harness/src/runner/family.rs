@@ -12,6 +12,7 @@ use super::setup::Cond;
 use super::HarnessError;
 use crate::captions::{default_tokenizer, prompt_text, read_captions, TextTokenizer};
 use crate::config::{ConfigError, SweepConfig, FIXTURE_CHAMELEON};
+use crate::plan::SweepPlan;
 use crate::prompts::PromptSet;
 
 /// What kind of target a sweep runs.
@@ -178,4 +179,32 @@ fn text_tokenizer(cfg: &SweepConfig, paths: &ModelPaths) -> Result<TextTokenizer
         })?,
     };
     TextTokenizer::from_file(&file).map_err(|e| refuse(file.display().to_string(), e))
+}
+
+/// Refuses `official_compat` on a Lumina-mGPT target: LANTERN's Lumina code handles a rejection
+/// its own way (it zeroes p, not q, at the neighbours, and accepts image-syntax tokens with
+/// p = 1), which is not implemented; running LlamaGen's and Anole's quirks under that name would
+/// misreport what the official code does.
+pub(super) fn refuse_lumina_quirks(
+    cfg: &SweepConfig,
+    plan: &SweepPlan,
+    layout: &ImageLayout,
+) -> Result<(), HarnessError> {
+    if layout.convention != Convention::Lumina {
+        return Ok(());
+    }
+    match plan
+        .runs
+        .iter()
+        .find(|r| r.spec.strategy.official_compat == Some(true))
+    {
+        Some(r) => Err(ConfigError::Invalid {
+            file: cfg.file.clone(),
+            key: "strategy.official_compat".into(),
+            value: format!("true ({})", r.label),
+            allowed: "false on a Lumina-mGPT target: LANTERN's Lumina quirks (p zeroed at the neighbours, image-syntax tokens accepted with p = 1) are not implemented; the LlamaGen/Anole ones are available on those targets".into(),
+        }
+        .into()),
+        None => Ok(()),
+    }
 }

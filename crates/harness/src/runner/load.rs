@@ -174,7 +174,7 @@ fn load_set(
 }
 
 /// The hardware disclosure of the sweep's records.
-fn hardware(cfg: &SweepConfig, bundle: &dyn ModelSet) -> Hardware {
+fn hardware(cfg: &SweepConfig, set: &dyn ModelSet) -> Hardware {
     let backend = cfg.runtime.backend.clone();
     Hardware {
         host: system::host_name(),
@@ -183,8 +183,8 @@ fn hardware(cfg: &SweepConfig, bundle: &dyn ModelSet) -> Hardware {
         threads_used: cpu_threads(),
         device: device_description(&backend),
         backend,
-        engine: engine_of(bundle).name().into(),
-        dtype: bundle.dtype().name().into(),
+        engine: engine_of(set).name().into(),
+        dtype: set.dtype().name().into(),
         burn: system::BURN_VERSION.into(),
     }
 }

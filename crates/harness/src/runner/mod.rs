@@ -208,6 +208,9 @@ pub fn plan_sweep(
         }
     };
     let plan = SweepPlan::new(expand(cfg), identity, shard);
+    if let Family::Chameleon(layout) = &family {
+        family::refuse_lumina_quirks(cfg, &plan, layout)?;
+    }
     Ok((
         plan,
         PlanInputs {

@@ -160,18 +160,22 @@ pub fn model_identity(paths: &ModelPaths) -> String {
     parts.join("|")
 }
 
-/// The fingerprint of a checkpoint file, or of every file of a checkpoint folder (by name).
+/// The fingerprint of a checkpoint file, or of a checkpoint folder's `config.json` and weights
+/// (its safetensors shards, else LANTERN's `pytorch_model.bin`); READMEs and scripts beside them
+/// do not enter.
 fn fingerprint(path: &Path) -> String {
     let fp = lantern_models::checkpoint::file_fingerprint;
     if !path.is_dir() {
         return fp(path);
     }
-    let mut files: Vec<PathBuf> = std::fs::read_dir(path)
-        .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
-        .unwrap_or_default();
-    files.retain(|f| f.is_file());
-    files.sort();
-    files.iter().map(|f| fp(f)).collect::<Vec<_>>().join("+")
+    let weights = lantern_models::chameleon::load::weight_files(path)
+        .unwrap_or_else(|_| vec![path.join("pytorch_model.bin")]);
+    std::iter::once(path.join("config.json"))
+        .chain(weights)
+        .filter(|f| f.is_file())
+        .map(|f| fp(&f))
+        .collect::<Vec<_>>()
+        .join("+")
 }
 
 /// The model half of every run id of a sweep: the files' identity, the weight storage when not

@@ -274,6 +274,10 @@ fn chameleon_inputs_that_do_not_fit_are_refused_by_key() {
         &["data.classes", "text-conditional"],
     );
     refused(&["model.grid=[4, 500]"], &["max_position_embeddings"]);
+    refused(
+        &["strategy[2].official_compat=true"],
+        &["strategy.official_compat", "Lumina"],
+    );
     // The Chameleon keys mean nothing to a LlamaGen target.
     let llamagen = repo().join("configs/fixture/methods.toml");
     let err = SweepConfig::load_with(&llamagen, &["model.grid=[4, 4]".to_string()])
