@@ -24,7 +24,9 @@ fn io<E: std::fmt::Display>(e: E) -> std::io::Error {
     std::io::Error::other(e.to_string())
 }
 
-const PALETTE: [RGBColor; 12] = [
+/// Series colours (matplotlib's tab10, then navy, amber, teal, maroon and two light tints): 16
+/// series get distinct colours (the training-free figure draws 13).
+const PALETTE: [RGBColor; 16] = [
     RGBColor(31, 119, 180),
     RGBColor(255, 127, 14),
     RGBColor(44, 160, 44),
@@ -37,6 +39,10 @@ const PALETTE: [RGBColor; 12] = [
     RGBColor(127, 127, 127),
     RGBColor(0, 0, 128),
     RGBColor(255, 187, 0),
+    RGBColor(0, 128, 128),
+    RGBColor(128, 0, 0),
+    RGBColor(152, 223, 138),
+    RGBColor(174, 199, 232),
 ];
 
 /// A line chart: one labelled series of (x, y) points per entry.
