@@ -406,6 +406,7 @@ impl Models for ChameleonModels<'_> {
         }
         let t = std::time::Instant::now();
         let placed = self.placed(tokens, positions, keep)?;
+        let kept = placed.kept();
         let cfg = self.uncond.is_some();
         let mut buf = Vec::new();
         for which in [true, false] {
@@ -425,7 +426,7 @@ impl Models for ChameleonModels<'_> {
                 &vis,
                 &placed.rows,
             );
-            branch.cache.commit(&placed.kept());
+            branch.cache.commit(&kept);
             buf.extend(rows);
             *(if which {
                 &mut self.cond
@@ -433,7 +434,6 @@ impl Models for ChameleonModels<'_> {
                 &mut self.uncond
             }) = Some(branch);
         }
-        let kept = placed.kept();
         self.slot_offsets
             .extend(kept.iter().map(|&i| placed.offsets[i]));
         self.committed += keep.iter().filter(|&&k| k).count();

@@ -13,7 +13,8 @@ use super::{ConfigError, SweepConfig, EXTRACTORS, FIXTURE_CHAMELEON, NEEDS_WEIGH
 const MAX_RETIMES: usize = 10;
 
 impl SweepConfig {
-    pub(super) fn invalid(
+    /// The error refusing `key = value`, naming this file and what is allowed.
+    pub(crate) fn invalid(
         &self,
         key: impl Into<String>,
         value: impl std::fmt::Display,

@@ -11,7 +11,7 @@ use lantern_models::{ChameleonConfig, GptConfig, ModelPaths};
 use super::setup::Cond;
 use super::HarnessError;
 use crate::captions::{default_tokenizer, prompt_text, read_captions, TextTokenizer};
-use crate::config::{ConfigError, SweepConfig, FIXTURE_CHAMELEON};
+use crate::config::{SweepConfig, FIXTURE_CHAMELEON};
 use crate::plan::SweepPlan;
 use crate::prompts::PromptSet;
 
@@ -92,13 +92,7 @@ pub(super) fn conditions(
     layout: &ImageLayout,
 ) -> Result<(Vec<Cond>, PromptSet, String), HarnessError> {
     let invalid = |key: &str, value: String, allowed: String| -> HarnessError {
-        ConfigError::Invalid {
-            file: cfg.file.clone(),
-            key: key.into(),
-            value,
-            allowed,
-        }
-        .into()
+        cfg.invalid(key, value, &allowed).into()
     };
     let Some(list) = &cfg.data.prompts else {
         return Err(invalid(
@@ -154,13 +148,7 @@ pub(super) fn conditions(
 /// none) a word-level one over its vocabulary; else the one beside the checkpoint folder.
 fn text_tokenizer(cfg: &SweepConfig, paths: &ModelPaths) -> Result<TextTokenizer, HarnessError> {
     let refuse = |value: String, allowed: String| -> HarnessError {
-        ConfigError::Invalid {
-            file: cfg.file.clone(),
-            key: "model.text_tokenizer".into(),
-            value,
-            allowed,
-        }
-        .into()
+        cfg.invalid("model.text_tokenizer", value, &allowed).into()
     };
     let file = match &cfg.model.text_tokenizer {
         Some(t) => cfg.resolve_path(t),
@@ -198,13 +186,13 @@ pub(super) fn refuse_lumina_quirks(
         .iter()
         .find(|r| r.spec.strategy.official_compat == Some(true))
     {
-        Some(r) => Err(ConfigError::Invalid {
-            file: cfg.file.clone(),
-            key: "strategy.official_compat".into(),
-            value: format!("true ({})", r.label),
-            allowed: "false on a Lumina-mGPT target: LANTERN's Lumina quirks (p zeroed at the neighbours, image-syntax tokens accepted with p = 1) are not implemented; the LlamaGen/Anole ones are available on those targets".into(),
-        }
-        .into()),
+        Some(r) => Err(cfg
+            .invalid(
+                "strategy.official_compat",
+                format!("true ({})", r.label),
+                "false on a Lumina-mGPT target: LANTERN's Lumina quirks (p zeroed at the neighbours, image-syntax tokens accepted with p = 1) are not implemented; the LlamaGen/Anole ones are available on those targets",
+            )
+            .into()),
         None => Ok(()),
     }
 }

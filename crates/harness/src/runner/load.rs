@@ -156,13 +156,13 @@ fn load_set(
         } else {
             ("runtime.backend", cfg.runtime.backend.clone())
         };
-        return Err(ConfigError::Invalid {
-            file: cfg.file.clone(),
-            key: key.into(),
-            value,
-            allowed: "a Chameleon-family target runs on the host engine: backend cpu (or auto on a machine without a GPU), engine auto or host".into(),
-        }
-        .into());
+        return Err(cfg
+            .invalid(
+                key,
+                value,
+                "a Chameleon-family target runs on the host engine: backend cpu (or auto on a machine without a GPU), engine auto or host",
+            )
+            .into());
     }
     let grid = (layout.convention, layout.h, layout.w);
     Ok(Box::new(ChameleonSet::load(
