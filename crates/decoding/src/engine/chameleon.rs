@@ -6,7 +6,9 @@
 //! reach them: after an image token that ends a row, Lumina's EOL token is fed as that node's
 //! child in the same forward, the node's children hang under it, and the node's logit row is the
 //! EOL's (predicting the next row's first token). Under CFG the unconditional branch is its own
-//! sequence and cache (Lumina `[boi, h, w]`, Anole `[<s>, boi]`), fed every token, EOLs included.
+//! sequence (Lumina `[boi, h, w]`, Anole `[<s>, boi]`), fed every token, EOLs included: the two
+//! sequences are the two rows of one cache, the shorter prefix padded with hidden slots, each row
+//! at its own rotary positions, so one forward streams the weights once for both.
 
 use lantern_models::chameleon::layout::ImageLayout;
 use lantern_models::cpu::{HostChameleon, HostChameleonDrafter, HostKvCache};
@@ -17,10 +19,28 @@ use super::err;
 use crate::model::{tick, DraftInput, DraftParent, ImageCondition, Logits, ModelCallError, Models};
 use crate::tree::DraftTree;
 
-/// One branch (conditional or unconditional): its cache and its length before image token 0.
+/// The conditional sequence and, under CFG, the unconditional one: the rows of one cache.
 struct Branch {
     cache: HostKvCache,
-    prefix: usize,
+    /// Per row, its prompt's length: the rotary position of image token 0.
+    prefix: Vec<usize>,
+    /// Cache slots before image token 0 (the longest prefix; shorter rows padded).
+    slots: usize,
+}
+
+impl Branch {
+    /// Rotary positions of tokens at sequence `offsets` from image token 0: `[n]` when every row
+    /// shares its prefix length, else `[rows · n]`.
+    fn positions(&self, offsets: &[usize]) -> Vec<usize> {
+        let rows: &[usize] = if self.prefix.iter().all(|&p| p == self.prefix[0]) {
+            &self.prefix[..1]
+        } else {
+            &self.prefix
+        };
+        rows.iter()
+            .flat_map(|p| offsets.iter().map(move |o| p + o))
+            .collect()
+    }
 }
 
 /// What the last verify fed: per tree node, its fed index and its EOL's; the fed token ids and
@@ -52,8 +72,7 @@ pub struct ChameleonModels<'a> {
     max_drafted: usize,
     drafts: Vec<DraftBranch>,
     round: Option<DraftRound>,
-    cond: Option<Branch>,
-    uncond: Option<Branch>,
+    seq: Option<Branch>,
     committed: usize,
     /// Sequence offset of every committed slot after the prefix, in cache order (in raster
     /// order except after [`Models::place`]).
@@ -74,8 +93,7 @@ impl<'a> ChameleonModels<'a> {
             max_drafted: 0,
             drafts: Vec::new(),
             round: None,
-            cond: None,
-            uncond: None,
+            seq: None,
             committed: 0,
             slot_offsets: Vec::new(),
             last: None,
@@ -95,8 +113,9 @@ impl<'a> ChameleonModels<'a> {
         &self.layout
     }
 
-    /// Runs `tokens` through a branch at sequence positions after its prefix; returns the
-    /// image-column logits of `rows` (`[rows.len(), codes]`) and the features of every token.
+    /// Runs `tokens` through every row of the sequence at their offsets after each row's
+    /// prefix; returns the image-column logits of `rows` (`[cond rows; uncond rows]`, each
+    /// `[rows.len(), codes]`) and each row's features of every token (`[tokens, d]`).
     fn run(
         &self,
         branch: &mut Branch,
@@ -104,12 +123,23 @@ impl<'a> ChameleonModels<'a> {
         offsets: &[usize],
         vis: &Visibility,
         rows: &[usize],
-    ) -> (Vec<f32>, Vec<f32>) {
-        let positions: Vec<usize> = offsets.iter().map(|o| branch.prefix + o).collect();
+    ) -> (Vec<f32>, Vec<Vec<f32>>) {
+        let positions = branch.positions(offsets);
         let out = self
             .model
             .extend(tokens, &positions, vis, &mut branch.cache);
-        (self.image_columns(&out.logits, rows), out.hidden)
+        let n = tokens.len();
+        let d = self.model.config().hidden_size;
+        let batch = branch.cache.batch();
+        let all_rows: Vec<usize> = (0..batch)
+            .flat_map(|b| rows.iter().map(move |r| b * n + r))
+            .collect();
+        let hidden = out
+            .hidden
+            .chunks_exact(n * d)
+            .map(<[f32]>::to_vec)
+            .collect();
+        (self.image_columns(&out.logits, &all_rows), hidden)
     }
 
     /// The image-column logits of each branch's drafter outputs, `[cond rows; uncond rows]`.
@@ -128,9 +158,9 @@ impl<'a> ChameleonModels<'a> {
             .collect()
     }
 
-    /// A branch prefilled with `prefix`: its cache, the image-column logits of its last
-    /// position, and the features of every position (`[prefix, d]`).
-    fn branch(&self, prefix: &[u32]) -> Result<(Branch, Vec<f32>, Vec<f32>), ModelCallError> {
+    /// A one-row cache prefilled with `prefix`, the image-column logits of its last position,
+    /// and the features of every position (`[prefix, d]`).
+    fn prefill(&self, prefix: &[u32]) -> Result<(HostKvCache, Vec<f32>, Vec<f32>), ModelCallError> {
         if let Some(&bad) = prefix
             .iter()
             .find(|&&t| t as usize >= self.model.config().vocab_size)
@@ -141,15 +171,27 @@ impl<'a> ChameleonModels<'a> {
             )));
         }
         let n = prefix.len();
-        let room = n + self.layout.offset_of(self.layout.tokens()) + 2 * self.max_tree + 2;
-        let mut cache = self.model.new_cache(1, room);
+        let mut cache = self.model.new_cache(1, n);
         let positions: Vec<usize> = (0..n).collect();
         let out = self
             .model
             .extend(prefix, &positions, &Visibility::causal(n), &mut cache);
         cache.commit_all();
         let logits = self.image_columns(&out.logits, &[n - 1]);
-        Ok((Branch { cache, prefix: n }, logits, out.hidden))
+        Ok((cache, logits, out.hidden))
+    }
+
+    /// The sequence of prefilled rows `caches` (prompt lengths `prefix`), with room for the
+    /// image and a verify tree.
+    fn sequence(&self, caches: &[&HostKvCache], prefix: Vec<usize>) -> Branch {
+        let slots = prefix.iter().copied().max().unwrap_or(0);
+        let room = slots + self.layout.offset_of(self.layout.tokens()) + 2 * self.max_tree + 2;
+        let cache = HostKvCache::stack(caches, room.div_ceil(8) * 8);
+        Branch {
+            cache,
+            prefix,
+            slots,
+        }
     }
 
     /// The fed sequence of `tree`: tokens, parents and sequence offsets, EOLs inserted.
@@ -223,17 +265,18 @@ impl Models for ChameleonModels<'_> {
             return Err(err("the prompt is empty"));
         }
         let t = std::time::Instant::now();
-        let (c, mut buf, hidden) = self.branch(prompt)?;
-        self.cond = Some(c);
-        self.uncond = None;
+        let (c, mut buf, hidden) = self.prefill(prompt)?;
         let mut prefixes = vec![(prompt.clone(), hidden)];
-        if cfg {
+        self.seq = Some(if cfg {
             let prefix = self.layout.uncond_prefix();
-            let (u, ul, hidden) = self.branch(&prefix)?;
+            let (u, ul, hidden) = self.prefill(&prefix)?;
             buf.extend(ul);
-            self.uncond = Some(u);
+            let lengths = vec![prompt.len(), prefix.len()];
             prefixes.push((prefix, hidden));
-        }
+            self.sequence(&[&c, &u], lengths)
+        } else {
+            self.sequence(&[&c], vec![prompt.len()])
+        });
         self.drafts = match self.drafter {
             Some(d) => prefixes
                 .into_iter()
@@ -268,17 +311,11 @@ impl Models for ChameleonModels<'_> {
             .map(|i| fed.eol[i].unwrap_or(fed.node[i]))
             .collect();
         let mut fed = fed;
-        let mut cond = self.cond.take().ok_or_else(|| err("begin() first"))?;
-        let (mut buf, hidden) = self.run(&mut cond, &tokens, &offsets, &vis, &rows);
-        self.cond = Some(cond);
-        fed.hidden.push(hidden);
-        let cfg = self.uncond.is_some();
-        if let Some(mut u) = self.uncond.take() {
-            let (rows, hidden) = self.run(&mut u, &tokens, &offsets, &vis, &rows);
-            buf.extend(rows);
-            fed.hidden.push(hidden);
-            self.uncond = Some(u);
-        }
+        let mut seq = self.seq.take().ok_or_else(|| err("begin() first"))?;
+        let (buf, hidden) = self.run(&mut seq, &tokens, &offsets, &vis, &rows);
+        let cfg = seq.cache.batch() > 1;
+        self.seq = Some(seq);
+        fed.hidden = hidden;
         self.last = Some(fed);
         tick(&self.clock, t);
         Ok(Logits::from_buffer(self.vocab(), rows.len(), buf, cfg))
@@ -290,11 +327,8 @@ impl Models for ChameleonModels<'_> {
             .iter()
             .flat_map(|&i| std::iter::once(fed.node[i]).chain(fed.eol[i]))
             .collect();
-        for b in [self.cond.as_mut(), self.uncond.as_mut()]
-            .into_iter()
-            .flatten()
-        {
-            b.cache.commit(&keep);
+        if let Some(seq) = self.seq.as_mut() {
+            seq.cache.commit(&keep);
         }
         self.slot_offsets
             .extend(keep.iter().map(|&i| fed.offsets[i]));
@@ -407,33 +441,18 @@ impl Models for ChameleonModels<'_> {
         let t = std::time::Instant::now();
         let placed = self.placed(tokens, positions, keep)?;
         let kept = placed.kept();
-        let cfg = self.uncond.is_some();
-        let mut buf = Vec::new();
-        for which in [true, false] {
-            let slot = if which {
-                &mut self.cond
-            } else {
-                &mut self.uncond
-            };
-            let Some(mut branch) = slot.take() else {
-                continue;
-            };
-            let vis = placed.visibility(&branch, &self.slot_offsets);
-            let (rows, _) = self.run(
-                &mut branch,
-                &placed.tokens,
-                &placed.offsets,
-                &vis,
-                &placed.rows,
-            );
-            branch.cache.commit(&kept);
-            buf.extend(rows);
-            *(if which {
-                &mut self.cond
-            } else {
-                &mut self.uncond
-            }) = Some(branch);
-        }
+        let mut seq = self.seq.take().ok_or_else(|| err("begin() first"))?;
+        let vis = placed.visibility(&seq, &self.slot_offsets);
+        let (buf, _) = self.run(
+            &mut seq,
+            &placed.tokens,
+            &placed.offsets,
+            &vis,
+            &placed.rows,
+        );
+        seq.cache.commit(&kept);
+        let cfg = seq.cache.batch() > 1;
+        self.seq = Some(seq);
         self.slot_offsets
             .extend(kept.iter().map(|&i| placed.offsets[i]));
         self.committed += keep.iter().filter(|&&k| k).count();
@@ -463,7 +482,7 @@ impl Placed {
     }
 
     /// Item `b` sees itself, the token its EOL follows, and kept items earlier in the sequence;
-    /// committed slots of `branch` at or after its offset are hidden.
+    /// committed image slots of `branch` at or after its offset are hidden.
     fn visibility(&self, branch: &Branch, slot_offsets: &[usize]) -> Visibility {
         let m = self.tokens.len();
         let mut vis = Visibility::hidden(m, m);
@@ -475,7 +494,7 @@ impl Placed {
                 }
             }
         }
-        let prefix = branch.prefix;
+        let prefix = branch.slots;
         vis.hide_committed(prefix + slot_offsets.len(), |i, slot| {
             slot >= prefix && slot_offsets[slot - prefix] >= self.offsets[i]
         });

@@ -52,6 +52,52 @@ impl HostKvCache {
         }
     }
 
+    /// One cache of `sources.len()` rows from batch-1 caches of the same shape, with room for
+    /// `capacity` slots: row r holds source r's committed slots from slot 0, then padding (keys
+    /// no later token sees) up to the longest source, whose length is committed. Each source's
+    /// tokens keep their slots, so a forward over both rows equals one over each source.
+    pub fn stack(sources: &[&HostKvCache], capacity: usize) -> Self {
+        let first = sources.first().expect("at least one cache to stack");
+        let len = sources.iter().map(|c| c.len()).max().unwrap_or(0);
+        let mut out = Self::new(
+            first.layers,
+            sources.len(),
+            first.heads,
+            first.head_dim,
+            capacity.max(len),
+        );
+        let (hd, cap) = (out.head_dim, out.slots.capacity());
+        for (r, src) in sources.iter().enumerate() {
+            assert!(
+                src.batch() == 1
+                    && (src.layers, src.heads, src.head_dim)
+                        == (first.layers, first.heads, first.head_dim),
+                "stacked caches are batch-1 caches of one shape"
+            );
+            let (n, src_cap) = (src.len(), src.slots.capacity());
+            for l in 0..out.layers {
+                for h in 0..out.heads {
+                    let (o, so) = (out.block(l, r, h), src.block(l, 0, h));
+                    out.v[o..o + n * hd].copy_from_slice(&src.v[so..so + n * hd]);
+                    for d in 0..hd {
+                        out.k[o + d * cap..o + d * cap + n]
+                            .copy_from_slice(&src.k[so + d * src_cap..so + d * src_cap + n]);
+                    }
+                }
+            }
+        }
+        out.slots.advance(len);
+        out.slots.commit_all();
+        let valid: Vec<Vec<bool>> = sources
+            .iter()
+            .map(|c| (0..len).map(|s| s < c.len()).collect())
+            .collect();
+        if valid.iter().any(|row| row.contains(&false)) {
+            out.slots.set_key_valid(Some(valid));
+        }
+        out
+    }
+
     /// Offset of the `(layer, row, head)` block (keys and values alike).
     #[inline]
     fn block(&self, layer: usize, row: usize, head: usize) -> usize {

@@ -243,7 +243,7 @@ impl HostChameleon {
                 layer.mlp.forward(&h, &mut x, m);
             }
         }
-        cache.advance(positions.len());
+        cache.advance(plan.n);
         rms_norm(&x, &self.norm.0, self.norm.1, &mut h);
         h
     }
@@ -257,8 +257,9 @@ impl HostChameleon {
     }
 
     /// Runs `tokens` (the same `n` tokens in every batch row) after the committed prefix and
-    /// pending tokens at rotary `positions`; returns the features and raw logits of every new
-    /// position. The tokens become pending.
+    /// pending tokens at rotary `positions` (`[n]`, or `[rows · n]` when the rows' prefixes
+    /// differ in length: CFG's two sequences in one forward); returns the features and raw
+    /// logits of every new position, `[rows · n, ·]`. The tokens become pending.
     pub fn extend(
         &self,
         tokens: &[u32],
@@ -266,10 +267,9 @@ impl HostChameleon {
         vis: &Visibility,
         cache: &mut HostKvCache,
     ) -> HostStep {
-        assert_eq!(
-            tokens.len(),
-            positions.len(),
-            "one rotary position per token"
+        assert!(
+            positions.len() == tokens.len() || positions.len() == cache.batch() * tokens.len(),
+            "one rotary position per token, or per row and token"
         );
         let d = self.config.hidden_size;
         let rows = cache.batch();

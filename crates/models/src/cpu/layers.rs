@@ -87,7 +87,7 @@ pub(crate) struct Plan<'a> {
     pub rows: usize,
     /// New tokens per row.
     pub n: usize,
-    /// Rotary position of each new token.
+    /// Rotary position of each new token: `[n]` shared by every row, or `[rows · n]` per row.
     pub positions: &'a [usize],
     /// The slot of new token 0 (committed + pending).
     pub slot0: usize,
@@ -98,9 +98,14 @@ pub(crate) struct Plan<'a> {
 }
 
 impl<'a> Plan<'a> {
-    /// Plans `positions.len()` new tokens per row after the cache's committed and pending slots.
+    /// Plans `vis.rows()` new tokens per row after the cache's committed and pending slots, at
+    /// rotary `positions` (`[n]` for every row alike, or `[rows · n]`).
     pub fn new(positions: &'a [usize], vis: &Visibility, cache: &HostKvCache) -> Self {
-        let (rows, n) = (cache.batch(), positions.len());
+        let (rows, n) = (cache.batch(), vis.rows());
+        assert!(
+            positions.len() == n || positions.len() == rows * n,
+            "one rotary position per new token, or per row and new token"
+        );
         let committed = cache.len();
         let slot0 = cache.reserve(n);
         assert_eq!(
@@ -304,17 +309,17 @@ fn pv_tile<const QB: usize, const HC: usize>(
 
 multiversion! {
     /// Rotates the first `rotated` values (the q and k heads) of every row of `qkv` (rows of
-    /// `width`; row `r·n + i` is token i) by its token's rotary position.
+    /// `width`; row `r·n + i` is token i of batch row r) by its rotary position: `positions[j]`
+    /// of row j, the pattern repeating per batch row when it holds one row's.
     fn rotate_rows(
         qkv: &mut [f32],
         width: usize,
         rotated: usize,
-        n: usize,
         positions: &[usize],
         rope: &RopeTable,
     ) {
         for (j, row) in qkv.chunks_exact_mut(width).enumerate() {
-            let pos = positions[j % n];
+            let pos = positions[j % positions.len()];
             for head in row[..rotated].chunks_exact_mut(rope.head_dim) {
                 rope.rotate(head, pos);
             }
@@ -415,14 +420,7 @@ impl Attention {
         if let Some(norm) = &self.qk_norm {
             norm.apply(&mut qkv, width, hd);
         }
-        rotate_rows(
-            &mut qkv,
-            width,
-            (hq + hk) * hd,
-            plan.n,
-            plan.positions,
-            rope,
-        );
+        rotate_rows(&mut qkv, width, (hq + hk) * hd, plan.positions, rope);
         for r in 0..plan.rows {
             for i in 0..plan.n {
                 let row = &qkv[(r * plan.n + i) * width..(r * plan.n + i + 1) * width];

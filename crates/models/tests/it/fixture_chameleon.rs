@@ -254,6 +254,44 @@ fn host_engine_cfg_rows_share_tokens_and_bf16_weights_stay_close() {
 }
 
 #[test]
+fn stacked_sequences_of_different_prompt_lengths_decode_like_separate_ones() {
+    use lantern_models::cpu::HostKvCache;
+    let model = load(&dir(), &device()).unwrap();
+    let (ids, _) = reference("input_ids", "logits");
+    let host = HostChameleon::from_burn(&model, WeightDtype::F32);
+    let (long, short) = (ids.len() - 3, 2.min(ids.len() - 4));
+    let next = &ids[long..];
+    let prefill = |prompt: &[u32]| {
+        let mut c = host.new_cache(1, ids.len());
+        let pos: Vec<usize> = (0..prompt.len()).collect();
+        host.extend(prompt, &pos, &Visibility::causal(prompt.len()), &mut c);
+        c.commit_all();
+        c
+    };
+    let (mut a, mut b) = (prefill(&ids[..long]), prefill(&ids[..short]));
+    let mut both = HostKvCache::stack(&[&a, &b], long + next.len());
+    let step = |c: &mut HostKvCache, starts: &[usize]| {
+        let pos: Vec<usize> = starts
+            .iter()
+            .flat_map(|s| (0..next.len()).map(move |i| s + i))
+            .collect();
+        let vis = Visibility::causal(next.len());
+        host.extend(next, &pos, &vis, c).logits
+    };
+    // Row 1's prompt is padded to row 0's length: its tokens keep their own rotary positions
+    // and never see the padding.
+    let joint = step(&mut both, &[long, short]);
+    let separate = [step(&mut a, &[long]), step(&mut b, &[short])].concat();
+    let diff = max_diff(&joint, &separate);
+    assert!(diff < 1e-5, "two-row forward differs by {diff}");
+    let shifted = step(&mut prefill(&ids[..short]), &[long]);
+    assert!(
+        max_diff(&joint[joint.len() / 2..], &shifted) > 1e-3,
+        "the padded row must not run at the longer row's positions"
+    );
+}
+
+#[test]
 fn meta_layout_with_adjacent_pair_rows_loads_to_the_hf_models_logits() {
     use lantern_models::burn::tensor::TensorData;
     use lantern_models::chameleon::load::{half_to_pairs, load_meta};
