@@ -276,4 +276,10 @@ pub trait Models {
     fn forward_ms(&self) -> f64 {
         0.0
     }
+    /// SJD's official CFG on Lumina-mGPT (`official_compat` of the Jacobi kinds): the
+    /// unconditional sequence keeps the prompt's last token before `[boi, h, w]`; from the next
+    /// `begin`. False (and nothing changes) where the target has no such convention.
+    fn use_sjd_unconditional_prompt(&mut self) -> bool {
+        false
+    }
 }

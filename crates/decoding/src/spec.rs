@@ -174,9 +174,17 @@ impl Kind {
             Kind::Sd => &["tree", "official_compat"],
             Kind::Lantern => &["tree", "k", "delta", "official_compat", "relax"],
             Kind::LanternPp => &["tree", "k", "lambda", "official_compat"],
-            Kind::Sjd => &["window", "init"],
-            Kind::Scd => &["window", "init", "coupling"],
-            Kind::Gsd => &["window", "init", "group", "p_thr", "d_thr", "d_quantile"],
+            Kind::Sjd => &["window", "init", "official_compat"],
+            Kind::Scd => &["window", "init", "coupling", "official_compat"],
+            Kind::Gsd => &[
+                "window",
+                "init",
+                "group",
+                "p_thr",
+                "d_thr",
+                "d_quantile",
+                "official_compat",
+            ],
             Kind::ZipAr => &["window"],
         }
     }
@@ -479,6 +487,7 @@ impl StrategySpec {
                 window: s.window.expect(FILLED),
                 init: s.init.unwrap_or(JacobiInit::Horizontal),
                 method,
+                official_compat: s.official_compat == Some(true),
             }))
         };
         let k = || s.k.expect(FILLED);

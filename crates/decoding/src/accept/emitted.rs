@@ -100,11 +100,7 @@ fn deterministic(
             return;
         }
         cur[x as usize] = 0.0;
-        let zero = match residuals {
-            Residuals::Principled => &nb[..merged],
-            Residuals::OfficialCompat => compat_zeroed(nb, relax, merged),
-        };
-        for &y in zero {
+        for &y in residuals.zeroed(nb, relax, merged) {
             cur[y as usize] = 0.0;
         }
         normalise(&mut cur);
@@ -161,6 +157,13 @@ fn sampled(
                     qz[y as usize] = 0.0;
                 }
                 p.iter().zip(&qz).map(|(a, b)| (a - b).max(0.0)).collect()
+            }
+            Residuals::OfficialCompatLumina => {
+                let mut pz = p.clone();
+                for &y in compat_zeroed(nb, relax, merged) {
+                    pz[y as usize] = 0.0;
+                }
+                pz.iter().zip(&q).map(|(a, b)| (a - b).max(0.0)).collect()
             }
         };
         normalise(&mut rest);
@@ -221,13 +224,11 @@ fn one_sampled(
         let rejected = qx * (1.0 - a);
         // The candidate's residual numerator differs from r on its zeroed set (and, principled,
         // on x itself).
-        let (zeroed, at_x) = match residuals {
-            Residuals::Principled => (&nb[..merged], Some((p_tilde - qx).max(0.0))),
-            Residuals::OfficialCompat => (compat_zeroed(nb, relax, merged), None),
-        };
+        let zeroed = residuals.zeroed(nb, relax, merged);
+        let at_x = (residuals == Residuals::Principled).then(|| (p_tilde - qx).max(0.0));
         let value = |y: usize| match residuals {
-            // Principled: merged neighbours hold 0 in the relaxed target, so max(0 − q, 0) = 0.
-            Residuals::Principled => 0.0,
+            // Principled and Lumina: the zeroed tokens hold 0 in the target, so max(0 − q, 0) = 0.
+            Residuals::Principled | Residuals::OfficialCompatLumina => 0.0,
             // Official: q is zeroed there, so the residual keeps p.
             Residuals::OfficialCompat => p[y],
         };
@@ -237,6 +238,18 @@ fn one_sampled(
         }
         if let Some(vx) = at_x {
             z += vx - r[x];
+        }
+        if z < 1e-9 * total {
+            // Cancellation (the residual sits almost all on the zeroed set): sum the
+            // candidate's own residual directly, O(V), so an empty one is exactly 0.
+            let mut own_r = r.clone();
+            for &y in zeroed {
+                own_r[y as usize] = value(y as usize);
+            }
+            if let Some(vx) = at_x {
+                own_r[x] = vx;
+            }
+            z = own_r.iter().sum();
         }
         if z <= 0.0 {
             // `normalise` of an empty residual: uniform.
@@ -332,7 +345,11 @@ mod tests {
                 Relax::Ratio { k: 4, lambda: 2.5 },
                 Relax::Exact,
             ] {
-                for residuals in [Residuals::Principled, Residuals::OfficialCompat] {
+                for residuals in [
+                    Residuals::Principled,
+                    Residuals::OfficialCompat,
+                    Residuals::OfficialCompatLumina,
+                ] {
                     let mut fast = vec![0f64; v];
                     one_sampled(&p, &q, Some(&t), relax, residuals, &mut fast);
                     let mut full = vec![0f64; v];

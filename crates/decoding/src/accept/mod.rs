@@ -130,6 +130,22 @@ pub enum Residuals {
     /// LANTERN's code: on rejection zero the first k + 1 neighbours whenever any were merged;
     /// static trees zero them in q (not renormalised) and subtract from the un-boosted p.
     OfficialCompat,
+    /// LANTERN's Lumina-mGPT code: as [`Residuals::OfficialCompat`], except that static trees
+    /// zero the neighbours in the un-boosted p (not in q) before subtracting q.
+    OfficialCompatLumina,
+}
+
+impl Residuals {
+    /// The tokens zeroed after rejecting a candidate with neighbours `nb`, `merged` of them
+    /// merged: the merged set (principled) or the official code's first k + 1.
+    fn zeroed(self, nb: &[u32], relax: Relax, merged: usize) -> &[u32] {
+        match self {
+            Residuals::Principled => &nb[..merged],
+            Residuals::OfficialCompat | Residuals::OfficialCompatLumina => {
+                compat_zeroed(nb, relax, merged)
+            }
+        }
+    }
 }
 
 /// Result of verifying the candidate children of one tree node.
@@ -186,11 +202,7 @@ pub fn verify_deterministic(
             return NodeOutcome::Accepted(i);
         }
         p[x as usize] = 0.0;
-        let zero = match residuals {
-            Residuals::Principled => &nb[..b.merged],
-            Residuals::OfficialCompat => compat_zeroed(nb, relax, b.merged),
-        };
-        for &y in zero {
+        for &y in residuals.zeroed(nb, relax, b.merged) {
             p[y as usize] = 0.0;
         }
         normalise(&mut p);
@@ -235,6 +247,12 @@ pub fn verify_sampled(
                     qz[y as usize] = 0.0;
                 }
                 p.iter().zip(&qz).map(|(a, b)| (a - b).max(0.0)).collect()
+            }
+            Residuals::OfficialCompatLumina => {
+                for &y in compat_zeroed(nb, relax, b.merged) {
+                    p[y as usize] = 0.0;
+                }
+                p.iter().zip(&q).map(|(a, b)| (a - b).max(0.0)).collect()
             }
         };
         normalise(&mut p);

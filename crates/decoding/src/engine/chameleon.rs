@@ -10,7 +10,7 @@
 //! sequences are the two rows of one cache, the shorter prefix padded with hidden slots, each row
 //! at its own rotary positions, so one forward streams the weights once for both.
 
-use lantern_models::chameleon::layout::ImageLayout;
+use lantern_models::chameleon::layout::{Convention, ImageLayout};
 use lantern_models::cpu::{HostChameleon, HostChameleonDrafter, HostKvCache};
 use lantern_models::Visibility;
 
@@ -73,6 +73,8 @@ pub struct ChameleonModels<'a> {
     drafts: Vec<DraftBranch>,
     round: Option<DraftRound>,
     seq: Option<Branch>,
+    /// SJD's official unconditional prompt (the prompt's last token before the header).
+    sjd_uncond: bool,
     committed: usize,
     /// Sequence offset of every committed slot after the prefix, in cache order (in raster
     /// order except after [`Models::place`]).
@@ -94,6 +96,7 @@ impl<'a> ChameleonModels<'a> {
             drafts: Vec::new(),
             round: None,
             seq: None,
+            sjd_uncond: false,
             committed: 0,
             slot_offsets: Vec::new(),
             last: None,
@@ -194,6 +197,17 @@ impl<'a> ChameleonModels<'a> {
         }
     }
 
+    /// The unconditional branch's prompt: the convention's, or under SJD's official CFG the
+    /// conditional prompt's last token before the header, then the header.
+    fn unconditional_prompt(&self, prompt: &[u32]) -> Vec<u32> {
+        let header = self.layout.header();
+        if self.sjd_uncond && prompt.len() > header.len() && prompt.ends_with(&header) {
+            prompt[prompt.len() - header.len() - 1..].to_vec()
+        } else {
+            self.layout.uncond_prefix()
+        }
+    }
+
     /// The fed sequence of `tree`: tokens, parents and sequence offsets, EOLs inserted.
     fn expand(&self, tree: &DraftTree) -> Result<Expanded, ModelCallError> {
         let ids = &self.layout.vocab.image_ids;
@@ -268,7 +282,7 @@ impl Models for ChameleonModels<'_> {
         let (c, mut buf, hidden) = self.prefill(prompt)?;
         let mut prefixes = vec![(prompt.clone(), hidden)];
         self.seq = Some(if cfg {
-            let prefix = self.layout.uncond_prefix();
+            let prefix = self.unconditional_prompt(prompt);
             let (u, ul, hidden) = self.prefill(&prefix)?;
             buf.extend(ul);
             let lengths = vec![prompt.len(), prefix.len()];
@@ -462,6 +476,11 @@ impl Models for ChameleonModels<'_> {
 
     fn forward_ms(&self) -> f64 {
         self.clock.get()
+    }
+
+    fn use_sjd_unconditional_prompt(&mut self) -> bool {
+        self.sjd_uncond = self.layout.convention == Convention::Lumina;
+        self.sjd_uncond
     }
 }
 

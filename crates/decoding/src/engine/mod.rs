@@ -161,7 +161,13 @@ fn err(e: impl std::fmt::Display) -> ModelCallError {
 /// drafts.
 pub fn models_for<'a>(set: &'a dyn ModelSet, strategy: &Strategy) -> Box<dyn Models + 'a> {
     let drafts = matches!(strategy, Strategy::Speculative(_));
-    set.models(drafts, strategy.max_tree(), strategy.max_drafted())
+    let mut models = set.models(drafts, strategy.max_tree(), strategy.max_drafted());
+    if matches!(strategy, Strategy::Jacobi(j) if j.official_compat) {
+        let applied = models.use_sjd_unconditional_prompt();
+        // Runners refuse the option by key on targets without the convention.
+        debug_assert!(applied, "SJD's official CFG on a target without it");
+    }
+    models
 }
 
 /// Models from a loaded model set with room for trees of `max_tree` nodes and `max_drafted`

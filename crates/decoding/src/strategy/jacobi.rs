@@ -44,6 +44,9 @@ pub struct Jacobi {
     pub init: JacobiInit,
     /// SJD, SCD or GSD.
     pub method: JacobiMethod,
+    /// SJD's official CFG on Lumina-mGPT (see [`crate::model::Models::use_sjd_unconditional_prompt`]).
+    #[serde(default)]
+    pub official_compat: bool,
 }
 
 /// What the emitted-TVD diagnostic needs of a round's first window position: the target there,

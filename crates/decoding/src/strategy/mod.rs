@@ -80,9 +80,23 @@ impl Strategy {
             Self::Speculative(s) if s.relax.k() == 0 => 0,
             Self::Speculative(s) => match s.residuals {
                 Residuals::Principled => s.relax.k(),
-                Residuals::OfficialCompat => s.relax.k() + 1,
+                Residuals::OfficialCompat | Residuals::OfficialCompatLumina => s.relax.k() + 1,
             },
             _ => 0,
+        }
+    }
+
+    /// The strategy on a Lumina-mGPT target: the official quirks become LANTERN's Lumina ones
+    /// (static trees zero the neighbours in p, not in q); everything else is unchanged.
+    pub fn on_lumina(self) -> Self {
+        match self {
+            Self::Speculative(s) if s.residuals == Residuals::OfficialCompat => {
+                Self::Speculative(Speculative {
+                    residuals: Residuals::OfficialCompatLumina,
+                    ..s
+                })
+            }
+            other => other,
         }
     }
 

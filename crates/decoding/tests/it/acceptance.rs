@@ -395,3 +395,60 @@ fn official_compat_zeroes_the_first_k_plus_one_neighbours() {
         }
     }
 }
+
+#[test]
+fn official_compat_on_lumina_zeroes_the_neighbours_in_p_on_static_trees() {
+    // Hand-worked from LANTERN's Lumina-mGPT evaluate_posterior (eagle_version 1, reference/
+    // lantern.md §1.4): p = (.1, .05, .05, .3, .5), q = (.6, .1, .1, .1, .1), candidate 0 sampled
+    // from q with neighbours [1, 2, 3], k = 2, δ = 0.2: p̃(0) = .2, accepted with .2/.6. After a
+    // rejection Lumina zeroes p at nearest[0, 0:k+1] and subtracts q: (0, 0, 0, 0, .4) → e_4;
+    // LlamaGen/Anole zero q there instead: (0, .05, .05, .3, .4)/.8; the principled rule takes
+    // max(relaxed − q, 0) = (0, 0, 0, .2, .4)/.6.
+    let relax = Relax::Tvd { k: 2, delta: 0.2 };
+    let t = NeighbourTable::build(&[0.0f32, 0.1, 0.2, 0.3, 0.4], 5, 1, 3);
+    let p = [0.1f32, 0.05, 0.05, 0.3, 0.5];
+    let q = [0.6f32, 0.1, 0.1, 0.1, 0.1];
+    for (residuals, want) in [
+        (Residuals::OfficialCompatLumina, [0.0, 0.0, 0.0, 0.0, 1.0]),
+        (Residuals::OfficialCompat, [0.0, 0.0625, 0.0625, 0.375, 0.5]),
+        (Residuals::Principled, [0.0, 0.0, 0.0, 1.0 / 3.0, 2.0 / 3.0]),
+    ] {
+        let rejected = (0..64)
+            .find_map(|seed| {
+                match verify_sampled(
+                    &p,
+                    &q,
+                    &[0],
+                    Some(&t),
+                    relax,
+                    residuals,
+                    &mut Rng::new(seed),
+                ) {
+                    NodeOutcome::Rejected(r) => Some(r),
+                    NodeOutcome::Accepted(_) => None,
+                }
+            })
+            .expect("a rejection within 64 draws at acceptance 1/3");
+        for (got, w) in rejected.iter().zip(want) {
+            assert!((got - w).abs() < 1e-6, "{residuals:?}: {rejected:?}");
+        }
+    } // A Lumina-mGPT target turns the official quirks into Lumina's, and nothing else.
+    use lantern_decoding::strategy::{Speculative, Strategy, TreeShape};
+    let on = |residuals| {
+        Strategy::Speculative(Speculative {
+            tree: TreeShape::chain(2),
+            relax,
+            residuals,
+        })
+        .on_lumina()
+    };
+    assert_eq!(
+        on(Residuals::OfficialCompat),
+        on(Residuals::OfficialCompatLumina)
+    );
+    assert_ne!(
+        on(Residuals::Principled),
+        on(Residuals::OfficialCompatLumina)
+    );
+    assert_eq!(Strategy::Ar.on_lumina(), Strategy::Ar);
+}

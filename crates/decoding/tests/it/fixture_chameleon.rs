@@ -17,6 +17,7 @@ use lantern_models::chameleon::layout::{Convention, ImageLayout};
 use lantern_models::chameleon::load::load;
 use lantern_models::checkpoint::read_tensor_data;
 use lantern_models::cpu::{HostChameleon, WeightDtype};
+use lantern_models::Visibility;
 
 fn dir() -> PathBuf {
     lantern_models::fixtures::chameleon_tiny()
@@ -114,9 +115,63 @@ fn greedy_sjd_over_rows_that_end_in_eol_equals_greedy_ar() {
         window,
         init: JacobiInit::Random,
         method: JacobiMethod::Sjd,
+        official_compat: false,
     });
     let mut m = ChameleonModels::new(&model, layout, window);
     assert_eq!(run(&mut m, &sjd, &s, &prompt), want);
+}
+
+#[test]
+fn sjds_official_cfg_keeps_the_prompts_last_token_in_the_unconditional_branch() {
+    let model = host();
+    let layout = layout(&model, Convention::Lumina, "lumina_latent_hw");
+    let prompt = ids("prompt_ids");
+    let uncond_logits = |quirk: bool| {
+        let mut m = ChameleonModels::new(&model, layout.clone(), 1);
+        if quirk {
+            assert!(m.use_sjd_unconditional_prompt());
+        }
+        let l = m
+            .begin(&ImageCondition::Prompt(prompt.clone()), true)
+            .unwrap();
+        l.row(0).1.unwrap().to_vec()
+    };
+    // SJD's uncond row is the prompt masked but for its last token: [eot, boi, h, w] from
+    // position 0 (reference/chameleon.md §11), here fed to the model directly.
+    let tail = &prompt[prompt.len() - layout.header().len() - 1..];
+    assert_eq!(tail[0], model.vocab().eot);
+    let mut cache = model.new_cache(1, tail.len());
+    let pos: Vec<usize> = (0..tail.len()).collect();
+    let full = model.extend(tail, &pos, &Visibility::causal(tail.len()), &mut cache);
+    let v = model.config().vocab_size;
+    let want: Vec<f32> = layout
+        .vocab
+        .image_ids
+        .iter()
+        .map(|&id| full.logits[(tail.len() - 1) * v + id as usize])
+        .collect();
+    assert_eq!(uncond_logits(true), want);
+    assert_ne!(
+        uncond_logits(false),
+        want,
+        "Lumina's own uncond branch starts at boi"
+    );
+    // Greedy SJD under the option still equals greedy AR under it; Anole has no such convention.
+    let s = greedy(generation()["cfg_scale"].as_f64().unwrap() as f32);
+    let mut ar = ChameleonModels::new(&model, layout.clone(), 1);
+    ar.use_sjd_unconditional_prompt();
+    let want = run(&mut ar, &Strategy::Ar, &s, &prompt);
+    let sjd = Strategy::Jacobi(Jacobi {
+        window: layout.w + 2,
+        init: JacobiInit::Random,
+        method: JacobiMethod::Sjd,
+        official_compat: true,
+    });
+    let mut m = ChameleonModels::new(&model, layout.clone(), layout.w + 2);
+    m.use_sjd_unconditional_prompt();
+    assert_eq!(run(&mut m, &sjd, &s, &prompt), want);
+    let anole = self::layout(&model, Convention::Anole, "anole_latent_hw");
+    assert!(!ChameleonModels::new(&model, anole, 1).use_sjd_unconditional_prompt());
 }
 
 /// The target's probability of each top-2 sequence of `n` tokens (tokens outside the top 2 of a
@@ -129,7 +184,6 @@ fn joint(
     s: &Sampling,
     prompt: &[u32],
 ) -> std::collections::BTreeMap<Vec<u32>, f64> {
-    use lantern_models::Visibility;
     let v = model.config().vocab_size;
     // Image-token logits after `ids`, from one forward over a fresh cache.
     let last = |ids: &[u32]| -> Vec<f32> {
@@ -191,6 +245,7 @@ fn sampled_sjd_across_forced_eols_reproduces_the_targets_joint_distribution() {
         window: 3,
         init: JacobiInit::Random,
         method: JacobiMethod::Sjd,
+        official_compat: false,
     });
     let mut m = ChameleonModels::new(&model, layout, 3);
     let cond = ImageCondition::Prompt(prompt);

@@ -251,6 +251,7 @@ fn greedy_speculative_and_sjd_equal_greedy_ar() {
                 window: 4,
                 init,
                 method,
+                official_compat: false,
             });
             let g = generate(m.as_mut(), &st, &s, &Tables::NONE, &cond, &Rng::new(0)).unwrap();
             assert_eq!(g.tokens, ar.tokens, "class {class}: {st:?}");

@@ -61,6 +61,7 @@ fn jacobi(window: usize, init: JacobiInit, method: JacobiMethod) -> Strategy {
         window,
         init,
         method,
+        official_compat: false,
     })
 }
 

@@ -169,28 +169,25 @@ fn text_tokenizer(cfg: &SweepConfig, paths: &ModelPaths) -> Result<TextTokenizer
     TextTokenizer::from_file(&file).map_err(|e| refuse(file.display().to_string(), e))
 }
 
-/// Refuses `official_compat` on a Lumina-mGPT target: LANTERN's Lumina code handles a rejection
-/// its own way (it zeroes p, not q, at the neighbours, and accepts image-syntax tokens with
-/// p = 1), which is not implemented; running LlamaGen's and Anole's quirks under that name would
-/// misreport what the official code does.
-pub(super) fn refuse_lumina_quirks(
+/// Refuses SJD's official CFG (`official_compat` of `sjd`, `scd`, `gsd`) on targets other than
+/// Lumina-mGPT: its official code runs that target only, and the others have no such prompt.
+pub(super) fn refuse_jacobi_quirk(
     cfg: &SweepConfig,
     plan: &SweepPlan,
-    layout: &ImageLayout,
+    family: &Family,
 ) -> Result<(), HarnessError> {
-    if layout.convention != Convention::Lumina {
+    if matches!(family, Family::Chameleon(l) if l.convention == Convention::Lumina) {
         return Ok(());
     }
-    match plan
-        .runs
-        .iter()
-        .find(|r| r.spec.strategy.official_compat == Some(true))
-    {
+    let quirk = plan.runs.iter().find(|r| {
+        r.spec.strategy.kind.is_jacobi() && r.spec.strategy.official_compat == Some(true)
+    });
+    match quirk {
         Some(r) => Err(cfg
             .invalid(
                 "strategy.official_compat",
                 format!("true ({})", r.label),
-                "false on a Lumina-mGPT target: LANTERN's Lumina quirks (p zeroed at the neighbours, image-syntax tokens accepted with p = 1) are not implemented; the LlamaGen/Anole ones are available on those targets",
+                "false on this target: SJD's official CFG (the unconditional branch keeps the prompt's last token) exists on Lumina-mGPT targets only",
             )
             .into()),
         None => Ok(()),

@@ -11,6 +11,7 @@ use lantern_decoding::strategy::Strategy;
 use lantern_metrics::clip::ClipScorer;
 use lantern_models::backend::{cpu_threads, select_device_at, EngineKind};
 use lantern_models::burn::prelude::Device;
+use lantern_models::chameleon::layout::Convention;
 use lantern_models::chameleon::ChameleonSet;
 use lantern_models::ModelBundle;
 
@@ -60,7 +61,12 @@ pub(super) fn load(
     inputs: &PlanInputs,
     cache: &Path,
 ) -> Result<Loaded, HarnessError> {
-    let strategies = strategies(cfg, plan)?;
+    let mut strategies = strategies(cfg, plan)?;
+    if let Family::Chameleon(layout) = &inputs.family {
+        if layout.convention == Convention::Lumina {
+            strategies = strategies.into_iter().map(Strategy::on_lumina).collect();
+        }
+    }
     let device = select_device_at(&cfg.runtime.backend, cfg.runtime.device)?;
     let set = load_set(cfg, inputs, &device)?;
     let drafted = strategies

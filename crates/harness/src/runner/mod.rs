@@ -208,9 +208,7 @@ pub fn plan_sweep(
         }
     };
     let plan = SweepPlan::new(expand(cfg), identity, shard);
-    if let Family::Chameleon(layout) = &family {
-        family::refuse_lumina_quirks(cfg, &plan, layout)?;
-    }
+    family::refuse_jacobi_quirk(cfg, &plan, &family)?;
     Ok((
         plan,
         PlanInputs {

@@ -75,7 +75,10 @@ fn greedy_equals_ar(records: &[Record], kinds: &[&str]) -> usize {
         .map(|r| ((r.prompt, r.seed), &r.tokens))
         .collect();
     let mut compared = 0;
-    for r in records.iter().filter(greedy) {
+    // SJD's official CFG conditions on another unconditional prompt than AR's.
+    let own_cfg =
+        |r: &&Record| r.config.official_compat != Some(true) || r.config.strategy != "sjd";
+    for r in records.iter().filter(greedy).filter(own_cfg) {
         if kinds.contains(&r.config.strategy.as_str()) {
             assert_eq!(
                 &&r.tokens,
@@ -99,6 +102,8 @@ fn every_strategy_kind_runs_on_the_lumina_fixture_and_records_name_the_family() 
         "data.seeds=1",
         "sampling.temperature=[0.0, 1.0]",
         "strategy[7].window=[2, 64]",
+        "strategy[3].official_compat=[false, true]",
+        "strategy[4].official_compat=[false, true]",
     ]);
     let out = run_sweep(&cfg, &options(&root)).unwrap();
     let records = read_journal(&out.dir.join("journal.jsonl")).unwrap();
@@ -133,6 +138,13 @@ fn every_strategy_kind_runs_on_the_lumina_fixture_and_records_name_the_family() 
         if r.config.strategy.starts_with("lantern") {
             assert_eq!(r.neighbour_source.as_deref(), Some("vqgan_codebook"));
         }
+    }
+    // LANTERN's Lumina quirks (static trees: p zeroed at the neighbours) and SJD's official
+    // CFG run by key.
+    for kind in ["lantern++", "sjd"] {
+        assert!(records
+            .iter()
+            .any(|r| r.config.strategy == kind && r.config.official_compat == Some(true)));
     }
     // Greedy: the lossless methods reproduce AR token for token, EOLs and CFG's branch included
     // (3 exact-SD trees, 2 SJD initialisations, SCD; 2 captions × 1 seed each).
@@ -275,8 +287,8 @@ fn chameleon_inputs_that_do_not_fit_are_refused_by_key() {
     );
     refused(&["model.grid=[4, 500]"], &["max_position_embeddings"]);
     refused(
-        &["strategy[2].official_compat=true"],
-        &["strategy.official_compat", "Lumina"],
+        &["model.convention=anole", "strategy[4].official_compat=true"],
+        &["strategy.official_compat", "Lumina-mGPT targets only"],
     );
     // The Chameleon keys mean nothing to a LlamaGen target.
     let llamagen = repo().join("configs/fixture/methods.toml");
@@ -286,5 +298,12 @@ fn chameleon_inputs_that_do_not_fit_are_refused_by_key() {
     assert!(
         err.contains("model.grid") && err.contains("LlamaGen"),
         "{err}"
-    );
+    ); // Nor does SJD's official CFG (Lumina-mGPT's unconditional prompt).
+    let cfg =
+        SweepConfig::load_with(&llamagen, &["strategy[4].official_compat=true".into()]).unwrap();
+    let err = match plan_sweep(&cfg, None) {
+        Err(e) => e.to_string(),
+        Ok(_) => panic!("SJD's official CFG planned on a LlamaGen target"),
+    };
+    assert!(err.contains("strategy.official_compat"), "{err}");
 }
