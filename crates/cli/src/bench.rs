@@ -53,8 +53,30 @@ struct Row {
     /// Multiply-adds per element row of a drafter pass, its logits' head included.
     drafter_macs: Option<usize>,
     costs: StepCosts,
-    /// The machine's limits at this step's working set (its target matrices).
+    /// The machine's limits at this step's working set (its target matrices): the better of
+    /// the two readings, so the floor is the fastest the machine was seen to go.
     roofline: Roofline,
+    /// The readings taken before and after the steps were timed (a shared machine's bandwidth
+    /// moves between them; the spread says how far the ratios can be trusted).
+    roofline_readings: [Roofline; 2],
+}
+
+/// The roofline at a `working_set` read just before and just after `timed` runs: what `timed`
+/// returned, the better reading per limit, and both readings.
+fn bracketed<T>(working_set: usize, timed: impl FnOnce() -> T) -> (T, Roofline, [Roofline; 2]) {
+    eprintln!(
+        "measuring the roofline at a {:.1} MB working set, before and after the steps…",
+        working_set as f64 / 1e6
+    );
+    let before = roofline::measure(working_set, 5);
+    let out = timed();
+    let after = roofline::measure(working_set, 5);
+    let best = Roofline {
+        read_gbps: before.read_gbps.max(after.read_gbps),
+        peak_gflops: before.peak_gflops.max(after.peak_gflops),
+        ..before
+    };
+    (out, best, [before, after])
 }
 
 /// The report written to `--out`.
@@ -108,7 +130,6 @@ fn measure(
             valid: None,
         },
     };
-    let costs = step_costs(bundle, &cond, cfg, repeats)?;
     // Matrices as the engine stores them; burn keeps f32.
     let (target_bytes, target_macs, drafter_bytes, drafter_macs) = match &bundle.host {
         Some(h) => (
@@ -135,20 +156,18 @@ fn measure(
             )
         }
     };
-    eprintln!(
-        "measuring the roofline at a {:.1} MB working set…",
-        target_bytes as f64 / 1e6
-    );
-    let roofline = roofline::measure(target_bytes, 5);
+    let (costs, roofline, roofline_readings) =
+        bracketed(target_bytes, || step_costs(bundle, &cond, cfg, repeats));
     Ok(Row {
+        costs: costs?,
         roofline,
+        roofline_readings,
         engine: engine_of(bundle).name().into(),
         dtype: bundle.dtype.name().into(),
         target_bytes,
         target_macs,
         drafter_bytes,
         drafter_macs,
-        costs,
     })
 }
 
@@ -156,16 +175,23 @@ fn print(row: &Row) {
     let (c, roof) = (&row.costs, &row.roofline);
     let ar = c.ar_step();
     let rows = c.rows;
+    let [before, after] = &row.roofline_readings;
     println!(
         "\n{} engine, {} weights ({:.1} MB of target matrices, {} rows per forward, prefix {}); \
-         floor: read {:.1} GB/s at this working set, f32 product peak {:.0} GFLOP/s:",
+         floor: read {:.1} GB/s at this working set (before the steps {:.1}, after {:.1}), \
+         f32 product peak {:.0} GFLOP/s ({:.0}, {:.0}); the AR step streams {:.1} GB/s:",
         row.engine,
         row.dtype,
         row.target_bytes as f64 / 1e6,
         rows,
         c.prefix,
         roof.read_gbps,
-        roof.peak_gflops
+        before.read_gbps,
+        after.read_gbps,
+        roof.peak_gflops,
+        before.peak_gflops,
+        after.peak_gflops,
+        row.target_bytes as f64 / (ar * 1e6),
     );
     println!("| step | ms | × AR step | floor ms | × floor |");
     println!("|---|---|---|---|---|");
@@ -247,23 +273,21 @@ fn chameleon(a: &Args, config: &std::path::Path) -> Result<Vec<Row>, Box<dyn std
             layout,
             dtype,
         };
-        let costs = step_costs(&set, &cond, a.cfg, a.repeats)?;
         // The floor's bandwidth is read beside the weights, so at most 4 GiB of working set
         // (far beyond any cache: memory-bound like the weights themselves).
         let working_set = target_bytes.min(4 << 30);
-        eprintln!(
-            "measuring the roofline at a {:.1} MB working set…",
-            working_set as f64 / 1e6
-        );
+        let (costs, roofline, roofline_readings) =
+            bracketed(working_set, || step_costs(&set, &cond, a.cfg, a.repeats));
         let row = Row {
-            roofline: roofline::measure(working_set, 5),
+            roofline,
+            roofline_readings,
             engine: "host".into(),
             dtype: dtype.name().into(),
             target_bytes,
             target_macs,
             drafter_bytes: None,
             drafter_macs: None,
-            costs,
+            costs: costs?,
         };
         print(&row);
         rows.push(row);

@@ -13,11 +13,13 @@ use lantern_decoding::neighbours::NeighbourTable;
 use lantern_decoding::rng::Rng;
 use lantern_decoding::sampling::{Sampling, WarpOrder};
 use lantern_decoding::strategy::{generate, Jacobi, JacobiInit, JacobiMethod, Strategy};
+use lantern_models::burn::prelude::*;
+use lantern_models::burn::tensor::TensorData;
 use lantern_models::chameleon::layout::{Convention, ImageLayout};
 use lantern_models::chameleon::load::load;
 use lantern_models::checkpoint::read_tensor_data;
 use lantern_models::cpu::{HostChameleon, WeightDtype};
-use lantern_models::Visibility;
+use lantern_models::{Chameleon, KvCache, Visibility};
 
 fn dir() -> PathBuf {
     lantern_models::fixtures::chameleon_tiny()
@@ -87,6 +89,86 @@ fn lumina_greedy_generation_matches_the_official_processors_with_and_without_cfg
         let codes = run(&mut m, &Strategy::Ar, &greedy(s), &prompt);
         assert_eq!(layout.sequence(&codes), ids(key), "{key}");
     }
+}
+
+/// Greedy generation on the burn model (the GPU path), the official conventions written out in
+/// the test: each branch its own sequence and cache from position 0, an EOL fed after every row,
+/// CFG on raw logits, argmax over the image ids. Returns the codes.
+fn burn_greedy(model: &Chameleon, layout: &ImageLayout, prompt: &[u32], scale: f32) -> Vec<u32> {
+    let (dev, v) = (model.device(), model.config().vocab_size);
+    let mut branches = vec![prompt.to_vec()];
+    if scale != 1.0 {
+        branches.push(layout.uncond_prefix());
+    }
+    let room = prompt.len() + layout.offset_of(layout.tokens()) + 2;
+    let mut caches: Vec<KvCache> = branches.iter().map(|_| model.new_cache(1, room)).collect();
+    let mut lens = vec![0usize; branches.len()];
+    // Feeds `tokens` to branch b; returns the logits of its last position.
+    let mut feed = |b: usize, tokens: &[u32]| -> Vec<f32> {
+        let ids: Vec<i64> = tokens.iter().map(|&t| t as i64).collect();
+        let t = Tensor::<2, Int>::from_data(TensorData::new(ids, [1, tokens.len()]), &dev);
+        let positions: Vec<usize> = (lens[b]..lens[b] + tokens.len()).collect();
+        let out = model.extend(
+            t,
+            &positions,
+            &Visibility::causal(tokens.len()),
+            &mut caches[b],
+        );
+        caches[b].commit_all();
+        lens[b] += tokens.len();
+        let all: Vec<f32> = out
+            .logits
+            .into_data()
+            .convert::<f32>()
+            .try_into_vec_as()
+            .unwrap();
+        all[(tokens.len() - 1) * v..].to_vec()
+    };
+    let mut last: Vec<Vec<f32>> = (0..branches.len())
+        .map(|b| feed(b, &branches[b].clone()))
+        .collect();
+    let mut codes = Vec::new();
+    for k in 0..layout.tokens() {
+        let score = |id: u32| {
+            let c = last[0][id as usize];
+            last.get(1)
+                .map_or(c, |u| u[id as usize] + scale * (c - u[id as usize]))
+        };
+        let ids = &layout.vocab.image_ids;
+        let code = (0..ids.len()).fold(0, |best, c| {
+            if score(ids[c]) > score(ids[best]) {
+                c
+            } else {
+                best
+            }
+        });
+        codes.push(code as u32);
+        let mut next = vec![ids[code]];
+        if layout.eol_after(k) && k + 1 < layout.tokens() {
+            next.push(layout.vocab.eol);
+        }
+        last = (0..branches.len()).map(|b| feed(b, &next)).collect();
+    }
+    codes
+}
+
+#[test]
+fn burn_greedy_generation_matches_the_official_outputs_for_both_conventions() {
+    let model = load(&dir(), &lantern_models::backend::test_device()).unwrap();
+    let host = HostChameleon::from_burn(&model, WeightDtype::F32);
+    let scale = generation()["cfg_scale"].as_f64().unwrap() as f32;
+    let lumina = layout(&host, Convention::Lumina, "lumina_latent_hw");
+    for (s, key) in [(scale, "greedy_cfg"), (1.0, "greedy_nocfg")] {
+        let codes = burn_greedy(&model, &lumina, &ids("prompt_ids"), s);
+        assert_eq!(lumina.sequence(&codes), ids(key), "{key} on burn");
+    }
+    let anole = layout(&host, Convention::Anole, "anole_latent_hw");
+    let codes = burn_greedy(&model, &anole, &ids("anole_prompt_ids"), scale);
+    assert_eq!(
+        anole.sequence(&codes),
+        ids("anole_greedy_cfg"),
+        "Anole on burn"
+    );
 }
 
 #[test]
