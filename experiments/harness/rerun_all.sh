@@ -12,6 +12,7 @@ configs=("$@")
 [ ${#configs[@]} -gt 0 ] || configs=(configs/smoke.toml configs/fixture/*.toml configs/lantern_k.toml configs/ambiguity.toml
          configs/ambiguity_peaked.toml configs/lantern_pp_lambda.toml
          configs/entropy_temperature.toml configs/paper/*.toml configs/training_free.toml
+         configs/sjd_fresh_proposal.toml
          configs/methods.toml configs/lantern_delta.toml)
 for c in "${configs[@]}"; do
     name=$(sed -n 's/^name = "\(.*\)"/\1/p' "$c" | head -1)

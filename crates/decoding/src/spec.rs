@@ -7,8 +7,8 @@ use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::accept::{Relax, Residuals};
 use crate::strategy::{
-    Coupling, DistanceThreshold, Grouping, Jacobi, JacobiInit, JacobiMethod, Speculative, Strategy,
-    TreeShape,
+    Coupling, DistanceThreshold, FreshProposal, Grouping, Jacobi, JacobiInit, JacobiMethod,
+    Speculative, Strategy, TreeShape,
 };
 
 /// Neighbours per drafted token when a LANTERN or LANTERN++ spec names none (official default).
@@ -174,11 +174,18 @@ impl Kind {
             Kind::Sd => &["tree", "official_compat"],
             Kind::Lantern => &["tree", "k", "delta", "official_compat", "relax"],
             Kind::LanternPp => &["tree", "k", "lambda", "official_compat"],
-            Kind::Sjd => &["window", "init", "official_compat"],
-            Kind::Scd => &["window", "init", "coupling", "official_compat"],
+            Kind::Sjd => &["window", "init", "fresh_proposal", "official_compat"],
+            Kind::Scd => &[
+                "window",
+                "init",
+                "fresh_proposal",
+                "coupling",
+                "official_compat",
+            ],
             Kind::Gsd => &[
                 "window",
                 "init",
+                "fresh_proposal",
                 "group",
                 "p_thr",
                 "d_thr",
@@ -250,6 +257,9 @@ pub struct StrategySpec {
     /// How fresh Jacobi positions start (sjd, scd, gsd; horizontal when absent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub init: Option<JacobiInit>,
+    /// The proposal fresh Jacobi drafts record (sjd, scd, gsd; one_hot when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fresh_proposal: Option<FreshProposal>,
     /// SCD's coupling.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub coupling: Option<Coupling>,
@@ -300,6 +310,7 @@ impl StrategySpec {
             official_compat: None,
             relax: None,
             init: None,
+            fresh_proposal: None,
             coupling: None,
             group: None,
             p_thr: None,
@@ -338,6 +349,7 @@ impl StrategySpec {
             ("official_compat", self.official_compat.is_some()),
             ("relax", self.relax.is_some()),
             ("init", self.init.is_some()),
+            ("fresh_proposal", self.fresh_proposal.is_some()),
             ("coupling", self.coupling.is_some()),
             ("group", self.group.is_some()),
             ("p_thr", self.p_thr.is_some()),
@@ -401,6 +413,15 @@ impl StrategySpec {
                 "d_quantile",
                 q,
                 "a number in [0, 1] (1 = no filter)",
+            ));
+        }
+        if self.fresh_proposal == Some(FreshProposal::Uniform)
+            && self.init != Some(JacobiInit::Random)
+        {
+            return Err(refuse(
+                "fresh_proposal",
+                "uniform",
+                "uniform with init = \"random\" only (a copied draft is a point mass: one_hot)",
             ));
         }
         if self.relax == Some(LanternRule::Bounded) && self.official_compat == Some(true) {
@@ -486,6 +507,7 @@ impl StrategySpec {
             Ok(Strategy::Jacobi(Jacobi {
                 window: s.window.expect(FILLED),
                 init: s.init.unwrap_or(JacobiInit::Horizontal),
+                fresh: s.fresh_proposal.unwrap_or_default(),
                 method,
                 official_compat: s.official_compat == Some(true),
             }))
@@ -549,6 +571,7 @@ impl StrategySpec {
         add(self.window.map(|w| format!("L={w}")));
         add(self.coupling.map(|c| c.name().into()));
         add(self.init.map(|i| format!("init={}", i.name())));
+        add(self.fresh_proposal.map(|f| format!("q0={}", f.name())));
         add(self.grouping_label());
         add(self.tree.as_ref().map(|t| format!("({t})")));
         s
@@ -618,6 +641,21 @@ mod tests {
                 r#"{"kind": "sjd", "init": "diagonal"}"#,
                 "init",
                 "horizontal",
+            ),
+            (
+                r#"{"kind": "sjd", "fresh_proposal": "uniform"}"#,
+                "fresh_proposal",
+                "init = \"random\"",
+            ),
+            (
+                r#"{"kind": "sjd", "init": "random", "fresh_proposal": "flat"}"#,
+                "fresh_proposal",
+                "one_hot, uniform",
+            ),
+            (
+                r#"{"kind": "ar", "fresh_proposal": "uniform"}"#,
+                "fresh_proposal",
+                "does not apply",
             ),
             (
                 r#"{"kind": "sjd", "bogus": 1}"#,

@@ -32,6 +32,9 @@ pub struct Config {
     /// How fresh Jacobi positions start (sjd, scd, gsd).
     #[serde(default)]
     pub init: Option<String>,
+    /// The proposal fresh Jacobi drafts record (`one_hot`, `uniform`; sjd, scd, gsd).
+    #[serde(default)]
+    pub fresh_proposal: Option<String>,
     /// SCD's coupling.
     #[serde(default)]
     pub coupling: Option<String>,
@@ -75,6 +78,10 @@ impl Config {
             official_compat: st.official_compat,
             relax: st.relax.map(|_| "bounded".into()),
             init: st.init_name().map(Into::into),
+            fresh_proposal: st
+                .kind
+                .is_jacobi()
+                .then(|| st.fresh_proposal.unwrap_or_default().name().into()),
             coupling: st.coupling.map(|c| c.name().into()),
             grouping: st.grouping_label(),
             auto_added: spec.auto_added,
@@ -109,6 +116,7 @@ impl Config {
             c!("official_compat", |r| r.official_compat),
             c!("relax", |r| r.relax.clone()),
             c!("init", |r| r.init.clone()),
+            c!("fresh_proposal", |r| r.fresh_proposal.clone()),
             c!("coupling", |r| r.coupling.clone()),
             c!("grouping", |r| r.grouping.clone()),
             c!("auto_added", |r| r.auto_added),

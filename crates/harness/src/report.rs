@@ -107,7 +107,7 @@ pub struct Provenance {
 }
 
 /// A configuration's method as the tables name it: the strategy with its rule, compat mode,
-/// coupling, initialisation or grouping, or "(added baseline)".
+/// coupling, initialisation, grouping or fresh proposal, or "(added baseline)".
 pub fn method_label(x: &Summary) -> String {
     match (
         x.config.auto_added,
@@ -118,10 +118,22 @@ pub fn method_label(x: &Summary) -> String {
         (_, Some(r), _) => format!("{} ({r})", x.config.strategy),
         (_, None, Some(true)) => format!("{} (official)", x.config.strategy),
         _ => {
-            let extra: Vec<&str> = [&x.config.coupling, &x.config.init, &x.config.grouping]
-                .into_iter()
-                .filter_map(|v| v.as_deref())
-                .collect();
+            // The fresh proposal is named when it is not SJD's own (one-hot).
+            let fresh = x
+                .config
+                .fresh_proposal
+                .as_deref()
+                .filter(|&f| f != "one_hot")
+                .map(|f| format!("q0 {f}"));
+            let extra: Vec<&str> = [
+                &x.config.coupling,
+                &x.config.init,
+                &x.config.grouping,
+                &fresh,
+            ]
+            .into_iter()
+            .filter_map(|v| v.as_deref())
+            .collect();
             if extra.is_empty() {
                 x.config.strategy.clone()
             } else {

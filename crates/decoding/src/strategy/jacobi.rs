@@ -7,7 +7,8 @@
 //! `norm(max(p_j − q_j, 0))`. Every later row's output becomes the next round's draft for its
 //! position, recorded with that row's `p` as its proposal (the principled rule: the carried token
 //! is an exact sample of it): an independent sample (SJD, GSD) or coupled to the stale draft
-//! (SCD). Fresh positions get a one-hot proposal from the initialisation.
+//! (SCD). Fresh positions get a one-hot proposal from the initialisation, or a uniform one
+//! ([`FreshProposal`]) when they are drawn uniformly.
 
 use std::time::Instant;
 
@@ -15,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use super::gsd::{self, Grouping};
 use super::scd::{self, Coupling};
-use super::sjd::{init_token, JacobiInit};
+use super::sjd::{init_token, FreshProposal, JacobiInit};
 use super::{ms_since, pick, target_dist, DecodeError, Generation, StepLog, Streams};
 use crate::accept::{single_draft_residual, tvd};
 use crate::embeddings::Tables;
@@ -42,6 +43,9 @@ pub struct Jacobi {
     pub window: usize,
     /// How fresh window positions are initialised.
     pub init: JacobiInit,
+    /// The proposal a fresh draft records.
+    #[serde(default)]
+    pub fresh: FreshProposal,
     /// SJD, SCD or GSD.
     pub method: JacobiMethod,
     /// SJD's official CFG on Lumina-mGPT (see [`crate::model::Models::use_sjd_unconditional_prompt`]).
@@ -106,7 +110,10 @@ pub(super) fn generate(
                 let index = committed + 1 + drafts.len();
                 let token = init_token(spec.init, index, &known, grid, vocab, &mut streams.draft);
                 known.push(token);
-                drafts.push(Draft { token, q: None });
+                drafts.push(Draft {
+                    token,
+                    q: spec.fresh.q(vocab),
+                });
             }
         }
         let mut tree = DraftTree::root(tokens[committed]);

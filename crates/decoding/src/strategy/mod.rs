@@ -25,7 +25,7 @@ pub use crate::tree_shape::TreeShape;
 pub use gsd::{DistanceThreshold, Grouping};
 pub use jacobi::{Jacobi, JacobiMethod};
 pub use scd::Coupling;
-pub use sjd::JacobiInit;
+pub use sjd::{FreshProposal, JacobiInit};
 pub use zipar::{zipar_forwards, zipar_forwards_hw};
 
 /// Everything that can stop a generation.

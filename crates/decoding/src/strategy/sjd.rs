@@ -56,6 +56,55 @@ impl JacobiInit {
     }
 }
 
+/// The proposal a fresh window draft records (SJD-PAC's quirk P2, reference/training-free-2026.md
+/// §1f): both keep SJD exact, they differ in how often a fresh draft is accepted.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", try_from = "String")]
+pub enum FreshProposal {
+    /// A point mass at the draft (SJD's convention): accepted with probability p(x).
+    #[default]
+    OneHot,
+    /// Uniform over the vocabulary (SJD-PAC's), for drafts drawn uniformly (`init = random`):
+    /// accepted with min(1, V·p(x)), residual `norm(max(p − 1/V, 0))`.
+    Uniform,
+}
+
+impl TryFrom<String> for FreshProposal {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        Self::parse(&s)
+    }
+}
+
+impl FreshProposal {
+    /// Parses `one_hot` or `uniform`.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        match s {
+            "one_hot" => Ok(Self::OneHot),
+            "uniform" => Ok(Self::Uniform),
+            other => Err(format!(
+                "fresh proposal '{other}' is not known; allowed: one_hot, uniform"
+            )),
+        }
+    }
+
+    /// The name as written in configs and records.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::OneHot => "one_hot",
+            Self::Uniform => "uniform",
+        }
+    }
+
+    /// The recorded proposal of a fresh draft over `vocab` tokens (`None` = one-hot).
+    pub(super) fn q(self, vocab: usize) -> Option<Vec<f32>> {
+        match self {
+            Self::OneHot => None,
+            Self::Uniform => Some(vec![1.0 / vocab as f32; vocab]),
+        }
+    }
+}
+
 /// The first draft of image token `index`, given the tokens known so far (committed, then this
 /// window's drafts), on a `grid`-wide raster.
 pub(super) fn init_token(

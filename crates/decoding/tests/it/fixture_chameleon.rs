@@ -196,6 +196,7 @@ fn greedy_sjd_over_rows_that_end_in_eol_equals_greedy_ar() {
     let sjd = Strategy::Jacobi(Jacobi {
         window,
         init: JacobiInit::Random,
+        fresh: Default::default(),
         method: JacobiMethod::Sjd,
         official_compat: false,
     });
@@ -246,6 +247,7 @@ fn sjds_official_cfg_keeps_the_prompts_last_token_in_the_unconditional_branch() 
     let sjd = Strategy::Jacobi(Jacobi {
         window: layout.w + 2,
         init: JacobiInit::Random,
+        fresh: Default::default(),
         method: JacobiMethod::Sjd,
         official_compat: true,
     });
@@ -326,6 +328,7 @@ fn sampled_sjd_across_forced_eols_reproduces_the_targets_joint_distribution() {
     let sjd = Strategy::Jacobi(Jacobi {
         window: 3,
         init: JacobiInit::Random,
+        fresh: Default::default(),
         method: JacobiMethod::Sjd,
         official_compat: false,
     });

@@ -250,6 +250,7 @@ fn greedy_speculative_and_sjd_equal_greedy_ar() {
             let st = Strategy::Jacobi(Jacobi {
                 window: 4,
                 init,
+                fresh: Default::default(),
                 method,
                 official_compat: false,
             });

@@ -13,7 +13,8 @@
 //! that hands depth 2 its parent's q, or an SJD draft the q of the row before, moves far more.
 //! SCD's coupled drafts are also tested on N = 8 binary tokens with a 3-token window, where a draft
 //! can be carried (and re-coupled) through several rounds before it is tested; GSD's grouping is
-//! detectably lossy there.
+//! detectably lossy there. Fresh drafts recorded with a uniform proposal (SJD-PAC's convention)
+//! are lossless when drawn uniformly, and detectably lossy when they are copies.
 
 use crate::common::*;
 use lantern_decoding::accept::{Relax, Residuals};
@@ -23,8 +24,8 @@ use lantern_decoding::neighbours::NeighbourTable;
 use lantern_decoding::rng::Rng;
 use lantern_decoding::sampling::{argmax, Sampling, WarpOrder};
 use lantern_decoding::strategy::{
-    generate, Coupling, DistanceThreshold, Grouping, Jacobi, JacobiInit, JacobiMethod, Speculative,
-    Strategy, TreeShape,
+    generate, Coupling, DistanceThreshold, FreshProposal, Grouping, Jacobi, JacobiInit,
+    JacobiMethod, Speculative, Strategy, TreeShape,
 };
 
 const V: usize = 3;
@@ -57,9 +58,19 @@ fn spec(tree: TreeShape, relax: Relax) -> Strategy {
 }
 
 fn jacobi(window: usize, init: JacobiInit, method: JacobiMethod) -> Strategy {
+    jacobi_q0(window, init, method, FreshProposal::OneHot)
+}
+
+fn jacobi_q0(
+    window: usize,
+    init: JacobiInit,
+    method: JacobiMethod,
+    fresh: FreshProposal,
+) -> Strategy {
     Strategy::Jacobi(Jacobi {
         window,
         init,
+        fresh,
         method,
         official_compat: false,
     })
@@ -204,6 +215,24 @@ fn sjd_is_lossless_with_every_initialisation() {
 }
 
 #[test]
+fn jacobi_drafts_with_a_uniform_fresh_proposal_are_lossless() {
+    // SJD-PAC's convention: uniformly drawn fresh drafts record q = 1/V (accepted with
+    // min(1, V·p(x))); SJD and both SCD couplings stay exact.
+    let methods = [
+        JacobiMethod::Sjd,
+        JacobiMethod::Scd(Coupling::Maximal),
+        JacobiMethod::Scd(Coupling::Gumbel),
+    ];
+    for method in methods {
+        assert_follows_target(
+            &format!("{method:?}, uniform q0"),
+            &jacobi_q0(3, JacobiInit::Random, method, FreshProposal::Uniform),
+            &sampling(0),
+        );
+    }
+}
+
+#[test]
 fn scd_is_lossless_with_both_couplings() {
     for coupling in [Coupling::Maximal, Coupling::Gumbel] {
         for init in INITS {
@@ -252,6 +281,28 @@ fn coupled_drafts_carried_through_several_rounds_stay_lossless() {
         "sjd",
         &jacobi(3, JacobiInit::Vertical, JacobiMethod::Sjd),
         true,
+    );
+    assert_long_jacobi(
+        "sjd, uniform q0",
+        &jacobi_q0(
+            3,
+            JacobiInit::Random,
+            JacobiMethod::Sjd,
+            FreshProposal::Uniform,
+        ),
+        true,
+    );
+    // A copied draft recorded as uniform is over-accepted, and the test sees it (why the spec
+    // refuses `fresh_proposal = uniform` unless `init = random`).
+    assert_long_jacobi(
+        "sjd, copies recorded as uniform",
+        &jacobi_q0(
+            3,
+            JacobiInit::Horizontal,
+            JacobiMethod::Sjd,
+            FreshProposal::Uniform,
+        ),
+        false,
     );
     // GSD with a group of every rank neighbour is lossy, and the test sees it.
     let grouping = Grouping {
