@@ -111,7 +111,27 @@ pub fn list_tensors(path: &Path) -> Result<BTreeMap<String, (Vec<usize>, DType)>
         .collect())
 }
 
-type PackTensor = burn::store::burn_pack::Tensor;
+/// A tensor as a store lists it: name, dtype, shape and where its bytes are (safetensors files
+/// are memory-mapped, so nothing is read until [`snapshot_data`]).
+pub(crate) type PackTensor = burn::store::burn_pack::Tensor;
+
+/// Every tensor of a checkpoint file, unread (see [`PackTensor`]): a loader that takes them one
+/// by one holds one converted tensor at a time, not the whole file.
+pub(crate) fn read_tensor_snapshots(
+    path: &Path,
+) -> Result<BTreeMap<String, PackTensor>, ModelError> {
+    Ok(read_tensors(path, None)?.1)
+}
+
+/// Reads the bytes of one listed tensor of `path`.
+pub(crate) fn snapshot_data(
+    path: &Path,
+    key: &str,
+    t: PackTensor,
+) -> Result<burn::tensor::TensorData, ModelError> {
+    burn::store::bridge::into_data(t)
+        .map_err(|e| store_error(path, format!("tensor '{key}': {e:?}")))
+}
 
 fn store_error(path: &Path, e: impl std::fmt::Display) -> ModelError {
     let reason = if is_torchscript(path) {

@@ -14,7 +14,7 @@ use super::{
     rope_table, Chameleon, ChameleonAttention, ChameleonConfig, ChameleonDrafter, ChameleonLayer,
     ChameleonMlp, ChameleonVocab, HeadNorm,
 };
-use crate::checkpoint::read_tensor_data;
+use crate::checkpoint::{read_tensor_snapshots, snapshot_data, PackTensor};
 use crate::error::{KeyProblem, ModelError};
 use crate::rope::Rope2d;
 
@@ -66,19 +66,11 @@ pub fn load_files(
     device: &Device,
 ) -> Result<Chameleon, ModelError> {
     let (cfg, vocab) = ChameleonConfig::from_json_file(config)?;
-    let mut tensors = BTreeMap::new();
-    for f in files {
-        tensors.extend(read_tensor_data(f)?);
-    }
+    let mut w = Weights::read(files, device)?;
     let source = files
         .first()
         .cloned()
         .unwrap_or_else(|| config.to_path_buf());
-    let mut w = Weights {
-        tensors,
-        problems: Vec::new(),
-        device: device.clone(),
-    };
     let model = build(&cfg, vocab, KeyLayout::Hf, &mut w);
     w.finish(&source)?;
     Ok(model)
@@ -115,8 +107,8 @@ pub fn load_meta(
         source_name: params.display().to_string(),
         message: format!("not a Meta params.json: {e}"),
     })?;
-    let tensors = read_tensor_data(weights)?;
-    let dim0 = |k: &str| tensors.get(k).map(|t| t.shape().to_vec()[0]);
+    let tensors = read_tensor_snapshots(weights)?;
+    let dim0 = |k: &str| tensors.get(k).map(|t| t.shape.to_vec()[0]);
     let missing = |k: &str| ModelError::KeyMismatch {
         path: weights.to_path_buf(),
         model: "Chameleon decoder".into(),
@@ -142,26 +134,50 @@ pub fn load_meta(
     cfg.validate(&params.display().to_string())?;
     let vocab =
         ChameleonVocab::from_map(vocabulary, cfg.vocab_size, &params.display().to_string())?;
-    let mut w = Weights {
-        tensors,
-        problems: Vec::new(),
-        device: device.clone(),
-    };
+    let mut w = Weights::of(weights, tensors, device);
     let model = build(&cfg, vocab, KeyLayout::Meta, &mut w);
     w.finish(weights)?;
     Ok(model)
 }
 
-/// The file's tensors, taken one by one; what goes wrong is collected, not returned at once.
-struct Weights {
-    tensors: BTreeMap<String, TensorData>,
+/// The files' tensors, listed unread and taken one by one (each read, converted and dropped in
+/// turn); what goes wrong is collected, not returned at once.
+pub(crate) struct Weights {
+    /// Each tensor and the file it is in.
+    tensors: BTreeMap<String, (PackTensor, PathBuf)>,
     problems: Vec<KeyProblem>,
+    /// The first tensor that could not be read.
+    unreadable: Option<ModelError>,
     device: Device,
 }
 
 impl Weights {
+    /// The tensors of `files`, unread, for modules on `device`.
+    pub(crate) fn read(files: &[PathBuf], device: &Device) -> Result<Self, ModelError> {
+        let mut w = Self::of(Path::new(""), BTreeMap::new(), device);
+        for f in files {
+            let listed = read_tensor_snapshots(f)?;
+            w.tensors
+                .extend(listed.into_iter().map(|(k, t)| (k, (t, f.clone()))));
+        }
+        Ok(w)
+    }
+
+    /// The tensors of one `file`, listed.
+    fn of(file: &Path, tensors: BTreeMap<String, PackTensor>, device: &Device) -> Self {
+        Self {
+            tensors: tensors
+                .into_iter()
+                .map(|(k, t)| (k, (t, file.to_path_buf())))
+                .collect(),
+            problems: Vec::new(),
+            unreadable: None,
+            device: device.clone(),
+        }
+    }
+
     /// The f32 values of `key` if its shape is `shape` (else a zero tensor and a problem).
-    fn take(&mut self, key: &str, shape: &[usize]) -> Vec<f32> {
+    pub(crate) fn take(&mut self, key: &str, shape: &[usize]) -> Vec<f32> {
         let n: usize = shape.iter().product();
         match self.tensors.remove(key) {
             None => {
@@ -171,23 +187,36 @@ impl Weights {
                 });
                 vec![0.0; n]
             }
-            Some(t) if t.shape().to_vec() != shape => {
+            Some((t, _)) if t.shape.to_vec() != shape => {
                 self.problems.push(KeyProblem::ShapeMismatch {
                     key: key.into(),
                     expected: shape.to_vec(),
-                    found: t.shape().to_vec(),
+                    found: t.shape.to_vec(),
                 });
                 vec![0.0; n]
             }
-            Some(t) => t
-                .convert::<f32>()
-                .try_into_vec_as()
-                .expect("f32 after convert"),
+            Some((t, file)) => match snapshot_data(&file, key, t) {
+                Ok(data) => data
+                    .convert::<f32>()
+                    .try_into_vec_as()
+                    .expect("f32 after convert"),
+                Err(e) => {
+                    self.unreadable.get_or_insert(e);
+                    vec![0.0; n]
+                }
+            },
         }
     }
 
-    /// A `Linear` from a PyTorch `[out, in]` weight, rows reordered by `rows` when given.
-    fn linear(&mut self, key: &str, out: usize, inp: usize, rows: Option<&[usize]>) -> Linear {
+    /// The `[in, out]` values of a PyTorch `[out, in]` weight, rows reordered by `rows` when
+    /// given.
+    pub(crate) fn matrix(
+        &mut self,
+        key: &str,
+        out: usize,
+        inp: usize,
+        rows: Option<&[usize]>,
+    ) -> Vec<f32> {
         let w = self.take(&format!("{key}.weight"), &[out, inp]);
         let mut t = vec![0f32; out * inp];
         for o in 0..out {
@@ -196,6 +225,12 @@ impl Weights {
                 t[i * out + o] = w[src * inp + i];
             }
         }
+        t
+    }
+
+    /// A `Linear` from a PyTorch `[out, in]` weight, rows reordered by `rows` when given.
+    fn linear(&mut self, key: &str, out: usize, inp: usize, rows: Option<&[usize]>) -> Linear {
+        let t = self.matrix(key, out, inp, rows);
         Linear {
             weight: Param::from_tensor(self.tensor([inp, out], t)),
             bias: None,
@@ -203,34 +238,50 @@ impl Weights {
     }
 
     fn rms_norm(&mut self, key: &str, d: usize, eps: f64) -> RmsNorm {
-        let g = self.take(&format!("{key}.weight"), &[d]);
+        let g = self.norm_weight(key, d);
         RmsNorm {
             gamma: Param::from_tensor(Tensor::from_data(TensorData::new(g, [d]), &self.device)),
             epsilon: eps,
         }
     }
 
-    /// A qk-norm of `heads` heads: `[heads, hd]` (HF), `[groups, hd]` with `groups | heads`
-    /// (Lumina-mGPT, repeated per head) or `[hd]` (Meta, one model-parallel rank: every head),
-    /// columns reordered by `perm` within each head.
+    /// An RMSNorm's `[d]` weight.
+    pub(crate) fn norm_weight(&mut self, key: &str, d: usize) -> Vec<f32> {
+        self.take(&format!("{key}.weight"), &[d])
+    }
+
+    /// One part (`weight` or `bias`) of a qk-norm of `heads` heads as `[heads, hd]` values:
+    /// stored `[heads, hd]` (HF), `[groups, hd]` with `groups | heads` (Lumina-mGPT, repeated per
+    /// head) or `[hd]` (Meta, one model-parallel rank: every head), columns reordered by `perm`
+    /// within each head.
+    pub(crate) fn head_norm_part(
+        &mut self,
+        key: &str,
+        heads: usize,
+        hd: usize,
+        perm: &[usize],
+    ) -> Vec<f32> {
+        let shape = self.tensors.get(key).map(|(t, _)| t.shape.to_vec());
+        let (groups, want) = match shape.as_deref() {
+            Some(&[n]) if n == hd => (1, vec![hd]),
+            Some(&[g, n]) if n == hd && g > 0 && heads.is_multiple_of(g) => (g, vec![g, hd]),
+            _ => (heads, vec![heads, hd]),
+        };
+        let v = self.take(key, &want);
+        let per_group = heads / groups;
+        (0..heads)
+            .flat_map(|h| {
+                let g = h / per_group;
+                perm.iter().map(move |&j| (g, j))
+            })
+            .map(|(g, j)| v[g * hd + j])
+            .collect()
+    }
+
+    /// A qk-norm of `heads` heads (see [`Weights::head_norm_part`]).
     fn head_norm(&mut self, key: &str, heads: usize, hd: usize, perm: &[usize]) -> HeadNorm {
         let mut part = |name: &str| {
-            let key = format!("{key}.{name}");
-            let shape = self.tensors.get(&key).map(|t| t.shape().to_vec());
-            let (groups, want) = match shape.as_deref() {
-                Some(&[n]) if n == hd => (1, vec![hd]),
-                Some(&[g, n]) if n == hd && g > 0 && heads.is_multiple_of(g) => (g, vec![g, hd]),
-                _ => (heads, vec![heads, hd]),
-            };
-            let v = self.take(&key, &want);
-            let per_group = heads / groups;
-            let t: Vec<f32> = (0..heads)
-                .flat_map(|h| {
-                    let g = h / per_group;
-                    perm.iter().map(move |&j| (g, j))
-                })
-                .map(|(g, j)| v[g * hd + j])
-                .collect();
+            let t = self.head_norm_part(&format!("{key}.{name}"), heads, hd, perm);
             Param::from_tensor(self.tensor([heads, hd], t))
         };
         HeadNorm {
@@ -244,13 +295,16 @@ impl Weights {
     }
 
     /// Refuses the load if anything was missing, mis-shaped or left over.
-    fn finish(self, source: &Path) -> Result<(), ModelError> {
+    pub(crate) fn finish(self, source: &Path) -> Result<(), ModelError> {
+        if let Some(e) = self.unreadable {
+            return Err(e);
+        }
         let mut problems = self.problems;
-        for (key, t) in &self.tensors {
+        for (key, (t, _)) in &self.tensors {
             if !IGNORED_PREFIXES.iter().any(|p| key.starts_with(p)) {
                 problems.push(KeyProblem::Unexpected {
                     key: key.clone(),
-                    found: t.shape().to_vec(),
+                    found: t.shape.to_vec(),
                 });
             }
         }
@@ -295,7 +349,7 @@ pub enum KeyLayout {
 }
 
 /// The file key of one role in layer `l` (or of a model-level tensor when `l` is `None`).
-fn key(layout: KeyLayout, role: &str, l: Option<usize>) -> String {
+pub(crate) fn key(layout: KeyLayout, role: &str, l: Option<usize>) -> String {
     let (hf, meta) = match role {
         "embed" => ("model.embed_tokens", "tok_embeddings"),
         "norm" => ("model.norm", "norm"),
@@ -323,6 +377,27 @@ fn key(layout: KeyLayout, role: &str, l: Option<usize>) -> String {
     }
 }
 
+/// How `layout` stores q and k: the qk-norm column order within a head and the q and k row
+/// orders that turn it into adjacent RoPE pairs (`None`: already in that order).
+pub(crate) type QkOrders = (Vec<usize>, Option<Vec<usize>>, Option<Vec<usize>>);
+
+/// The [`QkOrders`] of `layout` for `cfg`'s heads.
+pub(crate) fn qk_orders(cfg: &ChameleonConfig, layout: KeyLayout) -> QkOrders {
+    let (h, hk, hd) = (
+        cfg.num_attention_heads,
+        cfg.num_key_value_heads,
+        cfg.head_dim(),
+    );
+    match layout {
+        KeyLayout::Hf | KeyLayout::Drafter => (
+            half_to_pairs(hd),
+            Some(permuted_rows(h, hd)),
+            Some(permuted_rows(hk, hd)),
+        ),
+        KeyLayout::Meta => ((0..hd).collect(), None, None),
+    }
+}
+
 /// The decoder layers of `cfg` under `layout`'s key names.
 fn build_layers(cfg: &ChameleonConfig, layout: KeyLayout, w: &mut Weights) -> Vec<ChameleonLayer> {
     let (d, f) = (cfg.hidden_size, cfg.intermediate_size);
@@ -332,14 +407,7 @@ fn build_layers(cfg: &ChameleonConfig, layout: KeyLayout, w: &mut Weights) -> Ve
         cfg.head_dim(),
     );
     let eps = cfg.rms_norm_eps;
-    let (perm, q_rows, k_rows) = match layout {
-        KeyLayout::Hf | KeyLayout::Drafter => (
-            half_to_pairs(hd),
-            Some(permuted_rows(h, hd)),
-            Some(permuted_rows(hk, hd)),
-        ),
-        KeyLayout::Meta => ((0..hd).collect(), None, None),
-    };
+    let (perm, q_rows, k_rows) = qk_orders(cfg, layout);
     (0..cfg.num_hidden_layers)
         .map(|l| {
             let k = |role: &str| key(layout, role, Some(l));
@@ -411,11 +479,7 @@ pub fn load_drafter(dir: &Path, device: &Device) -> Result<ChameleonDrafter, Mod
             source_name: dir.display().to_string(),
             message: "no drafter weights: expected pytorch_model.bin or model.safetensors".into(),
         })?;
-    let mut w = Weights {
-        tensors: read_tensor_data(&file)?,
-        problems: Vec::new(),
-        device: device.clone(),
-    };
+    let mut w = Weights::of(&file, read_tensor_snapshots(&file)?, device);
     let (d, v) = (cfg.hidden_size, cfg.vocab_size);
     let layers = build_layers(&cfg, KeyLayout::Drafter, &mut w);
     let embed = w.take("embed_tokens.weight", &[v, d]);

@@ -61,21 +61,31 @@ impl ChameleonSet {
     /// Loads the folder `paths.gpt` (HF or Lumina-mGPT layout), the VQGAN (`paths.vq` with the
     /// `vqgan.json` of `paths.vq_config`) and the drafter (`paths.drafter`: LANTERN's drafter
     /// folder or [`FROM_TARGET`]), for images of `h × w` latent tokens under `convention`. The
-    /// burn copies are dropped once packed.
+    /// target is packed straight from its files ([`HostChameleon::load`]); burn copies (the
+    /// drafter's, a derived drafter's target) are dropped once packed.
     pub fn load(
         paths: &ModelPaths,
         (convention, h, w): (Convention, usize, usize),
         dtype: WeightDtype,
         device: &Device,
     ) -> Result<Self, ModelError> {
-        let burn = load(&paths.gpt, device)?;
+        // The target is packed straight from its files unless the drafter is derived from it
+        // (a fixture stand-in that needs the burn model).
+        let derived = paths.drafter.as_deref() == Some(FROM_TARGET);
+        let (target, derived_drafter) = if derived {
+            let burn = load(&paths.gpt, device)?;
+            let drafter = ChameleonDrafter::from_target(&burn);
+            (HostChameleon::from_burn(&burn, dtype), Some(drafter))
+        } else {
+            (HostChameleon::load(&paths.gpt, dtype)?, None)
+        };
         let layout = ImageLayout {
             convention,
             h,
             w,
-            vocab: burn.vocab().clone(),
+            vocab: target.vocab().clone(),
         };
-        check_layout(&layout, burn.config().max_position_embeddings, &paths.gpt)?;
+        check_layout(&layout, target.config().max_position_embeddings, &paths.gpt)?;
         let vq = load_vq(paths, device)?;
         if let Some(vq) = &vq {
             let (codes, images) = (vq.config().codebook_size, layout.vocab.codebook_size());
@@ -88,16 +98,16 @@ impl ChameleonSet {
                 });
             }
         }
-        let (drafter, drafter_is_derived) = match paths.drafter.as_deref() {
-            None => (None, false),
-            Some(FROM_TARGET) => (Some(ChameleonDrafter::from_target(&burn)), true),
-            Some(dir) => (Some(load_drafter(Path::new(dir), device)?), false),
+        let drafter = match (derived_drafter, paths.drafter.as_deref()) {
+            (Some(d), _) => Some(d),
+            (None, Some(dir)) => Some(load_drafter(Path::new(dir), device)?),
+            (None, None) => None,
         };
         let drafter = drafter.map(|d| HostChameleonDrafter::from_burn(&d, dtype));
         Ok(Self {
-            target: HostChameleon::from_burn(&burn, dtype),
+            target,
             drafter,
-            drafter_is_derived,
+            drafter_is_derived: derived,
             vq,
             layout,
             dtype,

@@ -2,17 +2,20 @@
 //! (q and k already in adjacent-pair RoPE order), qk-norm before RoPE, pre-norm or Swin-norm
 //! blocks, and the extend protocol over a [`HostKvCache`].
 
+use std::path::Path;
 use std::sync::Arc;
 
 use super::cache::HostKvCache;
 use super::gpt::HostStep;
-use super::layers::{host, norm, pack_side_by_side, Attention, Mlp, Plan, QkNorm};
+use super::layers::{host, norm, pack_side_by_side, side_by_side, Attention, Mlp, Plan, QkNorm};
 use super::matmul::{matmul, PackedMatrix, WeightDtype};
 use super::simd::rms_norm;
 use crate::attention::Visibility;
+use crate::chameleon::load::{key, qk_orders, weight_files, KeyLayout, QkOrders, Weights};
 use crate::chameleon::{
     rope_table, Chameleon, ChameleonConfig, ChameleonLayer, ChameleonVocab, QK_NORM_EPS,
 };
+use crate::error::ModelError;
 use crate::rope::RopeTable;
 
 /// One packed Chameleon layer (the target's and the drafter's).
@@ -51,6 +54,64 @@ pub(crate) fn pack_layer(l: &ChameleonLayer, dtype: WeightDtype) -> HostLayer {
     }
 }
 
+/// Packs layer `l` of an HF-layout checkpoint straight from its tensors (each dropped once packed).
+fn load_layer(
+    cfg: &ChameleonConfig,
+    w: &mut Weights,
+    l: usize,
+    (perm, q_rows, k_rows): &QkOrders,
+    dtype: WeightDtype,
+) -> HostLayer {
+    let (d, f) = (cfg.hidden_size, cfg.intermediate_size);
+    let (h, hk, hd) = (
+        cfg.num_attention_heads,
+        cfg.num_key_value_heads,
+        cfg.head_dim(),
+    );
+    let k = |role: &str| key(KeyLayout::Hf, role, Some(l));
+    let eps = cfg.rms_norm_eps as f32;
+    let q = w.matrix(&k("q"), h * hd, d, q_rows.as_deref());
+    let kk = w.matrix(&k("k"), hk * hd, d, k_rows.as_deref());
+    let v = w.matrix(&k("v"), hk * hd, d, None);
+    let qkv = side_by_side(&[(&q, h * hd), (&kk, hk * hd), (&v, hk * hd)], d);
+    let (gate, up) = (
+        w.matrix(&k("gate"), f, d, None),
+        w.matrix(&k("up"), f, d, None),
+    );
+    let mut norm_part = |role: &str, part: &str, heads: usize| {
+        w.head_norm_part(&format!("{}.{part}", k(role)), heads, hd, perm)
+    };
+    let qk_norm = QkNorm {
+        q_weight: norm_part("q_norm", "weight", h),
+        q_bias: norm_part("q_norm", "bias", h),
+        k_weight: norm_part("k_norm", "weight", hk),
+        k_bias: norm_part("k_norm", "bias", hk),
+        eps: QK_NORM_EPS,
+    };
+    HostLayer {
+        attention: Attention {
+            qkv: PackedMatrix::pack(&qkv, d, (h + 2 * hk) * hd, None, dtype),
+            o: PackedMatrix::pack(&w.matrix(&k("o"), d, h * hd, None), h * hd, d, None, dtype),
+            heads: h,
+            kv_heads: hk,
+            head_dim: hd,
+            qk_norm: Some(qk_norm),
+        },
+        mlp: Mlp {
+            gate_up: PackedMatrix::pack(
+                &side_by_side(&[(&gate, f), (&up, f)], d),
+                d,
+                2 * f,
+                None,
+                dtype,
+            ),
+            down: PackedMatrix::pack(&w.matrix(&k("down"), d, f, None), f, d, None, dtype),
+        },
+        input_norm: (w.norm_weight(&k("input_norm"), d), eps),
+        post_norm: (w.norm_weight(&k("post_norm"), d), eps),
+    }
+}
+
 /// A Chameleon decoder packed for the host engine.
 #[derive(Debug, Clone)]
 pub struct HostChameleon {
@@ -79,6 +140,40 @@ impl HostChameleon {
             dtype,
             config: c,
         }
+    }
+
+    /// Loads the checkpoint folder `dir` (HF or Lumina-mGPT layout, as
+    /// [`crate::chameleon::load::load`] reads it) straight into the host engine: each tensor is
+    /// converted, packed into `dtype` and dropped, with no f32 model in between, so a 7B release
+    /// in bf16 needs about its files' size in memory, not the 27 GB of an f32 copy on top. The
+    /// same values as [`HostChameleon::from_burn`] over `load(dir)`; refused by key name the same way.
+    pub fn load(dir: &Path, dtype: WeightDtype) -> Result<Self, ModelError> {
+        let (cfg, vocab) = ChameleonConfig::from_json_file(&dir.join("config.json"))?;
+        let files = weight_files(dir)?;
+        let mut w = Weights::read(&files, &Default::default())?;
+        let orders = qk_orders(&cfg, KeyLayout::Hf);
+        let layers = (0..cfg.num_hidden_layers)
+            .map(|l| load_layer(&cfg, &mut w, l, &orders, dtype))
+            .collect();
+        let (d, v) = (cfg.hidden_size, cfg.vocab_size);
+        let head = w.matrix(&key(KeyLayout::Hf, "head", None), v, d, None);
+        let head = Arc::new(PackedMatrix::pack(&head, d, v, None, dtype));
+        let embed_key = format!("{}.weight", key(KeyLayout::Hf, "embed", None));
+        let model = Self {
+            embed_tokens: w.take(&embed_key, &[v, d]),
+            layers,
+            norm: (
+                w.norm_weight(&key(KeyLayout::Hf, "norm", None), d),
+                cfg.rms_norm_eps as f32,
+            ),
+            head,
+            rope: rope_table(&cfg),
+            vocab,
+            dtype,
+            config: cfg,
+        };
+        w.finish(&files[0])?;
+        Ok(model)
     }
 
     /// The configuration.

@@ -19,6 +19,19 @@ pub(crate) fn host<const D: usize>(t: Tensor<D>) -> Vec<f32> {
         .expect("float tensor")
 }
 
+/// Row-major `[k, Σ nᵢ]` values of row-major `[k, nᵢ]` matrices placed side by side.
+pub(crate) fn side_by_side(parts: &[(&[f32], usize)], k: usize) -> Vec<f32> {
+    let n: usize = parts.iter().map(|p| p.1).sum();
+    let mut w = Vec::with_capacity(k * n);
+    for r in 0..k {
+        for &(m, width) in parts {
+            assert_eq!(m.len(), k * width, "side-by-side matrices share their rows");
+            w.extend_from_slice(&m[r * width..(r + 1) * width]);
+        }
+    }
+    w
+}
+
 /// Packs burn `Linear` layers that read the same input side by side (`[d_in, Σ d_out]`), e.g.
 /// q, k and v, or the SwiGLU gate and up projections. Biases are concatenated (zero where a
 /// layer has none).

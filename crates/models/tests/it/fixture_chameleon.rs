@@ -171,6 +171,37 @@ fn a_checkpoint_with_a_wrong_shape_or_a_missing_key_is_refused_by_name() {
     std::fs::remove_dir_all(&tmp).ok();
 }
 
+#[test]
+fn packing_straight_from_the_files_equals_packing_the_burn_model() {
+    let d = dir();
+    let (ids, _) = reference("input_ids", "logits");
+    let model = load(&d, &device()).unwrap();
+    for dtype in [WeightDtype::F32, WeightDtype::Bf16] {
+        let direct = HostChameleon::load(&d, dtype).unwrap();
+        let via_burn = HostChameleon::from_burn(&model, dtype);
+        assert_eq!(direct.step_bytes(), via_burn.step_bytes());
+        let diff = max_diff(&host_logits(&direct, &ids), &host_logits(&via_burn, &ids));
+        assert_eq!(diff, 0.0, "{dtype:?}: the same packed values");
+    }
+    // Refused by key name as the burn loader refuses: the swin model's weights under this config.
+    let tmp = std::env::temp_dir().join(format!("cham-direct-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp).unwrap();
+    std::fs::copy(d.join("config.json"), tmp.join("config.json")).unwrap();
+    std::fs::copy(
+        d.join("swin/model.safetensors"),
+        tmp.join("model.safetensors"),
+    )
+    .unwrap();
+    let err = HostChameleon::load(&tmp, WeightDtype::F32)
+        .unwrap_err()
+        .to_string();
+    std::fs::remove_dir_all(&tmp).ok();
+    assert!(
+        err.contains("shape mismatch for 'model.embed_tokens.weight'"),
+        "{err}"
+    );
+}
+
 /// Host-engine logits of `ids`: a prefill of the first half, then one token per step.
 fn host_logits(model: &HostChameleon, ids: &[u32]) -> Vec<f32> {
     let split = ids.len() / 2;
