@@ -398,6 +398,7 @@ fn official_compat_zeroes_the_first_k_plus_one_neighbours() {
 
 #[test]
 fn official_compat_on_lumina_zeroes_the_neighbours_in_p_on_static_trees() {
+    use lantern_decoding::strategy::{Speculative, Strategy, TreeShape};
     // Hand-worked from LANTERN's Lumina-mGPT evaluate_posterior (eagle_version 1, reference/
     // lantern.md §1.4): p = (.1, .05, .05, .3, .5), q = (.6, .1, .1, .1, .1), candidate 0 sampled
     // from q with neighbours [1, 2, 3], k = 2, δ = 0.2: p̃(0) = .2, accepted with .2/.6. After a
@@ -432,8 +433,8 @@ fn official_compat_on_lumina_zeroes_the_neighbours_in_p_on_static_trees() {
         for (got, w) in rejected.iter().zip(want) {
             assert!((got - w).abs() < 1e-6, "{residuals:?}: {rejected:?}");
         }
-    } // A Lumina-mGPT target turns the official quirks into Lumina's, and nothing else.
-    use lantern_decoding::strategy::{Speculative, Strategy, TreeShape};
+    }
+    // A Lumina-mGPT target turns the official quirks into Lumina's, and nothing else.
     let on = |residuals| {
         Strategy::Speculative(Speculative {
             tree: TreeShape::chain(2),
