@@ -3,8 +3,8 @@
 # `just build` (writes experiments/results/chameleon_speed/):
 #   1. `lantern bench` on a random Chameleon-7B shape in bf16 (13.5 GB of matrices): the AR step
 #      and tree verifies as ratios to the machine's memory floor;
-#   2. transformers' own `generate()` on random weights of a ≈1B Chameleon shape, and
-#      `lantern sweep` (AR, host engine, f32 and bf16) on the very same weights, one Lumina-mGPT
+#   2. transformers' own `generate()` (f32 and bf16) on random weights of a ≈1B Chameleon shape,
+#      and `lantern sweep` (AR, host engine, f32 and bf16) on the very same weights, one Lumina-mGPT
 #      image of 16 × 16 tokens (273 new tokens with the EOLs) per seed, T 1, top-k 2000, no CFG.
 # Needs a python with torch and transformers (PYTHON; CPU use only).
 set -euo pipefail
@@ -32,9 +32,11 @@ RAYON_NUM_THREADS=$THREADS "$LANTERN" bench --gpt random --gpt-config "$here/cha
 
 [ -f "$WEIGHTS/config.json" ] || "$PYTHON" "$here/transformers_chameleon_ar.py" --shape "$here/chameleon-1b.json" \
     --save "$WEIGHTS" --images 0
-echo "## transformers generate(), ≈1B Chameleon shape, f32"
-"$PYTHON" "$here/transformers_chameleon_ar.py" --shape "$here/chameleon-1b.json" --load "$WEIGHTS" \
-    --images "$IMAGES" --threads "$THREADS" 2>&1 | grep -v -i warn
+for dt in float32 bfloat16; do
+    echo "## transformers generate(), ≈1B Chameleon shape, $dt"
+    "$PYTHON" "$here/transformers_chameleon_ar.py" --shape "$here/chameleon-1b.json" --load "$WEIGHTS" \
+        --images "$IMAGES" --threads "$THREADS" --dtype "$dt" 2>&1 | grep -v -i "warn\|Loading weights"
+done
 for dt in f32 bf16; do
     echo "## lantern sweep, AR, host engine, $dt weights"
     rm -rf "results/chameleon_1b_$dt"

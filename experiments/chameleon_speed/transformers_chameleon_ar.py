@@ -95,12 +95,15 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--grid", type=int, default=16, help="latent rows = columns (Lumina: even)")
     ap.add_argument("--top-k", type=int, default=2000)
+    ap.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32",
+                    help="weights and activations of the loaded model (--load)")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     shape = json.loads(Path(a.shape).read_text())
     vocab = vocabulary_map(shape["vocab_size"])
     if a.load:
-        model = ChameleonForConditionalGeneration.from_pretrained(a.load, dtype=torch.float32).eval()
+        model = ChameleonForConditionalGeneration.from_pretrained(
+            a.load, dtype=getattr(torch, a.dtype)).eval()
     else:
         model = build(shape, a.seed)
     if a.save:
@@ -123,7 +126,8 @@ def main():
     if times:
         times.sort()
         print(f"transformers generate(): median {times[len(times) // 2] * 1e3:.0f} ms/image over "
-              f"{len(times)} images, {new} tokens, torch {torch.__version__}, {a.threads} threads")
+              f"{len(times)} images, {new} tokens, {a.dtype}, torch {torch.__version__}, "
+              f"{a.threads} threads")
 
 
 if __name__ == "__main__":
