@@ -13,7 +13,7 @@ import torch
 from safetensors.torch import save_file
 from transformers import ChameleonConfig
 
-from transformers_chameleon_ar import FIRST_TEXT, TEXT_TOKENS, vocabulary_map
+from transformers_chameleon_ar import vocabulary_map, write_text_side
 
 SHARD_BYTES = 4 << 30
 
@@ -74,17 +74,7 @@ def main():
         size += t.numel() * 2
     flush()
     (out / "model.safetensors.index.json").write_text(json.dumps({"weight_map": weight_map}))
-    words = [f"t{i}" for i in range(FIRST_TEXT, FIRST_TEXT + TEXT_TOKENS)]
-    (out / "captions.txt").write_text(" ".join(words) + "\n")
-    tok = {
-        "version": "1.0", "truncation": None, "padding": None, "added_tokens": [],
-        "normalizer": None, "post_processor": None, "decoder": None,
-        "pre_tokenizer": {"type": "Metaspace", "replacement": "\u2581",
-                          "prepend_scheme": "always", "split": True},
-        "model": {"type": "WordLevel", "unk_token": "<unk>",
-                  "vocab": {n: i for n, i in vocab.items() if n.startswith("\u2581") or n == "<unk>"}},
-    }
-    (out / "text_tokenizer.json").write_text(json.dumps(tok))
+    write_text_side(vocab, out)
 
 
 if __name__ == "__main__":

@@ -68,9 +68,8 @@ def build(shape, seed):
     return model
 
 
-def save(model, vocab, out):
-    out.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(out)
+def write_text_side(vocab, out):
+    """A word-level text_tokenizer.json over the stand-in text tokens and a one-line captions.txt."""
     words = [f"t{i}" for i in range(FIRST_TEXT, FIRST_TEXT + TEXT_TOKENS)]
     tok = {
         "version": "1.0", "truncation": None, "padding": None, "added_tokens": [],
@@ -82,6 +81,12 @@ def save(model, vocab, out):
     }
     (out / "text_tokenizer.json").write_text(json.dumps(tok))
     (out / "captions.txt").write_text(" ".join(words) + "\n")
+
+
+def save(model, vocab, out):
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out)
+    write_text_side(vocab, out)
     print(f"saved {out}")
 
 

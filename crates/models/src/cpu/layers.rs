@@ -21,11 +21,14 @@ pub(crate) fn host<const D: usize>(t: Tensor<D>) -> Vec<f32> {
 
 /// Row-major `[k, Σ nᵢ]` values of row-major `[k, nᵢ]` matrices placed side by side.
 pub(crate) fn side_by_side(parts: &[(&[f32], usize)], k: usize) -> Vec<f32> {
+    assert!(
+        parts.iter().all(|&(m, width)| m.len() == k * width),
+        "side-by-side matrices share their rows"
+    );
     let n: usize = parts.iter().map(|p| p.1).sum();
     let mut w = Vec::with_capacity(k * n);
     for r in 0..k {
         for &(m, width) in parts {
-            assert_eq!(m.len(), k * width, "side-by-side matrices share their rows");
             w.extend_from_slice(&m[r * width..(r + 1) * width]);
         }
     }
@@ -37,28 +40,25 @@ pub(crate) fn side_by_side(parts: &[(&[f32], usize)], k: usize) -> Vec<f32> {
 /// layer has none).
 pub(crate) fn pack_side_by_side(layers: &[&Linear], dtype: WeightDtype) -> PackedMatrix {
     let k = layers[0].weight.dims()[0];
+    assert!(
+        layers.iter().all(|l| l.weight.dims()[0] == k),
+        "side-by-side layers share their input"
+    );
     let widths: Vec<usize> = layers.iter().map(|l| l.weight.dims()[1]).collect();
-    let n: usize = widths.iter().sum();
-    let mut w = vec![0f32; k * n];
-    let mut bias = vec![0f32; n];
-    let mut col = 0;
-    for (layer, &width) in layers.iter().zip(&widths) {
-        assert_eq!(
-            layer.weight.dims()[0],
-            k,
-            "side-by-side layers share their input"
-        );
-        let lw = host(layer.weight.val());
-        for r in 0..k {
-            w[r * n + col..r * n + col + width].copy_from_slice(&lw[r * width..(r + 1) * width]);
-        }
-        if let Some(b) = &layer.bias {
-            bias[col..col + width].copy_from_slice(&host(b.val()));
-        }
-        col += width;
-    }
+    let weights: Vec<Vec<f32>> = layers.iter().map(|l| host(l.weight.val())).collect();
+    let parts: Vec<(&[f32], usize)> = weights
+        .iter()
+        .zip(&widths)
+        .map(|(w, &width)| (&w[..], width))
+        .collect();
+    let w = side_by_side(&parts, k);
+    let bias: Vec<f32> = layers
+        .iter()
+        .zip(&widths)
+        .flat_map(|(l, &width)| l.bias.as_ref().map_or(vec![0.0; width], |b| host(b.val())))
+        .collect();
     let has_bias = layers.iter().any(|l| l.bias.is_some());
-    PackedMatrix::pack(&w, k, n, has_bias.then_some(&bias[..]), dtype)
+    PackedMatrix::pack(&w, k, bias.len(), has_bias.then_some(&bias[..]), dtype)
 }
 
 /// EAGLE's drafter input: `fc(cat(embed(token), feature))` for `rows` batch rows of the same
