@@ -94,6 +94,23 @@ impl Config {
         }
     }
 
+    /// What tells apart configurations of one strategy besides its numbers, as tables and plots
+    /// name them: coupling, initialisation, group rule, and the fresh proposal when it is not
+    /// SJD's own (one-hot).
+    pub fn variant_parts(&self) -> Vec<String> {
+        let fresh = self
+            .fresh_proposal
+            .as_deref()
+            .filter(|&f| f != "one_hot")
+            .map(|f| format!("q0 {f}"));
+        [&self.coupling, &self.init, &self.grouping]
+            .into_iter()
+            .flatten()
+            .cloned()
+            .chain(fresh)
+            .collect()
+    }
+
     /// Greedy decoding (temperature ≤ 1e-5, as the sampler decides).
     pub fn is_greedy(&self) -> bool {
         self.temperature <= 1e-5

@@ -301,13 +301,11 @@ fn rule_suffix(s: &Summary) -> String {
 }
 
 /// A configuration's curve name apart from what the curve traces: the strategy with its
-/// coupling, initialisation and group rule, and the temperature rule when entropy-aware.
+/// variant ([`crate::columns::Config::variant_parts`]), and the temperature rule when
+/// entropy-aware.
 fn variant(s: &Summary) -> String {
     let mut name = s.config.strategy.clone();
-    for v in [&s.config.coupling, &s.config.init, &s.config.grouping]
-        .into_iter()
-        .flatten()
-    {
+    for v in s.config.variant_parts() {
         name += &format!(" {v}");
     }
     if s.config.temperature_rule == "entropy" {

@@ -118,22 +118,7 @@ pub fn method_label(x: &Summary) -> String {
         (_, Some(r), _) => format!("{} ({r})", x.config.strategy),
         (_, None, Some(true)) => format!("{} (official)", x.config.strategy),
         _ => {
-            // The fresh proposal is named when it is not SJD's own (one-hot).
-            let fresh = x
-                .config
-                .fresh_proposal
-                .as_deref()
-                .filter(|&f| f != "one_hot")
-                .map(|f| format!("q0 {f}"));
-            let extra: Vec<&str> = [
-                &x.config.coupling,
-                &x.config.init,
-                &x.config.grouping,
-                &fresh,
-            ]
-            .into_iter()
-            .filter_map(|v| v.as_deref())
-            .collect();
+            let extra = x.config.variant_parts();
             if extra.is_empty() {
                 x.config.strategy.clone()
             } else {
